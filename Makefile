@@ -1,0 +1,39 @@
+# jpki-mock: `make run` and `make test` are all a newcomer needs (README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8080
+JPKI_MOCK_DATA ?= ./var
+export PORT JPKI_MOCK_DATA
+
+.PHONY: run test venv bench-crl bench-ocsp bench-seed clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,loadtest]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Start the combined server on 127.0.0.1:$(PORT), initialising the CA in $(JPKI_MOCK_DATA) on first use.
+run: $(STAMP)
+	$(VENV)/bin/jpki-mock serve --init
+
+## Every test, against SQLite and a throwaway PostgreSQL cluster.
+test: $(STAMP)
+	$(PY) tests/run.py
+
+bench-crl: $(STAMP)
+	$(PY) -m loadtest.bench_crl
+
+bench-ocsp: $(STAMP)
+	$(PY) -m loadtest.bench_ocsp
+
+bench-seed: $(STAMP)
+	$(PY) -m loadtest.bench_seed
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,357 @@
+"""The JSON admin API (Flask).  Every route requires ``Authorization: Bearer <token>``.
+
+Errors from the domain tree are translated here, and only here, to HTTP: 400 invalid input,
+401 missing/bad token, 403 forbidden, 404 not found, 409 illegal state change, 413 too
+large, 503 overloaded / storage down.  Nothing else escapes as a bare 500 or a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from . import errors, plugins
+from .authority import Issued, der_to_pem
+from .models import Certificate, Holder, RelyingParty
+from .runtime import Runtime
+from .status import REASON_NAMES
+
+log = logging.getLogger("jpki_mock.api")
+
+HTTP_STATUS = [
+    (errors.Unauthorized, 401),
+    (errors.Forbidden, 403),
+    (errors.UnknownIssuer, 404),
+    (errors.NotFound, 404),
+    (errors.TooLarge, 413),
+    (errors.InvalidInput, 400),
+    (errors.Conflict, 409),
+    (errors.NotInitialised, 503),
+    (errors.Overloaded, 503),
+    (errors.StorageError, 503),
+    (errors.PublishError, 409),
+    (errors.ConfigError, 500),
+]
+
+
+def http_status(err: errors.JpkiError) -> int:
+    for cls, code in HTTP_STATUS:
+        if isinstance(err, cls):
+            return code
+    return 400
+
+
+bp = Blueprint("admin", __name__)
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["jpki_runtime"]
+
+
+def body() -> dict[str, Any]:
+    """The JSON object body; a specific error for anything else."""
+    if request.content_length is not None and request.content_length > runtime().config.max_body_bytes:
+        raise errors.TooLarge(f"body is {request.content_length} bytes", field="body",
+                              allowed=f"at most {runtime().config.max_body_bytes} bytes")
+    if not request.data:
+        return {}
+    if not request.mimetype or request.mimetype != "application/json":
+        raise errors.InvalidInput(f"content type {request.mimetype or 'none'!r} is not JSON", field="Content-Type",
+                                  allowed="application/json")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise errors.InvalidInput("is not a JSON object", field="body")
+    return data
+
+
+def iso(dt) -> str | None:
+    return None if dt is None else dt.isoformat().replace("+00:00", "Z")
+
+
+def holder_json(h: Holder, with_certs: bool = False) -> dict[str, Any]:
+    out = {
+        "id": h.id, "name": h.name, "date_of_birth": h.date_of_birth, "gender": h.gender, "address": h.address,
+        "name_flags": h.name_flags, "address_flags": h.address_flags, "municipality": h.municipality,
+        "card_expiry": h.card_expiry.isoformat(), "state": h.state, "created_at": iso(h.created_at),
+    }
+    if with_certs:
+        out["certificates"] = [cert_json(c, pem=False) for c in h.certificates]
+    return out
+
+
+def cert_json(c: Certificate, pem: bool = True) -> dict[str, Any]:
+    rt = runtime()
+    issuer = rt.authority.issuer_by_id(c.ca_id)
+    now = rt.clock.now()
+    out = {
+        "issuer": issuer.label, "kind": c.kind, "generation": issuer.generation, "serial": c.serial,
+        "serial_hex": f"{c.serial:x}", "holder": c.holder_id, "municipality": c.municipality,
+        "subject_cn": c.subject_cn, "not_before": iso(c.not_before), "not_after": iso(c.not_after),
+        "status": c.status, "reason": REASON_NAMES.get(c.reason) if c.reason is not None else None,
+        "revoked_at": iso(c.revoked_at), "expired": c.not_after <= now,
+    }
+    if pem:
+        out["pem"] = der_to_pem(c.der)
+    return out
+
+
+def issued_json(items: list[Issued]) -> list[dict[str, Any]]:
+    out = []
+    for i in items:
+        d = cert_json(i.certificate)
+        if i.pkcs12 is not None:
+            d["pkcs12_base64"] = base64.b64encode(i.pkcs12).decode()
+        out.append(d)
+    return out
+
+
+def rp_json(rp: RelyingParty) -> dict[str, Any]:
+    return {"id": rp.id, "name": rp.name, "kinds": rp.kinds, "active": rp.active, "created_at": iso(rp.created_at)}
+
+
+def args_dict(*names: str) -> dict[str, Any]:
+    unknown = set(request.args) - set(names)
+    if unknown:
+        raise errors.InvalidInput(f"unknown query parameter(s) {sorted(unknown)}", field=sorted(unknown)[0],
+                                  allowed=list(names))
+    return {k: request.args[k] for k in names if k in request.args}
+
+
+# ---------------------------------------------------------------- CAs
+@bp.get("/cas")
+def list_cas():
+    return jsonify([
+        {"issuer": i.label, "kind": i.kind, "generation": i.generation, "serial": i.serial if hasattr(i, "serial") else None,
+         "not_before": iso(i.not_before), "not_after": iso(i.not_after), "revoked_at": iso(i.revoked_at),
+         "hierarchy": i.hierarchy, "pem": i.pem}
+        for i in runtime().authority.issuers()
+    ])
+
+
+@bp.get("/cas/<kind>/<int:generation>")
+def show_ca(kind: str, generation: int):
+    issuer = runtime().authority.issuer(kind, generation)
+    fmt = request.args.get("format", "json")
+    if fmt == "pem":
+        return Response(issuer.pem, mimetype="application/x-pem-file")
+    if fmt == "der":
+        return Response(issuer.der, mimetype="application/pkix-cert")
+    if fmt != "json":
+        raise errors.InvalidInput(f"{fmt!r} is not a format", field="format", allowed=["json", "pem", "der"])
+    return jsonify({"issuer": issuer.label, "kind": kind, "generation": generation, "pem": issuer.pem,
+                    "not_before": iso(issuer.not_before), "not_after": iso(issuer.not_after)})
+
+
+@bp.post("/cas/<kind>/rollover")
+def rollover(kind: str):
+    body()
+    issuer = runtime().authority.rollover(kind)
+    return jsonify({"issuer": issuer.label, "generation": issuer.generation, "pem": issuer.pem}), 201
+
+
+@bp.post("/cas/<kind>/<int:generation>/revoke")
+def revoke_ca(kind: str, generation: int):
+    data = body()
+    issuer = runtime().authority.revoke_ca(kind, generation, data.get("reason", "cACompromise"))
+    return jsonify({"issuer": issuer.label, "revoked_at": iso(issuer.revoked_at), "reason": REASON_NAMES[issuer.reason]})
+
+
+# ---------------------------------------------------------------- holders
+@bp.post("/holders")
+def create_holder():
+    holder = runtime().authority.create_holder(body())
+    return jsonify(holder_json(holder)), 201
+
+
+@bp.get("/holders")
+def list_holders():
+    holders = runtime().authority.list_holders(**args_dict("municipality", "state", "limit", "offset"))
+    return jsonify([holder_json(h) for h in holders])
+
+
+@bp.get("/holders/<holder_id>")
+def show_holder(holder_id: str):
+    return jsonify(holder_json(runtime().authority.get_holder(holder_id), with_certs=True))
+
+
+@bp.post("/holders/<holder_id>/certificates")
+def issue(holder_id: str):
+    data = body()
+    allowed = {"kinds", "public_key", "csr", "sign_public_key", "auth_public_key", "sign_csr", "auth_csr",
+               "pkcs12_passphrase"}
+    unknown = set(data) - allowed
+    if unknown:
+        raise errors.InvalidInput(f"unknown field(s) {sorted(unknown)}", field=sorted(unknown)[0], allowed=sorted(allowed))
+    kinds = data.pop("kinds", "both")
+    issued = runtime().authority.issue(holder_id, kinds, **data)
+    return jsonify(issued_json(issued)), 201
+
+
+@bp.post("/holders/<holder_id>/events")
+def holder_event(holder_id: str):
+    data = body()
+    event = data.pop("event", None)
+    if event is None:
+        raise errors.InvalidInput("is required", field="event", allowed=["change", "death", "card_return",
+                                                                         "renewal", "loss", "request"])
+    result = runtime().authority.event(holder_id, event, **data)
+    if "issued" in result:
+        result["issued"] = issued_json(result["issued"])
+    return jsonify(result)
+
+
+# ---------------------------------------------------------------- certificates
+@bp.get("/certificates")
+def list_certs():
+    args = args_dict("kind", "status", "municipality", "holder", "generation", "expiring_within_days", "limit", "offset")
+    return jsonify([cert_json(c, pem=False) for c in runtime().authority.list_certificates(**args)])
+
+
+@bp.get("/certificates/expiring")
+def expiring():
+    args = args_dict("days", "limit", "offset")
+    if "days" not in args:
+        raise errors.InvalidInput("is required", field="days", allowed="0-3650")
+    rt = runtime()
+    certs = rt.authority.expiring(args["days"], args.get("limit", 100), args.get("offset", 0))
+    return jsonify({"days": int(args["days"]), "total": rt.authority.count_expiring(args["days"]),
+                    "certificates": [cert_json(c, pem=False) for c in certs]})
+
+
+@bp.get("/certificates/<issuer>/<serial>")
+def show_cert(issuer: str, serial: str):
+    cert = runtime().authority.get_certificate(issuer, serial)
+    fmt = request.args.get("format", "json")
+    if fmt == "der":
+        return Response(cert.der, mimetype="application/pkix-cert")
+    if fmt == "pem":
+        return Response(der_to_pem(cert.der), mimetype="application/x-pem-file")
+    if fmt != "json":
+        raise errors.InvalidInput(f"{fmt!r} is not a format", field="format", allowed=["json", "pem", "der"])
+    return jsonify(cert_json(cert))
+
+
+@bp.post("/certificates/<issuer>/<serial>/revoke")
+def revoke(issuer: str, serial: str):
+    data = body()
+    unknown = set(data) - {"reason"}
+    if unknown:
+        raise errors.InvalidInput(f"unknown field(s) {sorted(unknown)}", field=sorted(unknown)[0], allowed=["reason"])
+    cert = runtime().authority.revoke(issuer, serial, data.get("reason", "unspecified"))
+    return jsonify(cert_json(cert))
+
+
+@bp.post("/certificates/<issuer>/<serial>/release")
+def release(issuer: str, serial: str):
+    runtime().authority.release_hold(issuer, serial)
+    return jsonify({})  # never reached: release_hold always raises
+
+
+# ---------------------------------------------------------------- relying parties
+@bp.post("/relying-parties")
+def add_rp():
+    data = body()
+    rp, credential = runtime().authority.add_relying_party(data.get("name"), data.get("kinds", "both"))
+    return jsonify({**rp_json(rp), "credential": credential}), 201
+
+
+@bp.get("/relying-parties")
+def list_rps():
+    return jsonify([rp_json(rp) for rp in runtime().authority.list_relying_parties()])
+
+
+@bp.delete("/relying-parties/<name>")
+def remove_rp(name: str):
+    runtime().authority.remove_relying_party(name)
+    return jsonify({"name": name, "active": False})
+
+
+# ---------------------------------------------------------------- seeding
+@bp.post("/seed")
+def seed():
+    from .seed import MAX_API_HOLDERS, seed_holders
+
+    data = body()
+    n = data.get("holders")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_API_HOLDERS:
+        raise errors.InvalidInput(f"{n!r} is out of range", field="holders",
+                                  allowed=f"1-{MAX_API_HOLDERS} (use the CLI for more)")
+    result = seed_holders(runtime(), n, progress=False, workers=1)
+    return jsonify(result.as_dict()), 201
+
+
+def create_admin_app(rt: Runtime) -> Flask:
+    app = Flask("jpki_mock_admin")
+    app.extensions["jpki_runtime"] = rt
+    app.config["MAX_CONTENT_LENGTH"] = rt.config.max_body_bytes
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.url_map.strict_slashes = False
+
+    @app.before_request
+    def _auth():
+        if request.path.startswith("/admin/api"):
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            rt.authority.check_token(token.strip() if scheme.lower() == "bearer" else None)
+            g.authenticated = True
+
+    @app.errorhandler(errors.JpkiError)
+    def _domain_error(err: errors.JpkiError):
+        status = http_status(err)
+        resp = jsonify(err.to_dict())
+        resp.status_code = status
+        if status == 401:
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="jpki-mock admin"'
+        return resp
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(_err):
+        return jsonify(errors.TooLarge("body is too large", field="body",
+                                       allowed=f"at most {rt.config.max_body_bytes} bytes").to_dict()), 413
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException):
+        return jsonify({"error": err.name.lower().replace(" ", "_"), "message": err.description}), err.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return jsonify({"error": "internal_error", "message": "internal error; see the server log"}), 500
+
+    @app.get("/")
+    def index():
+        return jsonify(urls(rt))
+
+    @app.get("/cps")
+    def cps():
+        return Response(CPS_TEXT, mimetype="text/plain; charset=utf-8")
+
+    app.register_blueprint(bp, url_prefix="/admin/api")
+    for extra in plugins.available(plugins.ADMIN_BLUEPRINTS):
+        app.register_blueprint(extra, url_prefix="/admin/api")
+    return app
+
+
+CPS_TEXT = """jpki-mock certification practice statement (mock)
+
+These certificates come from jpki-mock, a test double of Japan's JPKI. They certify nothing
+about anyone: every name, address and key is test data. Do not trust them outside tests.
+"""
+
+
+def urls(rt: Runtime) -> dict[str, Any]:
+    from . import urls as u
+
+    base = rt.config.public_url
+    out: dict[str, Any] = {"service": "jpki-mock", "admin_api": base + "/admin/api", "ocsp": u.ocsp_url(base), "crls": {}}
+    try:
+        for i in rt.authority.issuers():
+            out["crls"][i.label] = {"full": u.crl_url(base, i.kind, i.generation), "arl": u.crl_url(base, i.kind, i.generation, "arl")}
+    except Exception:  # not initialised yet
+        pass
+    return out

@@ -1,0 +1,459 @@
+"""``jpki-mock``: every operation of the mock from the command line.
+
+Errors from the domain tree become one ``error: ...`` line on stderr and an exit code:
+2 invalid input, 3 not found, 4 conflict, 5 not initialised / configuration, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import errors, plugins
+from .config import load_config, write_initial_config
+
+EXIT_CODES = [
+    (errors.InvalidInput, 2),
+    (errors.NotFound, 3),
+    (errors.Conflict, 4),
+    (errors.NotInitialised, 5),
+    (errors.ConfigError, 5),
+    (errors.Unauthorized, 6),
+    (errors.Forbidden, 6),
+    (errors.PublishError, 7),
+]
+
+
+def exit_code(err: errors.JpkiError) -> int:
+    for cls, code in EXIT_CODES:
+        if isinstance(err, cls):
+            return code
+    return 1
+
+
+class JpkiGroup(click.Group):
+    """Translates domain errors at the edge: a message, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except errors.JpkiError as err:
+            click.echo(f"error: {err}", err=True)
+            if err.allowed is not None:
+                click.echo(f"allowed: {err.allowed if isinstance(err.allowed, str) else json.dumps(err.allowed, ensure_ascii=False)}", err=True)
+            ctx.exit(exit_code(err))
+
+
+class Ctx:
+    """Lazily opened runtime shared by the sub-commands."""
+
+    def __init__(self):
+        self._rt = None
+
+    @property
+    def config(self):
+        return self.runtime.config
+
+    @property
+    def runtime(self):
+        if self._rt is None:
+            from .runtime import Runtime
+
+            self._rt = Runtime.open(load_config())
+        return self._rt
+
+    def ready(self):
+        rt = self.runtime
+        rt.store.require_initialised()
+        return rt
+
+
+pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+@click.group(cls=JpkiGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="jpki-mock")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """A mock of Japan's JPKI: signature and user-authentication CAs, CRLs and OCSP.
+
+    Data lives in ./var unless JPKI_MOCK_DATA is set; see docs/configuration.md."""
+    ctx.ensure_object(Ctx)
+
+
+@main.command()
+@click.option("--hierarchy", type=click.Choice(["production", "test"]), default=None,
+              help="production: O=JPKI; test: O=JPKI-TEST with the test policy OIDs.")
+@click.option("--if-needed", is_flag=True, help="Do nothing (exit 0) when the CA already exists.")
+def init(hierarchy: str | None, if_needed: bool) -> None:
+    """Create the signature CA and the user-authentication CA (generation 1) and an admin token."""
+    import secrets
+
+    from .runtime import Runtime
+
+    config = load_config()
+    probe = Runtime.open(config)
+    if probe.store.is_initialised():
+        probe.close()
+        if if_needed:
+            click.echo(f"CA already initialised in {config.data_dir}")
+            return
+        raise errors.Conflict("this data directory already has a CA", field="data_dir",
+                              allowed="use `jpki-mock ca rollover` for a new key generation")
+    probe.close()
+    if hierarchy:
+        config = config.replace(hierarchy=hierarchy)
+    if not config.key_passphrase:
+        passphrase = secrets.token_urlsafe(24)
+        if not config.config_file.exists():
+            write_initial_config(config, passphrase)
+            click.echo(f"wrote {config.config_file} (key passphrase for the CA keys; keep it private)")
+        config = config.replace(key_passphrase=passphrase)
+    rt = Runtime.open(config)
+    token = rt.authority.init(config.hierarchy)
+    for issuer in rt.authority.issuers():
+        click.echo(f"created {issuer.label}: {issuer.certificate.subject.rfc4514_string()} "
+                   f"(serial {issuer.certificate.serial_number}, until {issuer.not_after:%Y-%m-%d %H:%M:%SZ})")
+    token_file = Path(config.data_dir) / "admin-token"
+    token_file.touch(mode=0o600)
+    token_file.write_text(token + "\n")
+    click.echo(f"admin API token (shown once; also saved to {token_file} for local use):")
+    click.echo(token)
+
+
+@main.command()
+@click.option("--workers", type=int, default=None, help="Worker processes (default: config workers).")
+@click.option("--no-background", is_flag=True, help="Do not run the CRL schedule in this server.")
+@click.option("--init/--no-init", "do_init", default=False, help="Initialise the CA first if needed (make run).")
+def serve(workers: int | None, no_background: bool, do_init: bool) -> None:
+    """Run the combined server (admin API, CRLs, OCSP) under granian on HOST:PORT."""
+    from .server import serve as run
+
+    if do_init:
+        ctx = click.get_current_context()
+        ctx.invoke(init, hierarchy=None, if_needed=True)
+    run(load_config(), workers=workers, background=not no_background)
+
+
+@main.command()
+@click.option("--label", default="cli", show_default=True)
+@pass_ctx
+def token(c: Ctx, label: str) -> None:
+    """Create a new admin API bearer token (shown once)."""
+    click.echo(c.ready().authority.create_token(label))
+
+
+# ------------------------------------------------------------------ ca
+@main.group(cls=JpkiGroup)
+def ca() -> None:
+    """CA generations: show, list, rollover, revoke."""
+
+
+@ca.command("list")
+@pass_ctx
+def ca_list(c: Ctx) -> None:
+    for i in c.ready().authority.issuers():
+        state = f"revoked {i.revoked_at:%Y-%m-%d}" if i.revoked_at else "active"
+        click.echo(f"{i.label}\tserial={i.certificate.serial_number}\t{i.not_before:%Y-%m-%d} .. {i.not_after:%Y-%m-%d}\t{state}")
+
+
+@ca.command("show")
+@click.option("--kind", type=click.Choice(["sign", "auth"]), required=True)
+@click.option("--generation", type=int, default=None, help="Default: the current generation.")
+@click.option("--pem", "fmt", flag_value="pem", help="Print the certificate as PEM.")
+@click.option("--der", "fmt", flag_value="der", help="Write DER to stdout.")
+@pass_ctx
+def ca_show(c: Ctx, kind: str, generation: int | None, fmt: str | None) -> None:
+    """Print a CA certificate."""
+    issuer = c.ready().authority.issuer(kind, generation)
+    if fmt == "pem":
+        click.echo(issuer.pem, nl=False)
+    elif fmt == "der":
+        sys.stdout.buffer.write(issuer.der)
+    else:
+        cert = issuer.certificate
+        click.echo(f"{issuer.label}\nsubject: {cert.subject.rfc4514_string()}\nserial: {cert.serial_number}\n"
+                   f"not before: {issuer.not_before}\nnot after: {issuer.not_after}\n"
+                   f"SKI: {issuer.ski.hex(':').upper()}")
+
+
+@ca.command("rollover")
+@click.option("--kind", type=click.Choice(["sign", "auth"]), required=True)
+@pass_ctx
+def ca_rollover(c: Ctx, kind: str) -> None:
+    """Create a new key generation of a CA (same DN, new key)."""
+    issuer = c.ready().authority.rollover(kind)
+    click.echo(f"created {issuer.label} (serial {issuer.certificate.serial_number}); new certificates use it, "
+               f"older generations stay verifiable and revocable")
+
+
+@ca.command("revoke")
+@click.option("--kind", type=click.Choice(["sign", "auth"]), required=True)
+@click.option("--generation", type=int, required=True)
+@click.option("--reason", default="cACompromise", show_default=True)
+@pass_ctx
+def ca_revoke(c: Ctx, kind: str, generation: int, reason: str) -> None:
+    """Revoke a CA generation's certificate (it goes on the ARL)."""
+    issuer = c.ready().authority.revoke_ca(kind, generation, reason)
+    click.echo(f"revoked {issuer.label} at {issuer.revoked_at}")
+
+
+# ------------------------------------------------------------------ holders
+@main.group(cls=JpkiGroup)
+def holder() -> None:
+    """Card holders: add, show, list, events."""
+
+
+@holder.command("add")
+@click.option("--name", required=True, help="Surname, full-width space, given name.")
+@click.option("--dob", "date_of_birth", required=True, help="1980-12-31 or the JPKI form 319801231.")
+@click.option("--gender", required=True, type=click.Choice(["1", "2", "3"]), help="1 male, 2 female, 3 unknown.")
+@click.option("--address", required=True, help="From the prefecture, no postcode, at most 200 characters.")
+@click.option("--municipality", default=None, help="5-digit code; default: derived from the address.")
+@click.option("--name-flags", default=None)
+@click.option("--address-flags", default=None)
+@click.option("--card-expiry", default=None, help="YYYY-MM-DD; default: 10th birthday (5th under 18).")
+@pass_ctx
+def holder_add(c: Ctx, **data: Any) -> None:
+    data = {k: v for k, v in data.items() if v is not None}
+    h = c.ready().authority.create_holder(data)
+    click.echo(f"holder {h.id}: {h.name} ({h.date_of_birth}), municipality {h.municipality}, card until {h.card_expiry}")
+
+
+@holder.command("show")
+@click.argument("holder_id")
+@pass_ctx
+def holder_show(c: Ctx, holder_id: str) -> None:
+    from .authority import Authority  # noqa: F401
+
+    h = c.ready().authority.get_holder(holder_id)
+    echo_json({"id": h.id, "name": h.name, "date_of_birth": h.date_of_birth, "gender": h.gender,
+               "address": h.address, "municipality": h.municipality, "card_expiry": str(h.card_expiry),
+               "state": h.state, "certificates": [
+                   {"kind": x.kind, "serial": x.serial, "status": x.status, "reason": x.reason,
+                    "not_after": str(x.not_after)} for x in h.certificates]})
+
+
+@holder.command("list")
+@click.option("--municipality", default=None)
+@click.option("--state", default=None)
+@click.option("--limit", default=100, show_default=True)
+@click.option("--offset", default=0, show_default=True)
+@pass_ctx
+def holder_list(c: Ctx, **kw: Any) -> None:
+    for h in c.ready().authority.list_holders(**kw):
+        click.echo(f"{h.id}\t{h.name}\t{h.municipality}\t{h.state}")
+
+
+@holder.command("event")
+@click.argument("holder_id")
+@click.argument("event", type=click.Choice(["change", "death", "card_return", "renewal", "loss", "request"]))
+@click.option("--set", "changes", multiple=True, metavar="FIELD=VALUE", help="For 'change': a changed basic-four item.")
+@click.option("--reason", default=None, help="For 'request': the revocation reason.")
+@click.option("--kinds", default=None, help="For 'request'/'renewal': sign, auth or both.")
+@click.option("--p12-passphrase", default=None, help="For 'renewal': protects the new generated keys.")
+@click.option("--p12-out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@pass_ctx
+def holder_event(c: Ctx, holder_id: str, event: str, changes: tuple[str, ...], reason: str | None,
+                 kinds: str | None, p12_passphrase: str | None, p12_out: Path | None) -> None:
+    """Apply a resident-registry / card event: change, death, card_return, renewal, loss, request."""
+    data: dict[str, Any] = {}
+    if event == "change":
+        parsed = {}
+        for item in changes:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise errors.InvalidInput(f"{item!r} is not FIELD=VALUE", field="--set")
+            parsed[key] = value
+        data["changes"] = parsed
+    elif changes:
+        raise errors.InvalidInput("only for the 'change' event", field="--set")
+    if reason is not None:
+        data["reason"] = reason
+    if kinds is not None:
+        data["kinds"] = kinds
+    if p12_passphrase is not None:
+        data["pkcs12_passphrase"] = p12_passphrase
+    result = c.ready().authority.event(holder_id, event, **data)
+    issued = result.pop("issued", [])
+    echo_json(result)
+    for item in issued:
+        click.echo(f"issued {item.certificate.kind} serial {item.certificate.serial} ({item.issuer.label})")
+        if item.pkcs12 is not None and p12_out is not None:
+            path = p12_out.with_name(f"{p12_out.stem}-{item.certificate.kind}{p12_out.suffix or '.p12'}")
+            path.write_bytes(item.pkcs12)
+            click.echo(f"  key and certificate: {path}")
+
+
+# ------------------------------------------------------------------ certificates
+@main.group(cls=JpkiGroup)
+def cert() -> None:
+    """Certificates: issue, show, list, expiring, revoke, release."""
+
+
+@cert.command("issue")
+@click.option("--holder", "holder_id", required=True)
+@click.option("--kind", "kinds", type=click.Choice(["sign", "auth", "both"]), default="both", show_default=True)
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--csr", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--p12-passphrase", default=None, help="Generate the key here and protect it with this passphrase.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
+@pass_ctx
+def cert_issue(c: Ctx, holder_id: str, kinds: str, public_key: Path | None, csr: Path | None,
+               p12_passphrase: str | None, out_dir: Path) -> None:
+    """Issue a signature and/or user-authentication certificate to a holder."""
+    spec: dict[str, Any] = {}
+    if public_key:
+        spec["public_key"] = public_key.read_bytes()
+    if csr:
+        spec["csr"] = csr.read_bytes()
+    if p12_passphrase:
+        spec["pkcs12_passphrase"] = p12_passphrase
+    issued = c.ready().authority.issue(holder_id, kinds, **spec)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from .authority import der_to_pem
+
+    for item in issued:
+        crt = item.certificate
+        pem_path = out_dir / f"{crt.kind}-{crt.serial}.pem"
+        pem_path.write_text(der_to_pem(crt.der))
+        click.echo(f"issued {crt.kind} serial {crt.serial} by {item.issuer.label}, until {crt.not_after}: {pem_path}")
+        if item.pkcs12 is not None:
+            p12_path = out_dir / f"{crt.kind}-{crt.serial}.p12"
+            p12_path.write_bytes(item.pkcs12)
+            click.echo(f"  key + certificate (PKCS#12): {p12_path}")
+
+
+@cert.command("show")
+@click.option("--issuer", required=True, help="sign, auth, or a generation such as sign-g2.")
+@click.option("--serial", required=True)
+@click.option("--pem", "fmt", flag_value="pem")
+@click.option("--der", "fmt", flag_value="der")
+@pass_ctx
+def cert_show(c: Ctx, issuer: str, serial: str, fmt: str | None) -> None:
+    from .authority import der_to_pem
+    from .status import REASON_NAMES
+
+    rt = c.ready()
+    crt = rt.authority.get_certificate(issuer, serial)
+    if fmt == "pem":
+        click.echo(der_to_pem(crt.der), nl=False)
+    elif fmt == "der":
+        sys.stdout.buffer.write(crt.der)
+    else:
+        echo_json({"issuer": rt.authority.issuer_by_id(crt.ca_id).label, "kind": crt.kind, "serial": crt.serial,
+                   "holder": crt.holder_id, "municipality": crt.municipality, "status": crt.status,
+                   "reason": REASON_NAMES.get(crt.reason) if crt.reason is not None else None,
+                   "revoked_at": crt.revoked_at, "not_before": crt.not_before, "not_after": crt.not_after})
+
+
+@cert.command("list")
+@click.option("--kind", default=None)
+@click.option("--status", default=None, help="good, revoked, hold or expired.")
+@click.option("--municipality", default=None)
+@click.option("--holder", default=None)
+@click.option("--generation", default=None)
+@click.option("--limit", default=100, show_default=True)
+@click.option("--offset", default=0, show_default=True)
+@pass_ctx
+def cert_list(c: Ctx, **kw: Any) -> None:
+    for crt in c.ready().authority.list_certificates(**kw):
+        click.echo(f"{crt.kind}\t{crt.serial}\t{crt.status}\t{crt.reason if crt.reason is not None else ''}\t"
+                   f"{crt.municipality}\t{crt.not_after:%Y-%m-%d}")
+
+
+@cert.command("expiring")
+@click.option("--days", required=True, type=int)
+@click.option("--limit", default=100, show_default=True)
+@pass_ctx
+def cert_expiring(c: Ctx, days: int, limit: int) -> None:
+    """Good certificates whose validity ends within DAYS (J-LIS's expiry notices)."""
+    rt = c.ready()
+    total = rt.authority.count_expiring(days)
+    for crt in rt.authority.expiring(days, limit=limit):
+        click.echo(f"{crt.kind}\t{crt.serial}\tholder {crt.holder_id}\t{crt.not_after:%Y-%m-%d}")
+    click.echo(f"total={total}")
+
+
+@cert.command("revoke")
+@click.option("--issuer", required=True, help="sign, auth, or a generation such as sign-g2.")
+@click.option("--serial", required=True)
+@click.option("--reason", default="unspecified", show_default=True,
+              help="unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold")
+@pass_ctx
+def cert_revoke(c: Ctx, issuer: str, serial: str, reason: str) -> None:
+    crt = c.ready().authority.revoke(issuer, serial, reason)
+    click.echo(f"revoked {crt.kind} serial {crt.serial} ({reason}) at {crt.revoked_at}")
+
+
+@cert.command("release")
+@click.option("--issuer", required=True)
+@click.option("--serial", required=True)
+@pass_ctx
+def cert_release(c: Ctx, issuer: str, serial: str) -> None:
+    """Release a hold: always refused, as in JPKI."""
+    c.ready().authority.release_hold(issuer, serial)
+
+
+# ------------------------------------------------------------------ relying parties
+@main.group(cls=JpkiGroup)
+def rp() -> None:
+    """Registered relying parties (verifiers) for CRL/OCSP access control."""
+
+
+@rp.command("add")
+@click.argument("name")
+@click.option("--kinds", type=click.Choice(["sign", "auth", "both"]), default="both", show_default=True)
+@pass_ctx
+def rp_add(c: Ctx, name: str, kinds: str) -> None:
+    party, credential = c.ready().authority.add_relying_party(name, kinds)
+    click.echo(f"relying party {party.name} ({party.kinds}); credential (shown once):")
+    click.echo(credential)
+
+
+@rp.command("list")
+@pass_ctx
+def rp_list(c: Ctx) -> None:
+    for party in c.ready().authority.list_relying_parties():
+        click.echo(f"{party.id}\t{party.name}\t{party.kinds}\t{'active' if party.active else 'removed'}")
+
+
+@rp.command("remove")
+@click.argument("name")
+@pass_ctx
+def rp_remove(c: Ctx, name: str) -> None:
+    c.ready().authority.remove_relying_party(name)
+    click.echo(f"removed {name}")
+
+
+# ------------------------------------------------------------------ seeding
+@main.command()
+@click.option("--holders", type=click.IntRange(1, 50_000_000), required=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Signing processes (default: CPU count).")
+@click.option("--seed", "rng_seed", type=int, default=None, help="Random seed for a reproducible mix.")
+@click.option("--keys", "key_pool", type=click.IntRange(1, 4096), default=16, show_default=True,
+              help="Size of the reused subject-key pool (seeding only).")
+@click.option("--progress/--no-progress", default=True)
+@pass_ctx
+def seed(c: Ctx, holders: int, workers: int | None, rng_seed: int | None, key_pool: int, progress: bool) -> None:
+    """Issue N holders' real, signed certificates fast, with a realistic revocation mix."""
+    from .seed import seed_holders
+
+    result = seed_holders(c.ready(), holders, workers=workers, rng_seed=rng_seed, key_pool=key_pool, progress=progress)
+    click.echo(result.summary_line())
+
+
+for _command in plugins.available(plugins.COMMANDS):
+    main.add_command(_command)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

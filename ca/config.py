@@ -1,0 +1,272 @@
+"""Configuration: one typed, validated object, read from a TOML file and the environment.
+
+Precedence (last wins): built-in defaults < ``<data_dir>/config.toml`` (or the file named
+by ``JPKI_MOCK_CONFIG``) < environment variables.  Every field of every section can be
+set from the environment as ``JPKI_MOCK_<SECTION>_<FIELD>`` (top-level fields as
+``JPKI_MOCK_<FIELD>``); ``PORT`` and ``HOST`` are honoured as well.  A bad value stops
+start-up with a message naming the field, where it came from, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, get_args, get_origin, get_type_hints
+
+from .errors import ConfigError
+
+ENV_PREFIX = "JPKI_MOCK_"
+
+
+@dataclass(frozen=True)
+class OcspConfig:
+    """The OCSP responder's policies (RFC 6960, RFC 9654, RFC 5019/9919)."""
+
+    #: echo the request's nonce (RFC 9654), ignore it, or require one.
+    nonce_policy: Literal["echo", "ignore", "require"] = "echo"
+    #: answer for a serial a known issuer never issued: ``unknown``, or ``revoked`` with the
+    #: Extended Revoked Definition extension (RFC 6960 section 4.4.8). Never ``good``.
+    unknown_serial: Literal["unknown", "revoked"] = "unknown"
+    #: most CertIDs answered in one request; more is malformedRequest.
+    max_certids: int = 100
+    #: largest POST body accepted, in bytes.
+    max_request_bytes: int = 65536
+    #: sign with a delegated responder certificate per CA generation, or with the CA key.
+    signing: Literal["delegated", "ca"] = "delegated"
+    #: thisUpdate is backdated by this many seconds (pyhanko tolerates 1 s of skew, the JDK 15 min).
+    backdate_seconds: int = 300
+    #: nextUpdate - thisUpdate, in seconds.
+    validity_seconds: int = 3600
+    #: a pre-signed response is re-signed once it is older than this many seconds.
+    refresh_seconds: int = 1800
+    #: delegated responder certificate lifetime, and how long before expiry it is replaced.
+    responder_cert_days: int = 7
+    responder_renew_days: int = 2
+    #: concurrent live signatures per process before answering tryLater.
+    live_sign_concurrency: int = 4
+    #: answer only registered relying parties (J-LIS serves registered verifiers only).
+    access_control: bool = False
+    #: worker processes for ``jpki-mock ocsp serve``.
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class CrlConfig:
+    """CRL publication (RFC 5280 section 5). J-LIS publishes daily."""
+
+    #: seconds between scheduled publications (86400: daily, as J-LIS does).
+    period_seconds: int = 86400
+    #: nextUpdate = thisUpdate + period + grace, so a late run never leaves clients with an expired CRL.
+    grace_seconds: int = 21600
+    #: also publish delta CRLs (RFC 5280 section 5.2.4); not part of the real JPKI.
+    delta: bool = False
+    delta_period_seconds: int = 3600
+    #: publish automatically from the running server.
+    schedule: bool = True
+    #: answer only registered relying parties (shares the OCSP mechanism).
+    access_control: bool = False
+    #: how many archived CRLs to keep per stream (0 keeps all).
+    archive_keep: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the mock needs to run. Build with :func:`load_config`."""
+
+    data_dir: Path = Path("var")
+    #: SQLAlchemy URL; default: SQLite file in the data directory.
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: URL written into certificates (CRLDP URI, AIA OCSP); default http://host:port.
+    base_url: str = ""
+    #: passphrase protecting CA and card private keys at rest (PKCS#8).
+    key_passphrase: str = ""
+    #: ``production`` mirrors O=JPKI; ``test`` mirrors J-LIS's test cards (O=JPKI-TEST, test policy OIDs).
+    hierarchy: Literal["production", "test"] = "production"
+    #: emit only what real certificates carry: no HTTP URI in CRLDP, no AIA.
+    faithful: bool = False
+    #: worker processes of the combined server.
+    workers: int = 2
+    #: development-only clock override (operator call and per-request header).
+    time_travel: bool = False
+    #: this server is shared by several teams: time travel cannot be enabled.
+    shared: bool = False
+    #: largest JSON body accepted by the admin API, in bytes.
+    max_body_bytes: int = 1_048_576
+    ocsp: OcspConfig = field(default_factory=OcspConfig)
+    crl: CrlConfig = field(default_factory=CrlConfig)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'jpki.db').resolve()}"
+
+    @property
+    def public_url(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "config.toml"
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+
+_POSITIVE = {
+    "port", "workers", "max_body_bytes", "max_certids", "max_request_bytes", "validity_seconds",
+    "refresh_seconds", "responder_cert_days", "live_sign_concurrency", "period_seconds",
+    "delta_period_seconds",
+}
+_NON_NEGATIVE = {"backdate_seconds", "responder_renew_days", "grace_seconds", "archive_keep"}
+
+
+def _coerce(name: str, hint: Any, raw: Any, source: str) -> Any:
+    where = f"{name} (from {source})"
+    if get_origin(hint) is Literal:
+        allowed = list(get_args(hint))
+        value = str(raw).strip().lower() if isinstance(raw, str) else raw
+        if value not in allowed:
+            raise ConfigError(f"{raw!r} is not allowed", field=where, allowed=allowed)
+        return value
+    if hint is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off", ""}:
+            return False
+        raise ConfigError(f"{raw!r} is not a boolean", field=where, allowed=["true", "false", "1", "0"])
+    if hint is int:
+        if isinstance(raw, bool):
+            raise ConfigError(f"{raw!r} is not a whole number", field=where)
+        try:
+            value = int(str(raw).strip(), 10) if isinstance(raw, str) else int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{raw!r} is not a whole number", field=where) from None
+        if isinstance(raw, float) and raw != value:
+            raise ConfigError(f"{raw!r} is not a whole number", field=where)
+        short = name.rsplit(".", 1)[-1]
+        if short in _POSITIVE and value <= 0:
+            raise ConfigError(f"{value} must be greater than 0", field=where)
+        if short in _NON_NEGATIVE and value < 0:
+            raise ConfigError(f"{value} must not be negative", field=where)
+        if short == "port" and value > 65535:
+            raise ConfigError(f"{value} is not a TCP port", field=where, allowed="1-65535")
+        return value
+    if hint is Path:
+        return Path(str(raw))
+    if hint is str:
+        if not isinstance(raw, str):
+            raise ConfigError(f"{raw!r} is not a string", field=where)
+        return raw
+    raise ConfigError(f"unsupported type {hint!r}", field=where)  # pragma: no cover - programming error
+
+
+def _build(cls: type, prefix: str, file_values: Mapping[str, Any], env: Mapping[str, str], file_name: str) -> Any:
+    hints = get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in file_values:
+        if key not in known and key != "data_dir":
+            raise ConfigError(
+                f"unknown setting {key!r} in {file_name}",
+                field=f"{prefix}{key}",
+                allowed=sorted(known),
+            )
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        dotted = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hint):
+            section = file_values.get(f.name, {})
+            if not isinstance(section, Mapping):
+                raise ConfigError("must be a table", field=f"{dotted} (from {file_name})")
+            kwargs[f.name] = _build(hint, f"{dotted}.", section, env, file_name)
+            continue
+        env_name = ENV_PREFIX + dotted.replace(".", "_").upper()
+        if env_name in env:
+            kwargs[f.name] = _coerce(dotted, hint, env[env_name], f"environment {env_name}")
+        elif f.name in file_values:
+            kwargs[f.name] = _coerce(dotted, hint, file_values[f.name], file_name)
+    return cls(**kwargs)
+
+
+def load_config(env: Mapping[str, str] | None = None, config_file: Path | None = None, **overrides: Any) -> Config:
+    """Read and validate the configuration.
+
+    ``JPKI_MOCK_DATA`` names the data directory (default ``./var``), ``PORT``/``HOST`` the
+    listening address, ``JPKI_MOCK_CONFIG`` an explicit TOML file.
+    """
+    env = dict(os.environ if env is None else env)
+    if "PORT" in env and ENV_PREFIX + "PORT" not in env:
+        env[ENV_PREFIX + "PORT"] = env["PORT"]
+    if "HOST" in env and ENV_PREFIX + "HOST" not in env:
+        env[ENV_PREFIX + "HOST"] = env["HOST"]
+    data_dir = Path(env.get(ENV_PREFIX + "DATA", "var"))
+    if "data_dir" in overrides:
+        data_dir = Path(overrides.pop("data_dir"))
+    path = config_file or (Path(env[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in env else data_dir / "config.toml")
+    file_values: dict[str, Any] = {}
+    if path.exists():
+        try:
+            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot parse {path}: {exc}", field="config file") from None
+    elif config_file is not None or ENV_PREFIX + "CONFIG" in env:
+        raise ConfigError(f"{path} does not exist", field="config file")
+    config: Config = _build(Config, "", file_values, env, str(path))
+    config = dataclasses.replace(config, data_dir=data_dir, **overrides)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> Config:
+    """Cross-field checks that a single field's type cannot express."""
+    if config.time_travel and config.shared:
+        raise ConfigError(
+            "time travel cannot be enabled on a server configured for shared use",
+            field="time_travel",
+            allowed="set shared = false (a private development server) or time_travel = false",
+        )
+    if config.ocsp.max_certids > 1000:
+        raise ConfigError(f"{config.ocsp.max_certids} is above 1000", field="ocsp.max_certids", allowed="1-1000")
+    if config.ocsp.refresh_seconds > config.ocsp.validity_seconds:
+        raise ConfigError(
+            "a response must be refreshed before it expires",
+            field="ocsp.refresh_seconds",
+            allowed=f"1-{config.ocsp.validity_seconds} (ocsp.validity_seconds)",
+        )
+    if config.ocsp.responder_renew_days >= config.ocsp.responder_cert_days:
+        raise ConfigError(
+            "the renewal window must be shorter than the certificate's lifetime",
+            field="ocsp.responder_renew_days",
+            allowed=f"0-{config.ocsp.responder_cert_days - 1}",
+        )
+    if config.base_url and not config.base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{config.base_url!r} is not an http(s) URL", field="base_url")
+    if config.database_url and not config.database_url.startswith(("sqlite", "postgresql")):
+        raise ConfigError(
+            f"{config.database_url!r} is not supported", field="database_url",
+            allowed="sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
+        )
+    return config
+
+
+def write_initial_config(config: Config, passphrase: str) -> Path:
+    """Create ``<data_dir>/config.toml`` at init with a generated key passphrase (mode 0600)."""
+    path = config.config_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = (
+        "# jpki-mock configuration, written by `jpki-mock init`. See docs/configuration.md.\n"
+        "# The passphrase protects the CA private keys at rest (encrypted PKCS#8); keep this file private.\n"
+        f"key_passphrase = {passphrase!r}\n"
+        f"hierarchy = {config.hierarchy!r}\n"
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return path

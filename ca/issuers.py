@@ -1,0 +1,77 @@
+"""One :class:`Issuer` per CA generation, with the precomputed hashes OCSP matching needs.
+
+All generations of a kind share one DN, so a CertID's issuerNameHash alone cannot tell
+them apart: RFC 6960 section 4.1.1 pairs it with issuerKeyHash, the hash of the issuer's
+subjectPublicKey BIT STRING value (without tag, length and unused-bits octet).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+
+from .profile import IssuerInfo
+
+HASH_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
+
+
+def key_bits(cert_der: bytes) -> bytes:
+    """The subjectPublicKey BIT STRING's bits (for RSA: the RSAPublicKey DER)."""
+    spki = asn1_x509.Certificate.load(cert_der)["tbs_certificate"]["subject_public_key_info"]
+    return bytes(spki["public_key"].contents[1:])
+
+
+def name_der(cert_der: bytes) -> bytes:
+    return asn1_x509.Certificate.load(cert_der)["tbs_certificate"]["subject"].dump()
+
+
+@dataclass(frozen=True)
+class Issuer:
+    id: int
+    kind: str
+    generation: int
+    hierarchy: str
+    der: bytes
+    certificate: x509.Certificate = field(repr=False, compare=False)
+    not_before: datetime
+    not_after: datetime
+    revoked_at: datetime | None = None
+    reason: int | None = None
+    name_der: bytes = field(default=b"", repr=False)
+    key_bits: bytes = field(default=b"", repr=False)
+    name_hash: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+    key_hash: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}-g{self.generation}"
+
+    @property
+    def ski(self) -> bytes:
+        return self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+
+    @property
+    def info(self) -> IssuerInfo:
+        return IssuerInfo(kind=self.kind, generation=self.generation, name=self.certificate.subject, ski=self.ski)
+
+    @property
+    def pem(self) -> str:
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return self.certificate.public_bytes(Encoding.PEM).decode()
+
+    @classmethod
+    def from_row(cls, row) -> "Issuer":
+        der = bytes(row.cert_der)
+        nd, kb = name_der(der), key_bits(der)
+        return cls(
+            id=row.id, kind=row.kind, generation=row.generation, hierarchy=row.hierarchy, der=der,
+            certificate=x509.load_der_x509_certificate(der), not_before=row.not_before, not_after=row.not_after,
+            revoked_at=row.revoked_at, reason=row.reason, name_der=nd, key_bits=kb,
+            name_hash={alg: hashlib.new(alg, nd).digest() for alg in HASH_ALGORITHMS},
+            key_hash={alg: hashlib.new(alg, kb).digest() for alg in HASH_ALGORITHMS},
+        )

@@ -1,0 +1,26 @@
+"""Object identifiers used by JPKI certificates (JPKI_PROFILE.md sections 2-3)."""
+
+from cryptography.x509.oid import ObjectIdentifier
+
+# Basic-four otherNames in the signature certificate's subjectAltName [C], under J-LIS's
+# arc 1.2.392.200149.8.5.5.  The certificate carries them in the order of SAN_ORDER.
+NAME = ObjectIdentifier("1.2.392.200149.8.5.5.1")
+NAME_FLAGS = ObjectIdentifier("1.2.392.200149.8.5.5.2")
+GENDER = ObjectIdentifier("1.2.392.200149.8.5.5.3")
+DATE_OF_BIRTH = ObjectIdentifier("1.2.392.200149.8.5.5.4")
+ADDRESS = ObjectIdentifier("1.2.392.200149.8.5.5.5")
+ADDRESS_FLAGS = ObjectIdentifier("1.2.392.200149.8.5.5.6")
+
+#: the real order of the six otherNames [C]: name, date of birth, gender, address, then the flags.
+SAN_ORDER = (NAME, DATE_OF_BIRTH, GENDER, ADDRESS, NAME_FLAGS, ADDRESS_FLAGS)
+
+# Certificate policies [S].  The auth test OID is our inference by analogy with the sign one [I].
+POLICY = {
+    ("production", "sign"): ObjectIdentifier("1.2.392.200149.8.5.1.1.20"),
+    ("production", "auth"): ObjectIdentifier("1.2.392.200149.8.5.1.3.30"),
+    ("test", "sign"): ObjectIdentifier("1.2.392.200149.8.5.1.0.20"),
+    ("test", "auth"): ObjectIdentifier("1.2.392.200149.8.5.1.0.30"),
+}
+
+# RFC 6960 section 4.2.2.2.1: a delegated responder's certificate need not itself be checked.
+OCSP_NOCHECK = ObjectIdentifier("1.3.6.1.5.5.7.48.1.5")

@@ -1,0 +1,253 @@
+"""Bulk seeding: N holders with real, signed certificates and a realistic revocation mix.
+
+The fast path differs from :meth:`Authority.issue` in three ways only: subject keys come
+from a small reused pool (allowed for seeding alone: the certificates are still real and
+verify), signing runs in a process pool (RSA signing is the bottleneck; 2 cores here), and
+rows go in with batched executemany inserts.  Everything else (profile, serials from the
+shared counter, validity rules) is the same code.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import random
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import func, insert, select
+
+from . import basic4 as b4
+from . import keys, municipalities, names, profile
+from .clock import JST
+from .models import Certificate, Holder
+from .runtime import Runtime
+from .status import REASONS, REVOCATION_SEQ
+from .store import next_values
+
+MAX_API_HOLDERS = 10_000
+BATCH = 2_000
+
+SURNAMES = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤", "吉田", "山田", "佐々木", "山口", "松本"]
+GIVEN = ["太郎", "花子", "一郎", "陽子", "健", "美咲", "大輔", "結衣", "翔", "さくら", "蓮", "葵", "悠真", "陽菜"]
+
+# The mix, per holder (documented in docs/profile.md "Seeding"): shares are assumptions sized
+# from FY2020's ~4.6M renewals and resident-registry changes over ~42M cards.
+MIX = [
+    ("sign_affiliation_changed", 0.06),  # moved / married: signature certificate revoked, auth stays
+    ("superseded", 0.02),                 # renewed: the old pair revoked
+    ("cessation", 0.01),                  # card returned / no longer needed
+    ("death", 0.003),
+    ("key_compromise", 0.002),
+    ("hold", 0.005),                      # lost card: both on hold
+    ("expired", 0.03),                    # validity over, still in the store
+]
+
+
+@dataclass
+class SeedResult:
+    holders: int
+    certificates: int
+    revoked: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.certificates / self.seconds if self.seconds else 0.0
+
+    def summary_line(self) -> str:
+        return (f"holders={self.holders} certificates={self.certificates} seconds={self.seconds:.2f} "
+                f"certs_per_s={self.rate:.1f}")
+
+    def as_dict(self) -> dict:
+        return {"holders": self.holders, "certificates": self.certificates, "revoked": self.revoked,
+                "seconds": round(self.seconds, 3), "certs_per_s": round(self.rate, 1)}
+
+
+# ------------------------------------------------------------------ worker side
+_W: dict = {}
+
+
+def _worker_init(ca_blobs: dict[int, tuple[bytes, bytes]], passphrase: str, pool_der: list[bytes], prof: profile.EEProfile):
+    from .issuers import Issuer  # noqa: F401
+
+    _W["ca"] = {}
+    for ca_id, (cert_der, key_blob) in ca_blobs.items():
+        cert = x509.load_der_x509_certificate(cert_der)
+        ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+        kind = "sign" if "digital signature" in cert.subject.rfc4514_string() else "auth"
+        generation = 0  # filled per job
+        _W["ca"][ca_id] = (profile.IssuerInfo(kind, generation, cert.subject, ski), keys.decrypt_key(key_blob, passphrase))
+    _W["pool"] = [serialization.load_der_public_key(d) for d in pool_der]
+    _W["profile"] = prof
+
+
+def _sign_jobs(jobs: list[tuple]) -> list[bytes]:
+    out = []
+    for (ca_id, generation, kind, serial, cn, key_idx, nb, na, muni_code, b4_tuple) in jobs:
+        info, key = _W["ca"][ca_id]
+        info = profile.IssuerInfo(info.kind, generation, info.name, info.ski)
+        muni = municipalities.MUNICIPALITIES[muni_code]
+        subject = names.sign_subject(muni, cn) if kind == "sign" else names.auth_subject(cn)
+        cert = profile.build_ee_certificate(
+            kind=kind, serial=serial, subject=subject, public_key=_W["pool"][key_idx], not_before=nb, not_after=na,
+            issuer=info, issuer_key=key, municipality=muni, profile=_W["profile"],
+            basic4=b4.Basic4(*b4_tuple) if b4_tuple else None,
+        )
+        out.append(cert.public_bytes(serialization.Encoding.DER))
+    return out
+
+
+# ------------------------------------------------------------------ parent side
+def _random_holder(rng: random.Random, today: date) -> dict:
+    muni = rng.choice(list(municipalities.MUNICIPALITIES.values()))
+    age_days = rng.randint(0, 95 * 365)
+    birth = today - timedelta(days=age_days)
+    surname, given = rng.choice(SURNAMES), rng.choice(GIVEN)
+    name = f"{surname}\u3000{given}"
+    address = f"{muni.address_prefix}{rng.randint(1, 9)}丁目{rng.randint(1, 30)}番{rng.randint(1, 20)}号"
+    return {
+        "name": name, "date_of_birth": b4.encode_dob(birth), "gender": rng.choice("112233"[:4] + "12"),
+        "address": address, "name_flags": "0" * len(name), "address_flags": "0" * len(address),
+        "municipality": muni.code, "birth": birth,
+    }
+
+
+def _pick_fate(rng: random.Random) -> str:
+    r = rng.random()
+    acc = 0.0
+    for fate, share in MIX:
+        acc += share
+        if r < acc:
+            return fate
+    return "good"
+
+
+def seed_holders(rt: Runtime, n: int, *, workers: int | None = None, rng_seed: int | None = None,
+                 key_pool: int = 16, progress: bool = True) -> SeedResult:
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    auth = rt.authority
+    rng = random.Random(rng_seed)
+    now = rt.clock.now()
+    today = now.astimezone(JST).date()
+    issuers = {k: auth.issuer(k) for k in names.KINDS}
+    with rt.store.session() as s:
+        from .models import CAGeneration
+
+        ca_blobs = {i.id: (i.der, bytes(s.get(CAGeneration, i.id).key_pkcs8)) for i in issuers.values()}
+        next_holder = (s.scalar(select(func.max(Holder.id))) or 0) + 1
+    pool_keys = [keys.generate_rsa().public_key() for _ in range(key_pool)]
+    pool_der = [k.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) for k in pool_keys]
+    prof = auth.ee_profile
+    workers = workers or os.cpu_count() or 1
+
+    ctx = mp.get_context("fork")
+    pool = ctx.Pool(workers, _worker_init, (ca_blobs, rt.config.key_passphrase, pool_der, prof)) if workers > 1 else None
+    if pool is None:
+        _worker_init(ca_blobs, rt.config.key_passphrase, pool_der, prof)
+
+    total_holders = total_certs = total_revoked = 0
+    bar = tqdm(total=n, unit="holder", desc="seeding", disable=not progress, smoothing=0.1)
+    try:
+        remaining = n
+        while remaining:
+            size = min(BATCH, remaining)
+            remaining -= size
+            holders, jobs, fates = [], [], []
+            with rt.store.session() as s:
+                first = {k: next_values(s, f"serial_{k}", size) for k in names.KINDS}
+            used = {k: 0 for k in names.KINDS}
+            for idx in range(size):
+                h = _random_holder(rng, today)
+                hid = next_holder + total_holders + idx
+                fate = _pick_fate(rng)
+                kinds = ["sign", "auth"] if b4.age_on(h["birth"], today) >= 15 else ["auth"]
+                if fate == "expired":
+                    nb = now - timedelta(days=5 * 365 + rng.randint(1, 200))
+                    na = profile.jst_end_of_day((now - timedelta(days=rng.randint(1, 180))).date())
+                else:
+                    nb = now - timedelta(seconds=rng.randint(0, 3 * 365 * 86400))
+                    end = b4.nth_birthday_after(h["birth"], nb.astimezone(JST).date(), 5)
+                    na = profile.jst_end_of_day(end)
+                    if na <= now:
+                        na = profile.jst_end_of_day(b4.nth_birthday_after(h["birth"], today, 5))
+                card_expiry = max(na.date(), today + timedelta(days=1))
+                holders.append({
+                    "id": hid, "name": h["name"], "date_of_birth": h["date_of_birth"], "gender": h["gender"],
+                    "address": h["address"], "name_flags": h["name_flags"], "address_flags": h["address_flags"],
+                    "municipality": h["municipality"], "card_expiry": card_expiry,
+                    "state": {"death": "deceased", "cessation": "returned", "hold": "lost"}.get(fate, "active"),
+                    "created_at": nb, "updated_at": now,
+                })
+                for kind in kinds:
+                    serial = first[kind] + used[kind]
+                    used[kind] += 1
+                    issuer = issuers[kind]
+                    cn = profile.sign_cn(nb, serial, municipalities.MUNICIPALITIES[h["municipality"]]) if kind == "sign" else profile.auth_cn()
+                    b4t = (h["name"], h["date_of_birth"], h["gender"], h["address"], h["name_flags"],
+                           h["address_flags"], h["municipality"]) if kind == "sign" else None
+                    jobs.append((issuer.id, issuer.generation, kind, serial, cn, rng.randrange(key_pool), nb, na,
+                                 h["municipality"], b4t))
+                    fates.append((hid, fate))
+            # Sign in the pool, in chunks so both cores stay busy.
+            chunk = max(1, len(jobs) // (workers * 4))
+            parts = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
+            if pool is not None:
+                ders = [d for part in pool.map(_sign_jobs, parts) for d in part]
+            else:
+                ders = [d for part in parts for d in _sign_jobs(part)]
+            rows = []
+            revoked_here = 0
+            with rt.store.session() as s:
+                for job, der, (hid, fate) in zip(jobs, ders, fates):
+                    ca_id, _gen, kind, serial, cn, _k, nb, na, muni, _b = job
+                    reason = _reason_for(fate, kind)
+                    row = {
+                        "ca_id": ca_id, "kind": kind, "serial": serial, "holder_id": hid, "municipality": muni,
+                        "subject_cn": cn, "not_before": nb, "not_after": na, "status": "good", "revoked_at": None,
+                        "reason": None, "status_seq": 0, "der": der, "issued_at": nb,
+                    }
+                    if reason is not None:
+                        row.update(status="revoked", reason=reason,
+                                   revoked_at=min(now, nb + timedelta(seconds=rng.randint(3600, 400 * 86400))))
+                        revoked_here += 1
+                    rows.append(row)
+                if revoked_here:
+                    # One block of the revocation sequence for the batch, so responders see the changes.
+                    seq0 = next_values(s, REVOCATION_SEQ, revoked_here, start=1)
+                    k = 0
+                    for row in rows:
+                        if row["status"] == "revoked":
+                            row["status_seq"] = seq0 + k
+                            k += 1
+                s.execute(insert(Holder), holders)
+                s.execute(insert(Certificate), rows)
+            if revoked_here and rt.epoch is not None:
+                rt.epoch.publish(seq0 + revoked_here - 1)
+            total_holders += size
+            total_certs += len(rows)
+            total_revoked += revoked_here
+            bar.update(size)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return SeedResult(total_holders, total_certs, total_revoked, time.perf_counter() - started)
+
+
+def _reason_for(fate: str, kind: str) -> int | None:
+    if fate == "sign_affiliation_changed":
+        return REASONS["affiliationChanged"] if kind == "sign" else None
+    return {
+        "superseded": REASONS["superseded"],
+        "cessation": REASONS["cessationOfOperation"],
+        "death": REASONS["cessationOfOperation"],
+        "key_compromise": REASONS["keyCompromise"],
+        "hold": REASONS["certificateHold"],
+    }.get(fate)

@@ -1,0 +1,175 @@
+"""Signing without handing out keys: the interface ``crl/`` and ``ocsp/`` use.
+
+A :class:`Keyring` decrypts CA keys on first use and gives out :class:`CASigner` (signs CRL
+TBS bytes) and :class:`ResponderSigner` (signs OCSP ResponseData) objects.  Neither exposes
+the private key.  Delegated responder certificates are issued and renewed here, because
+issuing needs the CA key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from asn1crypto import algos
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from sqlalchemy import select
+
+from . import keys, profile
+from .clock import Clock
+from .config import Config
+from .errors import UnknownIssuer
+from .issuers import Issuer, key_bits
+from .models import CAGeneration, ResponderCert
+from .store import Store, next_values
+
+#: DER of AlgorithmIdentifier sha256WithRSAEncryption with NULL parameters (RFC 4055 section 5).
+SHA256_RSA_ALGORITHM = algos.SignedDigestAlgorithm({"algorithm": "sha256_rsa", "parameters": None}).dump()
+RESPONDER_SERIALS = "responder_serial"
+
+
+class CASigner:
+    """Signs bytes with one CA generation's key (sha256WithRSAEncryption, PKCS#1 v1.5)."""
+
+    algorithm_der = SHA256_RSA_ALGORITHM
+
+    def __init__(self, issuer: Issuer, key: rsa.RSAPrivateKey):
+        self.issuer = issuer
+        self.__key = key
+
+    def sign(self, data: bytes) -> bytes:
+        return self.__key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+    def __repr__(self) -> str:
+        return f"<CASigner {self.issuer.label}>"
+
+
+@dataclass(frozen=True)
+class ResponderSigner:
+    """Signs OCSP ResponseData for one issuer: with a delegated responder certificate, or the CA key.
+
+    ``certificate_der`` is what goes into BasicOCSPResponse.certs (empty when the CA signs
+    itself); ``key_hash`` is the ResponderID byKey value: SHA-1 of the signer's subjectPublicKey
+    BIT STRING (RFC 6960 section 4.2.1), not its SKI extension."""
+
+    issuer: Issuer
+    certificate: x509.Certificate
+    certificate_der: bytes
+    delegated: bool
+    key_hash: bytes
+    _sign: object = field(repr=False)
+
+    algorithm_der = SHA256_RSA_ALGORITHM
+
+    @property
+    def not_after(self):
+        return self.certificate.not_valid_after_utc
+
+    def sign(self, data: bytes) -> bytes:
+        return self._sign(data)  # type: ignore[operator]
+
+
+class Keyring:
+    """Per-process holder of decrypted CA keys. Thread-safe."""
+
+    def __init__(self, store: Store, config: Config, clock: Clock):
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._ca: dict[int, CASigner] = {}
+        self._responders: dict[int, ResponderSigner] = {}
+
+    def _row(self, issuer_id: int) -> CAGeneration:
+        with self.store.session() as s:
+            row = s.get(CAGeneration, issuer_id)
+            if row is None:
+                raise UnknownIssuer(f"no CA generation with id {issuer_id}", field="issuer")
+            return row
+
+    def _ca_key(self, issuer_id: int) -> rsa.RSAPrivateKey:
+        return keys.decrypt_key(self._row(issuer_id).key_pkcs8, self.config.key_passphrase)
+
+    def ca_signer(self, issuer_id: int) -> CASigner:
+        with self._lock:
+            signer = self._ca.get(issuer_id)
+            if signer is None:
+                row = self._row(issuer_id)
+                signer = CASigner(Issuer.from_row(row), keys.decrypt_key(row.key_pkcs8, self.config.key_passphrase))
+                self._ca[issuer_id] = signer
+            return signer
+
+    def _ca_key_for_issuance(self, issuer_id: int) -> rsa.RSAPrivateKey:
+        # Only ca/ code (authority, responder issuance) reaches the key object itself.
+        return self.ca_signer(issuer_id)._CASigner__key  # type: ignore[attr-defined]
+
+    def responder_signer(self, issuer_id: int) -> ResponderSigner:
+        """The signer for OCSP responses about ``issuer_id``'s certificates; a delegated responder
+        certificate is issued, or replaced once it is within ``ocsp.responder_renew_days`` of expiry."""
+        now = self.clock.now()
+        with self._lock:
+            cached = self._responders.get(issuer_id)
+            renew_at = now + timedelta(days=self.config.ocsp.responder_renew_days)
+            if cached is not None and (not cached.delegated or cached.not_after > renew_at):
+                return cached
+            ca = self.ca_signer(issuer_id)
+            if self.config.ocsp.signing == "ca":
+                signer = ResponderSigner(
+                    issuer=ca.issuer, certificate=ca.issuer.certificate, certificate_der=b"", delegated=False,
+                    key_hash=hashlib.sha1(ca.issuer.key_bits).digest(), _sign=ca.sign,
+                )
+            else:
+                signer = self._delegated(ca, now, renew_at)
+            self._responders[issuer_id] = signer
+            return signer
+
+    def _delegated(self, ca: CASigner, now, renew_at) -> ResponderSigner:
+        passphrase = self.config.key_passphrase
+        with self.store.session() as s:
+            row = s.scalars(
+                select(ResponderCert)
+                .where(ResponderCert.ca_id == ca.issuer.id, ResponderCert.not_after > renew_at,
+                       ResponderCert.not_before <= now)
+                .order_by(ResponderCert.not_after.desc()).limit(1)
+            ).first()
+            if row is None:
+                key = keys.generate_rsa()
+                serial = next_values(s, RESPONDER_SERIALS, start=1)
+                # Backdated like the responses it signs, so a client whose clock is behind still accepts it.
+                not_before = now - timedelta(seconds=self.config.ocsp.backdate_seconds)
+                cert = profile.build_responder_certificate(
+                    kind=ca.issuer.kind, generation=ca.issuer.generation, hierarchy=ca.issuer.hierarchy,
+                    serial=serial, public_key=key.public_key(), not_before=not_before,
+                    not_after=now + timedelta(days=self.config.ocsp.responder_cert_days),
+                    issuer=ca.issuer.info, issuer_key=self._ca_key_for_issuance(ca.issuer.id),
+                )
+                from cryptography.hazmat.primitives.serialization import Encoding
+
+                row = ResponderCert(
+                    ca_id=ca.issuer.id, serial=serial, cert_der=cert.public_bytes(Encoding.DER),
+                    key_pkcs8=keys.encrypt_key(key, passphrase), not_before=cert.not_valid_before_utc,
+                    not_after=cert.not_valid_after_utc, created_at=now,
+                )
+                s.add(row)
+            else:
+                key = keys.decrypt_key(row.key_pkcs8, passphrase)
+            der = bytes(row.cert_der)
+        cert = x509.load_der_x509_certificate(der)
+
+        def sign(data: bytes, _key=key) -> bytes:
+            return _key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+        return ResponderSigner(
+            issuer=ca.issuer, certificate=cert, certificate_der=der, delegated=True,
+            key_hash=hashlib.sha1(key_bits(der)).digest(), _sign=sign,
+        )
+
+    def forget(self) -> None:
+        """Drop cached signers (after a rollover or a configuration change)."""
+        with self._lock:
+            self._ca.clear()
+            self._responders.clear()

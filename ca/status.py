@@ -1,0 +1,187 @@
+"""Read-only view of certificate status: the interface ``crl/`` and ``ocsp/`` use.
+
+No keys, no writes.  :meth:`StatusReader.lookup` is one unique-index read on
+(ca_id, serial); :meth:`StatusReader.revoked_entries` streams the revoked set in serial
+order without loading it (server-side cursor on PostgreSQL, incremental fetch on SQLite).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterator
+
+from sqlalchemy import and_, func, select
+
+from .clock import UTC
+from .issuers import Issuer
+from .models import CAGeneration, Certificate, Counter
+from .store import Store
+
+REVOCATION_SEQ = "revocation_seq"
+
+# RFC 5280 section 5.3.1 CRLReason values used by JPKI [S].
+REASONS = {
+    "unspecified": 0,
+    "keyCompromise": 1,
+    "cACompromise": 2,
+    "affiliationChanged": 3,
+    "superseded": 4,
+    "cessationOfOperation": 5,
+    "certificateHold": 6,
+}
+REASON_NAMES = {v: k for k, v in REASONS.items()}
+HOLD = REASONS["certificateHold"]
+
+
+@dataclass(frozen=True, slots=True)
+class CertStatus:
+    ca_id: int
+    serial: int
+    kind: str
+    status: str  # "good" | "revoked"
+    revoked_at: datetime | None
+    reason: int | None
+    not_before: datetime
+    not_after: datetime
+    municipality: str
+    status_seq: int
+
+    @property
+    def reason_name(self) -> str | None:
+        return None if self.reason is None else REASON_NAMES[self.reason]
+
+    @property
+    def on_hold(self) -> bool:
+        return self.reason == HOLD
+
+
+@dataclass(frozen=True, slots=True)
+class RevokedEntry:
+    serial: int
+    revoked_at: datetime
+    reason: int
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+_STATUS_COLUMNS = (
+    Certificate.ca_id, Certificate.serial, Certificate.kind, Certificate.status, Certificate.revoked_at,
+    Certificate.reason, Certificate.not_before, Certificate.not_after, Certificate.municipality,
+    Certificate.status_seq,
+)
+
+
+def _status(row) -> CertStatus:
+    return CertStatus(*row)
+
+
+class StatusReader:
+    """What a relying-party-facing service may know: issuers and certificate status."""
+
+    #: largest serial a CertID can name that can exist in the store (BIGINT).
+    MAX_SERIAL = 2**63 - 1
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def issuers(self) -> list[Issuer]:
+        with self.store.session() as s:
+            rows = s.scalars(select(CAGeneration).order_by(CAGeneration.kind, CAGeneration.generation)).all()
+            return [Issuer.from_row(r) for r in rows]
+
+    def lookup(self, ca_id: int, serial: int) -> CertStatus | None:
+        if not 0 <= serial <= self.MAX_SERIAL:
+            return None
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                select(*_STATUS_COLUMNS).where(Certificate.ca_id == ca_id, Certificate.serial == serial)
+            ).first()
+        return None if row is None else _status(row)
+
+    def lookup_many(self, ca_id: int, serials: list[int]) -> dict[int, CertStatus]:
+        wanted = [s for s in serials if 0 <= s <= self.MAX_SERIAL]
+        if not wanted:
+            return {}
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(*_STATUS_COLUMNS).where(Certificate.ca_id == ca_id, Certificate.serial.in_(wanted))
+            ).all()
+        return {r.serial: _status(r) for r in rows}
+
+    def current_seq(self) -> int:
+        with self.store.engine.connect() as conn:
+            value = conn.execute(select(Counter.value).where(Counter.name == REVOCATION_SEQ)).scalar()
+        return int(value or 0)
+
+    def changes_since(self, seq: int, limit: int = 100_000) -> list[CertStatus]:
+        """Certificates whose status changed after revocation sequence ``seq``, oldest first."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(*_STATUS_COLUMNS).where(Certificate.status_seq > seq).order_by(Certificate.status_seq).limit(limit)
+            ).all()
+        return [_status(r) for r in rows]
+
+    def revoked_entries(
+        self, ca_id: int, *, municipality: str | None = None, expired_before: datetime | None = None,
+        revoked_after: datetime | None = None, batch: int = 20_000,
+    ) -> Iterator[RevokedEntry]:
+        """Revoked certificates of one generation in serial order, streamed in batches.
+
+        ``expired_before``: leave out certificates whose notAfter is before it (RFC 5280 section
+        3.3 lets an entry leave the CRL once the certificate has expired). ``revoked_after``:
+        only entries revoked after this time (for delta CRLs)."""
+        conds = [Certificate.ca_id == ca_id, Certificate.status == "revoked"]
+        if municipality is not None:
+            conds.append(Certificate.municipality == municipality)
+        if expired_before is not None:
+            conds.append(Certificate.not_after >= expired_before)
+        if revoked_after is not None:
+            conds.append(Certificate.revoked_at > revoked_after)
+        # Keyset pagination on (ca_id, status, serial): constant memory, no long-held cursor on SQLite.
+        last = -1
+        while True:
+            with self.store.engine.connect() as conn:
+                rows = conn.execute(
+                    select(Certificate.serial, Certificate.revoked_at, Certificate.reason)
+                    .where(and_(*conds), Certificate.serial > last)
+                    .order_by(Certificate.serial)
+                    .limit(batch)
+                ).all()
+            for serial, revoked_at, reason in rows:
+                yield RevokedEntry(serial, _aware(revoked_at), reason)
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
+
+    def count_revoked(self, ca_id: int, municipality: str | None = None) -> int:
+        conds = [Certificate.ca_id == ca_id, Certificate.status == "revoked"]
+        if municipality is not None:
+            conds.append(Certificate.municipality == municipality)
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(Certificate).where(*conds)).scalar() or 0)
+
+    def municipalities_of(self, ca_id: int) -> list[str]:
+        """Partitions that have at least one certificate of this generation."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(Certificate.municipality).where(Certificate.ca_id == ca_id).distinct().order_by(Certificate.municipality)
+            ).all()
+        return [r[0] for r in rows]
+
+    def revoked_issuers(self, kind: str) -> list[RevokedEntry]:
+        """Revoked CA certificates of a kind, for the ARL."""
+        with self.store.session() as s:
+            rows = s.execute(
+                select(CAGeneration.serial, CAGeneration.revoked_at, CAGeneration.reason)
+                .where(CAGeneration.kind == kind, CAGeneration.revoked_at.is_not(None))
+                .order_by(CAGeneration.serial)
+            ).all()
+        return [RevokedEntry(r[0], _aware(r[1]), r[2] if r[2] is not None else 0) for r in rows]
+
+
+__all__ = ["CertStatus", "RevokedEntry", "StatusReader", "REASONS", "REASON_NAMES", "HOLD", "REVOCATION_SEQ"]
