@@ -45,7 +45,7 @@ class JpkiShape(LoadTestShape):
             self._target_file = open(self._out() / "target.csv", "w", encoding="utf-8")
             self._target_file.write("t,target_ocsp_rps,users\n")
         plan = context().plan
-        self._target_file.write(f"{t:.1f},{plan.ocsp_rate(t):.4f},{users}\n")
+        self._target_file.write(f"{second},{plan.ocsp_rate(t):.4f},{users}\n")
         self._target_file.flush()
 
     def _write_knee(self) -> None:
