@@ -214,6 +214,36 @@ class Run:
             time.sleep(0.2)
         raise RuntimeError(f"the server did not answer within {SERVER_START_TIMEOUT:.0f} s; see {self.server.log}")
 
+    # ------------------------------------------------------------------ warm-up
+    def warm_up(self, base: str, corpus_path: Path, rp: str | None, rounds: int = 4) -> None:
+        """A few requests per issuer before measuring: the first OCSP request a server process
+        sees may create its delegated responder certificate (an RSA key generation), which is
+        start-up cost, not steady-state latency."""
+        import json
+
+        from .corpus import Corpus
+
+        data = Corpus(json.loads(Path(corpus_path).read_text(encoding="utf-8")))
+        headers = {"Content-Type": "application/ocsp-request"}
+        if rp:
+            headers["Authorization"] = f"Bearer {rp}"
+        ocsp_path = self.opts.plan_extra.get("ocsp_path", "/ocsp")
+        firsts = {}
+        for item in data.items:
+            if item.category == "good":
+                firsts.setdefault(item.issuer, item)
+        started = time.monotonic()
+        for _ in range(rounds):
+            for item in firsts.values():
+                req = urllib.request.Request(base + ocsp_path, data=item.der["sha1"], headers=headers, method="POST")
+                try:
+                    with urllib.request.urlopen(req, timeout=60) as resp:
+                        resp.read()
+                except (urllib.error.URLError, OSError) as exc:
+                    self.notes.append(f"warm-up request failed: {exc}")
+                    return
+        self.opts.echo(f"warm-up: {rounds * len(firsts)} OCSP requests in {time.monotonic() - started:.1f} s")
+
     # ------------------------------------------------------------------ Locust
     def start_locust(self, base: str, plan_path: Path) -> Process:
         opts = self.opts
@@ -263,6 +293,7 @@ class Run:
                             out=str(self.out.resolve()), scale=opts.scale, users=opts.users, workers=opts.workers,
                             token=token, rp_credential=rp, classes=tuple(classes), **opts.plan_extra)
             plan_path = spec.write(self.out / "plan.json")
+            self.warm_up(base, Path(corpus_path), rp)
             master = self.start_locust(base, plan_path)
             code = master.wait(self.deadline - time.monotonic())
             if code is None:
