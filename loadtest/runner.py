@@ -258,6 +258,8 @@ class Run:
             port = free_port()
             master_args += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
                             "--expect-workers", str(opts.workers), "--expect-workers-max-wait", "60"]
+            # INFO on the master logs each worker joining and the spawn jobs sent to them.
+            master_args[master_args.index("WARNING")] = "INFO"
             master = Process(master_args, self.out / "locust-master.log", env)
             self.procs.append(master)
             for i in range(opts.workers):

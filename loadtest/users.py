@@ -8,11 +8,13 @@ Configuration comes from the plan file named by ``JPKI_LOADTEST_PLAN`` (written 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 import time
 from datetime import datetime, timezone
 from functools import lru_cache
+from pathlib import Path
 
 from cryptography import x509
 from locust import FastHttpUser, events, task
@@ -55,6 +57,29 @@ def _reset_clock(environment, **_kw):
 
 
 _ids = itertools.count()
+_counts = {"requests": 0, "failures": 0}
+
+
+@events.request.add_listener
+def _count(exception=None, **_kw):
+    _counts["requests"] += 1
+    if exception is not None:
+        _counts["failures"] += 1
+
+
+@events.quitting.add_listener
+def _write_counts(environment, **_kw):
+    """Each load-generating process leaves its own tally, so a distributed run shows that every
+    worker sent requests (the master's CSV only has the sum)."""
+    from locust.runners import MasterRunner, WorkerRunner
+
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        return
+    role = f"worker-{runner.worker_index}" if isinstance(runner, WorkerRunner) else "local"
+    out = Path(context().spec.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"requests-{role}-{os.getpid()}.json").write_text(json.dumps(_counts), encoding="utf-8")
 
 
 class Paced:
