@@ -158,6 +158,9 @@ def run_cmd(profile: str, duration: str, scale: float, users: int, target: str |
     seconds = parse_duration(duration)
     if target is not None:
         target = check_target(target)
+        if corpus is None:
+            raise InvalidInput("is required with --target: the corpus says what the target must answer",
+                               field="--corpus", allowed="a file from `jpki-mock loadtest corpus`")
     extra = plan_extra(kw)
     out = out or default_out(profile)
     opts = RunOptions(profile=profile, duration=seconds, out=out, scale=scale, target=target, users=users,

@@ -283,9 +283,7 @@ class Run:
                 base, corpus_path, token, rp = self.prepare_local()
             else:
                 base = check_target(opts.target)
-                if opts.corpus is None:
-                    raise InvalidInput("is required with --target: the corpus says what the target must answer",
-                                       field="--corpus", allowed="a file from `jpki-mock loadtest corpus`")
+                assert opts.corpus is not None, "the CLI requires --corpus with --target"
                 corpus_path, token, rp = opts.corpus, opts.token, opts.rp_credential
             classes = list(opts.plan_extra.pop("classes", None) or ("auth", "sign", "crl", "operator"))
             if token is None and "operator" in classes:
