@@ -151,22 +151,28 @@ class Run:
         opts, env = self.opts, self._local_env()
         config = load_config()
         opts.echo(f"data directory {config.data_dir}")
-        _cli(env, "init", "--if-needed")
-        rt = Runtime.open(load_config())
+        rt = Runtime.open(config)
         try:
-            holders_needed = max(0, opts.holders - _holder_count(rt))
+            initialised = rt.store.is_initialised()
         finally:
             rt.close()
-        if holders_needed:
-            opts.echo(f"seeding {holders_needed} holders (jpki-mock seed)")
-            _cli(env, "seed", "--holders", str(holders_needed), "--seed", "20201", "--no-progress")
-        token = opts.token or _cli(env, "token", "--label", "loadtest").strip().splitlines()[-1]
-        config = load_config()
-        rp = opts.rp_credential
-        if rp is None and (config.ocsp.access_control or config.crl.access_control):
-            name = "loadtest-" + datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")
-            rp = _cli(env, "rp", "add", name).strip().splitlines()[-1]
-            opts.echo(f"registered relying party {name} (access control is on)")
+        if not initialised:
+            _cli(env, "init", "--if-needed")
+            config = load_config()  # init may have written the key passphrase
+        rt = Runtime.open(config)
+        try:
+            holders_needed = max(0, opts.holders - _holder_count(rt))
+            if holders_needed:
+                opts.echo(f"seeding {holders_needed} holders (jpki-mock seed)")
+                _cli(env, "seed", "--holders", str(holders_needed), "--seed", "20201", "--no-progress")
+            token = opts.token or rt.authority.create_token("loadtest")
+            rp = opts.rp_credential
+            if rp is None and (config.ocsp.access_control or config.crl.access_control):
+                name = "loadtest-" + datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")
+                rp = rt.authority.add_relying_party(name, "both")[1]
+                opts.echo(f"registered relying party {name} (access control is on)")
+        finally:
+            rt.close()
         if opts.corpus is not None:
             corpus_path = opts.corpus
         else:
@@ -177,7 +183,8 @@ class Run:
                 rt.close()
             corpus_path = corpus_mod.write(data, self.out / "corpus.json")
             opts.echo(f"corpus: {sum(sum(c.values()) for c in data['counts'].values())} requests -> {corpus_path}")
-        self._publish_crls(env)
+        if holders_needed:
+            self._publish_crls(env)
         port = free_port()
         env["JPKI_MOCK_PORT"] = str(port)
         base = f"http://127.0.0.1:{port}"
@@ -190,7 +197,8 @@ class Run:
         return base, corpus_path, token, rp
 
     def _publish_crls(self, env: dict[str, str]) -> None:
-        """Publish CRLs now, so they list everything seeded (the schedule is daily)."""
+        """Publish CRLs now, so they list what was just seeded (the schedule is daily; the
+        server also publishes at start-up whatever is due)."""
         from ca import plugins
 
         if plugins.load("crl.cli:crl") is None:
