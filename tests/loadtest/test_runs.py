@@ -31,7 +31,7 @@ def env(tmp_path_factory):
 
 
 def common(out):
-    return ["--holders", HOLDERS, "--certificates", "200", "--out", str(out), "--seed", "11"]
+    return ["--holders", HOLDERS, "--certificates", "200", "--server-workers", "1", "--out", str(out), "--seed", "11"]
 
 
 def assert_clean(line, output, at_least=1):
