@@ -274,6 +274,16 @@ def remove_rp(name: str):
     return jsonify({"name": name, "active": False})
 
 
+# ---------------------------------------------------------------- admin tokens
+@bp.post("/tokens")
+def create_token():
+    data = body()
+    label = data.get("label", "api")
+    if not isinstance(label, str) or not 1 <= len(label) <= 64:
+        raise errors.InvalidInput("must be 1-64 characters", field="label")
+    return jsonify({"label": label, "token": runtime().authority.create_token(label)}), 201
+
+
 # ---------------------------------------------------------------- seeding
 @bp.post("/seed")
 def seed():
