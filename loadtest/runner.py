@@ -294,6 +294,9 @@ class Run:
                 assert opts.corpus is not None, "the CLI requires --corpus with --target"
                 corpus_path, token, rp = opts.corpus, opts.token, opts.rp_credential
             classes = list(opts.plan_extra.pop("classes", None) or ("auth", "sign", "crl", "operator"))
+            if opts.target is None and "crl" in classes and not _serves_crls():
+                classes.remove("crl")
+                self.notes.append("this installation has no CRL service (crl package): the CRL downloader is left out")
             if token is None and "operator" in classes:
                 classes.remove("operator")
                 self.notes.append("no admin token (--token / JPKI_MOCK_ADMIN_TOKEN): the operator user is left out")
@@ -323,6 +326,12 @@ class Run:
             proc.stop()
         if self.server is not None:
             self.server.stop()
+
+
+def _serves_crls() -> bool:
+    from ca import plugins
+
+    return any(prefix == "/crl" and plugins.load(spec) is not None for prefix, spec in plugins.MOUNTS)
 
 
 def _holder_count(rt) -> int:
