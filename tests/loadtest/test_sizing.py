@@ -28,7 +28,8 @@ def test_curve_shape_matches_the_stated_assumptions():
     assert c.hours[monday + 21] > c.hours[monday + 13]  # e-government evening peak over early afternoon
     assert sum(c.hours[saturday:saturday + 24]) < sum(c.hours[monday:monday + 24])  # weekends lower
     assert sum(c.hours[sunday:sunday + 24]) < sum(c.hours[saturday:saturday + 24])
-    assert sizing.week_hour_label(c.peak_hour).endswith("10:00 JST")
+    assert sizing.peak_label(c) == "weekdays 10:00-11:00 JST"
+    assert sizing.week_hour_label(c.peak_hour) == "Mon 10:00 JST"
     assert sizing.OFFICE_CURVE.hours[saturday + 10] == 0  # municipal offices closed
 
 
