@@ -253,6 +253,14 @@ def build(rt, certificates: int = 1000, *, seed: int | None = None, progress: bo
         raise NotInitialised("the database has no CA: run `jpki-mock init` and `jpki-mock seed` first")
     unknown_policy = rt.config.ocsp.unknown_serial
     items: list[Item] = []
+    # Three RSA keys, made here once rather than in the load generator (a key generation blocks a
+    # gevent process for a while): a foreign CA's, and the card keys the operator sends (card
+    # keys are generated on the card; the office only ever handles public keys).
+    foreign_key, *card_keys = (rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+                               for _ in range(3))
+    operator_keys = {kind: key.public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+                     for kind, key in zip(("sign", "auth"), card_keys)}
     bar = tqdm(total=certificates, unit="cert", desc="corpus", disable=not progress)
     for kind in ("auth", "sign"):
         gens = [i for i in issuers if i.kind == kind and i.revoked_at is None]
@@ -276,7 +284,6 @@ def build(rt, certificates: int = 1000, *, seed: int | None = None, progress: bo
             items.append(make_item(kind, "never_issued", current.label, serial, None, never,
                                    current.name_hash, current.key_hash, marker))
         # A foreign CA: JPKI's DN with another key, and another DN altogether.
-        foreign_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
         bits = foreign_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
         other_name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
                                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Another CA")]).public_bytes()
@@ -303,6 +310,7 @@ def build(rt, certificates: int = 1000, *, seed: int | None = None, progress: bo
                      "key_hash": {a: i.key_hash[a].hex() for a in ALGORITHMS}} for i in issuers],
         "crls": crls,
         "mix": dict(_mix()),
+        "operator_keys": operator_keys,
         "counts": _counts(items),
         "items": [i.as_json() for i in items],
     }
@@ -356,6 +364,7 @@ class Corpus:
             self.by.setdefault((it.kind, it.category), []).append(it)
         self.mix = {c: w for c, w in data["mix"].items() if w > 0}
         self.crls: list[dict[str, Any]] = data["crls"]
+        self.operator_keys: dict[str, str] = data["operator_keys"]
         self.issuers: dict[str, dict[str, Any]] = {}
         for i in data["issuers"]:
             i = dict(i)

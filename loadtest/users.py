@@ -240,18 +240,11 @@ class Operator(Paced, FastHttpUser):
         return self.paced_wait()
 
     def on_start(self):
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
         self.setup_rng()
         ctx = context()
         self.auth = {"Authorization": f"Bearer {ctx.spec.token}", "Content-Type": "application/json"}
         # Card keys are made on the card (JPKI_PROFILE.md section 3): the office sends public keys.
-        self.keys = {}
-        for kind in ("sign", "auth"):
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            self.keys[kind] = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        self.keys = ctx.corpus.operator_keys
         self.holders: list[dict] = []  # {"id", "certs": {kind: (issuer label, serial)}}
 
     def _json(self, resp, want: int, name: str):
