@@ -201,7 +201,12 @@ def wsgi(app: Callable, runtime: Any) -> Callable:
         token = _request_time.set(at)
         try:
             # Materialise the body inside the pinned context: a lazy iterable would run after reset.
-            return [b"".join(app(environ, start_response))]
+            body = app(environ, start_response)
+            try:
+                return [b"".join(body)]
+            finally:
+                if hasattr(body, "close"):
+                    body.close()  # PEP 3333: the server would have closed it
         finally:
             _request_time.reset(token)
 

@@ -168,3 +168,42 @@ def test_cli_refuses_shared_server(tmp_path):
     res = subprocess.run([sys.executable, "-m", "ca.cli", "clock", "advance", "1d"], env=env, cwd=ROOT,
                          capture_output=True, text=True)
     assert res.returncode == 5 and "shared" in res.stderr
+
+
+def test_ocsp_header_answers_at_that_time_and_caches_nothing(tmp_path):
+    """The responder signs a time-travelled request at the pinned time and never serves it to others."""
+    import base64
+    from datetime import datetime
+
+    from asn1crypto import ocsp as asn1_ocsp
+    from werkzeug.test import Client
+
+    from ocsp.http import make_app
+
+    config = load_config({"JPKI_MOCK_TIME_TRAVEL": "1"}, data_dir=tmp_path / "o", key_passphrase=PASSPHRASE)
+    rt = Runtime.open(config, FixedClock(T0))
+    try:
+        rt.authority.init()
+        holder = rt.authority.create_holder({"name": "山田\u3000花子", "date_of_birth": "1990-01-02", "gender": "2",
+                                             "address": "東京都港区芝公園4-2-8"})
+        cert = rt.authority.issue(holder.id, "auth", pkcs12_passphrase="secret")[0]
+        issuer = cert.issuer
+        req = asn1_ocsp.OCSPRequest({"tbs_request": {"request_list": [{"req_cert": {
+            "hash_algorithm": {"algorithm": "sha1"}, "issuer_name_hash": issuer.name_hash["sha1"],
+            "issuer_key_hash": issuer.key_hash["sha1"], "serial_number": cert.certificate.serial}}]}}).dump()
+        path = "/" + base64.b64encode(req).decode()
+        client = Client(make_app(rt))
+
+        def this_update(headers=None) -> datetime:
+            body = client.get(path, headers=headers or {}).get_data()
+            basic = asn1_ocsp.OCSPResponse.load(body)["response_bytes"]["response"].parsed
+            return basic["tbs_response_data"]["responses"][0]["this_update"].native
+
+        normal = this_update()
+        assert normal <= T0
+        later = this_update({timetravel.HEADER: "+10d"})
+        assert later > T0 + timedelta(days=9)
+        assert this_update() == normal  # the pre-signed answer is untouched
+        assert client.get(path, headers={timetravel.HEADER: "someday"}).status_code == 400
+    finally:
+        rt.close()
