@@ -270,11 +270,28 @@ def percentile(response_times: dict[int, int], fraction: float) -> float | None:
     return float(max(response_times))
 
 
-def window_result(step: int, target: float, a: Window, b: Window) -> StepResult:
+def slope(points: list[tuple[float, int]]) -> float:
+    """Least-squares requests per second through (time, cumulative requests) points.
+
+    Counters reach the Locust master in batches (each worker reports every second or so), so
+    the count between two snapshots is off by up to one batch; the slope through all of a
+    step's snapshots is not."""
+    n = len(points)
+    if n < 2:
+        return 0.0
+    mt = sum(t for t, _ in points) / n
+    mr = sum(r for _, r in points) / n
+    var = sum((t - mt) ** 2 for t, _ in points)
+    return sum((t - mt) * (r - mr) for t, r in points) / var if var else 0.0
+
+
+def window_result(step: int, target: float, windows: list[Window]) -> StepResult:
+    """A step's figures from the snapshots taken during it (first and last bound the counts)."""
+    a, b = windows[0], windows[-1]
     diff = {k: v - a.response_times.get(k, 0) for k, v in b.response_times.items() if v - a.response_times.get(k, 0) > 0}
-    seconds = max(b.t - a.t, 1e-9)
     requests = b.requests - a.requests
-    return StepResult(step, target, requests / seconds, requests, b.failures - a.failures, percentile(diff, 0.99))
+    rate = slope([(w.t, w.requests) for w in windows]) if len(windows) > 2 else requests / max(b.t - a.t, 1e-9)
+    return StepResult(step, target, rate, requests, b.failures - a.failures, percentile(diff, 0.99))
 
 
 @dataclass

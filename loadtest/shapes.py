@@ -16,9 +16,10 @@ from locust import LoadTestShape
 from .profiles import OCSP_NAME_PREFIX, KneeFinder, Window, window_result
 from .users import context
 
-#: workers report their counters to the master every 3 s (locust WORKER_REPORT_INTERVAL):
-#: a step's window starts this long after the step so that it holds only that step's requests.
-WORKER_LAG = 3.0
+#: a step's window starts this long after the step began, so that it holds only that step's
+#: requests: workers report their counters to the master every second (users.py sets
+#: locust's WORKER_REPORT_INTERVAL), and users take a moment to settle on a new pace.
+WORKER_LAG = 2.0
 LOCAL_LAG = 1.0
 
 
@@ -26,7 +27,7 @@ class JpkiShape(LoadTestShape):
     def __init__(self):
         super().__init__()
         self._last_row = -1
-        self._starts: dict[int, Window] = {}  # stress step -> counters shortly after it began
+        self._windows: dict[int, list[Window]] = {}  # stress step -> counters each second after it settled
         self._judged: set[int] = set()
         self._knee: KneeFinder | None = None
         self._target_file = None
@@ -71,14 +72,14 @@ class JpkiShape(LoadTestShape):
             self._knee = KneeFinder(spec.p99_ms, spec.max_failure_ratio, spec.min_achieved)
         lag = WORKER_LAG if spec.workers else LOCAL_LAG
         step = plan.step(t)
-        start = step * spec.step_seconds
-        if step not in self._starts and t >= start + lag:
-            self._starts[step] = self._snapshot(t)
+        snapshot = self._snapshot(t)
+        if t >= step * spec.step_seconds + lag:
+            self._windows.setdefault(step, []).append(snapshot)
         previous = step - 1
-        if previous in self._starts and previous not in self._judged:
+        if previous in self._windows and previous not in self._judged:
             self._judged.add(previous)
-            result = window_result(previous, plan.ocsp_rate(previous * spec.step_seconds), self._starts[previous],
-                                   self._snapshot(t))
+            windows = self._windows.pop(previous) + [snapshot]
+            result = window_result(previous, plan.ocsp_rate(previous * spec.step_seconds), windows)
             going = self._knee.judge(result)
             self._write_knee()
             return going

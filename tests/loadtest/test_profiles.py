@@ -4,7 +4,7 @@ import pytest
 
 from ca.errors import InvalidInput
 from loadtest import sizing
-from loadtest.profiles import KneeFinder, Plan, PlanSpec, StepResult, Window, percentile, window_result
+from loadtest.profiles import KneeFinder, Plan, PlanSpec, StepResult, Window, percentile, slope, window_result
 
 
 def spec(**kw):
@@ -90,9 +90,18 @@ def test_percentile_and_windows():
     assert percentile({1: 98, 5: 1, 200: 1}, 1.0) == 200
     a = Window(10.0, 100, 0, {2: 100})
     b = Window(20.0, 1100, 5, {2: 1090, 300: 10})
-    r = window_result(3, 100.0, a, b)
+    r = window_result(3, 100.0, [a, b])
     assert (r.requests, r.failures, r.achieved_rps) == (1000, 5, 100.0)
     assert r.p99_ms == 2.0  # 990 of the window's 1000 requests took 2 ms
+
+
+def test_achieved_rate_ignores_batched_reports():
+    # 100 req/s arriving at the master in batches every 3 s: the first and last snapshot of the
+    # window alone would say 300 requests in 4 s (75 req/s); the slope through all says ~100.
+    counts = {10: 0, 11: 0, 12: 300, 13: 300, 14: 300, 15: 600, 16: 600, 17: 600, 18: 900}
+    windows = [Window(float(t), c, 0, {}) for t, c in counts.items()]
+    assert slope([(w.t, w.requests) for w in windows]) == pytest.approx(100, rel=0.15)
+    assert window_result(0, 100, windows).achieved_rps == pytest.approx(100, rel=0.15)
 
 
 def test_knee_is_the_last_sustained_step():
