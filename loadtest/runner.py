@@ -305,8 +305,15 @@ class Run:
                             token=token, rp_credential=rp, classes=tuple(classes), **opts.plan_extra)
             plan_path = spec.write(self.out / "plan.json")
             self.warm_up(base, Path(corpus_path), rp)
+            server0, children0 = self._server_cpu(), _children_cpu()
+            started = time.monotonic()
             master = self.start_locust(base, plan_path)
             code = master.wait(self.deadline - time.monotonic())
+            server_cpu = self._server_cpu() - server0
+            for proc in reversed(self.procs):  # reaped, so their CPU time shows in RUSAGE_CHILDREN
+                proc.stop()
+            self._cpu_note(_children_cpu() - children0, server_cpu if self.server else None,
+                           time.monotonic() - started)
             if code is None:
                 self.notes.append(f"hard timeout: Locust still running {opts.duration + HARD_MARGIN:.0f} s after start; stopped")
         finally:
@@ -320,12 +327,53 @@ class Run:
             summary.notes.append(f"plot failed: {exc}")
         return summary
 
+    def _server_cpu(self) -> float:
+        return tree_cpu_seconds(self.server.pid) if self.server is not None else 0.0
+
+    def _cpu_note(self, generator: float, server: float | None, seconds: float) -> None:
+        """How many cores each side used: on one machine, says which one ran out first."""
+        text = f"CPU cores used during the run ({os.cpu_count()} here): load generator {generator / seconds:.2f}"
+        if server is not None:
+            text += f", server {server / seconds:.2f}"
+        self.notes.append(text)
+
     def stop_all(self) -> None:
         # Workers first (they reconnect otherwise), then the master, then the server.
         for proc in reversed(self.procs):
             proc.stop()
         if self.server is not None:
             self.server.stop()
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of a process and its live descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    wanted, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in wanted:
+                wanted.add(child)
+                frontier.append(child)
+    return sum(times.get(pid, 0.0) for pid in wanted)
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _serves_crls() -> bool:

@@ -92,18 +92,26 @@ class Paced:
     klass = ""
 
     def paced_wait(self) -> float:
+        """Seconds until this user's next request.  Start times, not gaps, are drawn, so a
+        request's own latency does not lower the rate (as long as it is shorter than the gap)."""
         ctx = context()
         interval = ctx.plan.mean_interval(self.klass, ctx.elapsed())
+        now = time.monotonic()
         if interval is None:
             self._idle = True
+            self._next = None
             return 1.0  # nothing to do at this hour; look again in a second
         self._idle = False
-        return self._rng.expovariate(1.0 / interval)
+        if self._next is None or self._next < now - 1.0:
+            self._next = now  # start, or a backlog of more than a second: do not burst to catch up
+        self._next += self._rng.expovariate(1.0 / interval)
+        return max(0.0, self._next - now)
 
     def setup_rng(self) -> None:
         seed = context().spec.seed
         self._rng = random.Random(None if seed is None else seed * 1_000_003 + next(_ids))
         self._idle = False
+        self._next: float | None = None
 
 
 class OcspVerifier(Paced, FastHttpUser):
