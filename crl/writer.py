@@ -65,7 +65,7 @@ class Written:
     sha256: str
 
 
-def encode_entries(rows: Iterable[tuple[int, int, int]], out: BinaryIO) -> tuple[int, int]:
+def encode_entries(rows: Iterable[tuple[int, int, int]], out: BinaryIO, flush_at: int = _FLUSH_AT) -> tuple[int, int]:
     """Encode ``(serial, revoked_at epoch seconds, reason)`` rows as RevokedCertificate SEQUENCEs
     into ``out``; returns (count, bytes written).  The hot loop of a large CRL: times are
     assembled from cached day / minute / second pieces (``time.gmtime`` per entry costs 3x more)."""
@@ -91,7 +91,7 @@ def encode_entries(rows: Iterable[tuple[int, int, int]], out: BinaryIO) -> tuple
         else:
             buf += der.header(der.SEQUENCE, n) + der.integer(serial) + when + ext
         count += 1
-        if len(buf) >= _FLUSH_AT:
+        if len(buf) >= flush_at:
             out.write(buf)
             total += len(buf)
             buf.clear()
