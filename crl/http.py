@@ -244,11 +244,14 @@ class _FileBody:
         return self._chunks()
 
     def _chunks(self):
-        if self.transform is None:
-            while chunk := self.fh.read(1 << 16):
-                yield chunk
-        else:
-            yield from self.transform(self.fh)
+        try:
+            if self.transform is None:
+                while chunk := self.fh.read(1 << 16):
+                    yield chunk
+            else:
+                yield from self.transform(self.fh)
+        finally:  # closed once fully sent, even by a server that forgets close()
+            self.fh.close()
 
     def close(self):
         self.fh.close()
