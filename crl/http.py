@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import threading
+import time
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import parse_qs
@@ -36,6 +37,7 @@ log = logging.getLogger("jpki_mock.crl.http")
 
 _PATH = re.compile(r"^/(?P<kind>[a-z]+)/g(?P<gen>[0-9]{1,6})/(?P<name>[0-9a-z-]{1,16})\.(?P<fmt>crl|pem)$")
 _LAYOUT = "/crl/{sign|auth}/g{generation}/{full|arl|<municipality code>}[-delta].{crl|pem}[?number=N]"
+ISSUER_TTL = 5.0
 _CHUNK = 48 * 1024  # a multiple of 48 bytes = 64 base64 characters = one PEM line
 _PEM_BEGIN = b"-----BEGIN X509 CRL-----\n"
 _PEM_END = b"-----END X509 CRL-----\n"
@@ -79,6 +81,7 @@ class CrlApp:
         self.access = AccessControl(rt.store) if rt.config.crl.access_control else None
         self._meta: dict[tuple, _Meta] = {}
         self._lock = threading.Lock()
+        self._issuer_cache: tuple[float, list] | None = None
 
     # ------------------------------------------------------------------ WSGI
     def __call__(self, environ, start_response):
@@ -129,7 +132,7 @@ class CrlApp:
             if not party.may_query(kind):
                 raise errors.Forbidden(f"relying party {party.name!r} is registered for {party.kinds} certificates only",
                                        field="kind")
-        stream = self.publisher.find(kind, generation, name)
+        stream = self.publisher.find(kind, generation, name, self._issuers())
         if number is None:
             file = self.publisher.current_file(stream)
             missing = f"{stream.label} has not been published yet; publish with `jpki-mock crl publish`"
@@ -146,6 +149,17 @@ class CrlApp:
         except BaseException:
             fh.close()
             raise
+
+    def _issuers(self):
+        """CA generations, re-read at most every few seconds (a rollover shows up within that time)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._issuer_cache is not None and self._issuer_cache[0] > now:
+                return self._issuer_cache[1]
+        issuers = self.rt.status.issuers()
+        with self._lock:
+            self._issuer_cache = (now + ISSUER_TTL, issuers)
+        return issuers
 
     @staticmethod
     def _number(query: str) -> int | None:

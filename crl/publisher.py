@@ -133,9 +133,9 @@ class Publisher:
             streams = [s for s in streams if s.delta == delta]
         return streams
 
-    def find(self, kind: str, generation: int, name: str) -> Stream:
+    def find(self, kind: str, generation: int, name: str, issuers: list[Issuer] | None = None) -> Stream:
         """The stream behind ``/crl/{kind}/g{generation}/{name}.crl``; NotFound names what is wrong."""
-        for issuer in self.rt.status.issuers():
+        for issuer in issuers if issuers is not None else self.rt.status.issuers():
             if issuer.kind == kind and issuer.generation == generation:
                 break
         else:
