@@ -136,34 +136,15 @@ class StatusReader:
         ``expired_before``: leave out certificates whose notAfter is before it (RFC 5280 section
         3.3 lets an entry leave the CRL once the certificate has expired). ``revoked_after``:
         only entries revoked after this time (for delta CRLs)."""
-        conds = [Certificate.ca_id == ca_id, Certificate.status == "revoked"]
-        if municipality is not None:
-            conds.append(Certificate.municipality == municipality)
-        if expired_before is not None:
-            conds.append(Certificate.not_after >= expired_before)
-        if revoked_after is not None:
-            conds.append(Certificate.revoked_at > revoked_after)
-        # Keyset pagination on (ca_id, status, serial): constant memory, no long-held cursor on SQLite.
-        last = -1
-        while True:
-            with self.store.engine.connect() as conn:
-                rows = conn.execute(
-                    select(Certificate.serial, Certificate.revoked_at, Certificate.reason)
-                    .where(and_(*conds), Certificate.serial > last)
-                    .order_by(Certificate.serial)
-                    .limit(batch)
-                ).all()
-            for serial, revoked_at, reason in rows:
-                yield RevokedEntry(serial, _aware(revoked_at), reason)
-            if len(rows) < batch:
-                return
-            last = rows[-1][0]
+        for serial, epoch, reason in self.revoked_rows(ca_id, municipality=municipality, expired_before=expired_before,
+                                                       revoked_after=revoked_after, batch=batch):
+            yield RevokedEntry(serial, datetime.fromtimestamp(epoch, UTC), reason)
 
     def revoked_rows(
         self, ca_id: int, *, municipality: str | None = None, expired_before: datetime | None = None,
-        changed_after_seq: int | None = None, batch: int = 50_000,
+        revoked_after: datetime | None = None, changed_after_seq: int | None = None, batch: int = 50_000,
     ) -> Iterator[tuple[int, int, int]]:
-        """Like :meth:`revoked_entries`, as plain ``(serial, revoked_at epoch seconds, reason)`` tuples.
+        """:meth:`revoked_entries` as plain ``(serial, revoked_at epoch seconds, reason)`` tuples.
 
         The CRL writer's hot path: the database turns the timestamp into an integer, so a
         1,000,000-entry CRL does not build a million datetime objects (measured: 8 s -> 2 s on
@@ -182,8 +163,11 @@ class StatusReader:
             conds.append(Certificate.municipality == municipality)
         if expired_before is not None:
             conds.append(Certificate.not_after >= expired_before)
+        if revoked_after is not None:
+            conds.append(Certificate.revoked_at > revoked_after)
         if changed_after_seq is not None:
             conds.append(Certificate.status_seq > changed_after_seq)
+        # Keyset pagination on (ca_id, status, serial): constant memory, no long-held cursor on SQLite.
         last = -1
         while True:
             with self.store.engine.connect() as conn:

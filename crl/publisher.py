@@ -41,6 +41,7 @@ from ca.runtime import Runtime
 
 from . import der, extensions
 from .models import PublishedCrl
+from .prefetch import prefetched
 from .writer import CrlHeader, write_crl
 
 log = logging.getLogger("jpki_mock.crl")
@@ -261,7 +262,7 @@ class Publisher:
         tmp.unlink(missing_ok=True)
         signer = self.rt.keyring.ca_signer(issuer.id)
         try:
-            written = write_crl(tmp, head, self._rows(stream, now, base), signer,
+            written = write_crl(tmp, head, prefetched(self._rows(stream, now, base)), signer,
                                 issuer.certificate.public_key().key_size)
             check_crl(tmp.read_bytes(), issuer=issuer, number=number, last_number=last_number,
                       this_update=now, next_update=next_update, entries=written.entries,
