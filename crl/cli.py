@@ -106,7 +106,7 @@ def show(c, ca_ref: str, partition: str, delta: bool, number: int | None, max_en
         click.echo("-----END X509 CRL-----")
         return
     parsed = x509.load_der_x509_crl(data)
-    exts = {e.oid._name: str(e.value) for e in parsed.extensions}
+    exts = {type(e.value).__name__: str(e.value) for e in parsed.extensions}
     entries = []
     for r in itertools.islice(parsed, max_entries):
         item = {"serial": r.serial_number, "revoked_at": r.revocation_date_utc.isoformat()}

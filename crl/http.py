@@ -42,8 +42,8 @@ _CHUNK = 48 * 1024  # a multiple of 48 bytes = 64 base64 characters = one PEM li
 _PEM_BEGIN = b"-----BEGIN X509 CRL-----\n"
 _PEM_END = b"-----END X509 CRL-----\n"
 _STATUS = {200: "200 OK", 304: "304 Not Modified", 400: "400 Bad Request", 401: "401 Unauthorized",
-           403: "403 Forbidden", 404: "404 Not Found", 405: "405 Method Not Allowed",
-           500: "500 Internal Server Error", 503: "503 Service Unavailable"}
+           403: "403 Forbidden", 404: "404 Not Found", 405: "405 Method Not Allowed", 409: "409 Conflict",
+           413: "413 Content Too Large", 500: "500 Internal Server Error", 503: "503 Service Unavailable"}
 
 
 def parse_time(tlv: bytes) -> datetime:
@@ -61,7 +61,7 @@ def crl_times(head: bytes) -> tuple[datetime, datetime]:
     _, pos, _ = der.read_header(head, pos, partial=True)  # tbsCertList
     for _ in range(3):  # version, signature, issuer
         _, _, pos = der.read_header(head, pos)
-    _, start, end = der.read_header(head, pos)
+    _, _, end = der.read_header(head, pos)
     this_update = parse_time(head[pos:end])
     _, _, end2 = der.read_header(head, end)
     return this_update, parse_time(head[end:end2])
@@ -101,13 +101,11 @@ class CrlApp:
         return [data]
 
     def _error(self, start_response, err: errors.JpkiError):
-        if isinstance(err, errors.Unauthorized):
-            return self._json(start_response, 401, err.to_dict(), [("WWW-Authenticate", 'Bearer realm="jpki-mock CRL"')])
-        for cls, status in ((errors.Forbidden, 403), (errors.NotFound, 404), (errors.InvalidInput, 400),
-                            (errors.StorageError, 503), (errors.NotInitialised, 503)):
-            if isinstance(err, cls):
-                return self._json(start_response, status, err.to_dict())
-        return self._json(start_response, 400, err.to_dict())
+        from ca.api import http_status  # the one error -> HTTP status table
+
+        status = http_status(err)
+        extra = [("WWW-Authenticate", 'Bearer realm="jpki-mock CRL"')] if status == 401 else []
+        return self._json(start_response, status, err.to_dict(), extra)
 
     def _handle(self, environ, start_response):
         method = environ.get("REQUEST_METHOD", "GET")
