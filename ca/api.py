@@ -129,6 +129,14 @@ def _format() -> str:
     return fmt
 
 
+def _certificate_response(der: bytes, fmt: str, as_json) -> Response:
+    if fmt == "der":
+        return Response(der, mimetype="application/pkix-cert")
+    if fmt == "pem":
+        return Response(der_to_pem(der), mimetype="application/x-pem-file")
+    return jsonify(as_json())
+
+
 # ---------------------------------------------------------------- CAs
 @bp.get("/cas")
 def list_cas():
@@ -144,12 +152,9 @@ def list_cas():
 def show_ca(kind: str, generation: int):
     fmt = _format()
     issuer = runtime().authority.issuer(kind, generation)
-    if fmt == "pem":
-        return Response(issuer.pem, mimetype="application/x-pem-file")
-    if fmt == "der":
-        return Response(issuer.der, mimetype="application/pkix-cert")
-    return jsonify({"issuer": issuer.label, "kind": kind, "generation": generation, "pem": issuer.pem,
-                    "not_before": iso(issuer.not_before), "not_after": iso(issuer.not_after)})
+    return _certificate_response(issuer.der, fmt, lambda: {
+        "issuer": issuer.label, "kind": kind, "generation": generation, "pem": issuer.pem,
+        "not_before": iso(issuer.not_before), "not_after": iso(issuer.not_after)})
 
 
 @bp.post("/cas/<kind>/rollover")
@@ -232,11 +237,7 @@ def expiring():
 def show_cert(issuer: str, serial: str):
     fmt = _format()
     cert = runtime().authority.get_certificate(issuer, serial)
-    if fmt == "der":
-        return Response(cert.der, mimetype="application/pkix-cert")
-    if fmt == "pem":
-        return Response(der_to_pem(cert.der), mimetype="application/x-pem-file")
-    return jsonify(cert_json(cert))
+    return _certificate_response(cert.der, fmt, lambda: cert_json(cert))
 
 
 @bp.post("/certificates/<issuer>/<serial>/revoke")
@@ -272,6 +273,16 @@ def list_rps():
 def remove_rp(name: str):
     runtime().authority.remove_relying_party(name)
     return jsonify({"name": name, "active": False})
+
+
+# ---------------------------------------------------------------- admin tokens
+@bp.post("/tokens")
+def create_token():
+    data = body()
+    label = data.get("label", "api")
+    if not isinstance(label, str) or not 1 <= len(label) <= 64:
+        raise errors.InvalidInput("must be 1-64 characters", field="label")
+    return jsonify({"label": label, "token": runtime().authority.create_token(label)}), 201
 
 
 # ---------------------------------------------------------------- seeding

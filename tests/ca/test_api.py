@@ -137,3 +137,17 @@ def test_bad_requests_get_specific_json_errors_and_change_nothing(client, rt, me
 def test_unknown_route_is_json_404(client):
     r = call(client, "get", "/admin/api/nothing-here")
     assert r.status_code == 404 and r.is_json
+
+
+def test_new_token_works_and_is_stored_hashed(client, rt):
+    r = call(client, "post", "/admin/api/tokens", json={"label": "ci"})
+    assert r.status_code == 201
+    token = r.json["token"]
+    assert client.get("/admin/api/cas", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    from sqlalchemy import select
+
+    from ca.models import ApiToken
+
+    with rt.store.session() as s:
+        stored = s.scalars(select(ApiToken.token_sha256)).all()
+    assert token not in stored and len(stored) == 2
