@@ -256,3 +256,19 @@ def test_published_dates_on_both_databases(db_rt, issue):
     (rc,) = list(parse(_published(pub, stream))["tbs_cert_list"]["revoked_certificates"])
     assert rc["user_certificate"].native == cert.serial
     assert rc["revocation_date"].native == revoked.revoked_at
+
+
+def test_faithful_mode_partitions_name_only_the_directory_name(config, clock, issue):
+    """Faithful certificates carry only the directoryName CRLDP [C]; the partition's IDP must match it."""
+    runtime = Runtime.open(config.replace(faithful=True), clock)
+    runtime.authority.init()
+    try:
+        cert = issue("27100", "sign", runtime=runtime)["sign"]
+        pub = Publisher(runtime)
+        stream = _stream(runtime, "sign", "27100")
+        pub.publish(stream)
+        idp = _ext(_published(pub, stream), "issuing_distribution_point")["extn_value"].parsed
+        assert [n.name for n in idp["distribution_point"].chosen] == ["directory_name"]
+        assert idp["distribution_point"].dump() == _crldp(cert.der).dump()
+    finally:
+        runtime.close()
