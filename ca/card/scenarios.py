@@ -357,7 +357,6 @@ class Builder:
         item["files"]["issuer_pem"] = "broken/impostor-ca.pem"
         never = self._never_issued_serial()
         self.add("never-issued-serial", issuer=current["sign"], serial=never,
-                 expected_by_policy={"unknown": "unknown", "revoked": "revoked"},
                  ocsp_unknown_serial=self.rt.config.ocsp.unknown_serial)
         if self.rt.config.ocsp.unknown_serial == "revoked":
             # RFC 6960 section 4.4.8: "revoked" with the Extended Revoked Definition for a never-issued serial.
