@@ -78,6 +78,9 @@ def test_cli_publish_list_show(rt, cli, issue):
     assert {r["stream"]: r["number"] for r in listing}["sign-g1/27100"] == 1
     shown = json.loads(cli("crl", "show", "--ca", "sign-g1", "--partition", "27100").output)
     assert shown["entries"] == 1
+    assert shown["extensions"]["CRLNumber"] == 1
+    assert shown["extensions"]["IssuingDistributionPoint"]["names"][1].endswith("/crl/sign/g1/27100.crl")
+    assert shown["extensions"]["AuthorityKeyIdentifier"] == rt.authority.issuer("sign").ski.hex(":")
     assert shown["first_entries"] == [{"serial": cert.serial, "revoked_at": shown["first_entries"][0]["revoked_at"],
                                        "reason": "certificateHold", "hold_instruction": "1.2.840.10040.2.3"}]
     der = CliRunner().invoke(main, ["crl", "show", "--ca", "sign-g1", "--partition", "27100", "--der"],
