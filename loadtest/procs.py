@@ -1,0 +1,58 @@
+"""Stopping the processes a benchmark starts: by PID, children first, bounded in time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of ``pid``, read from /proc."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # Field 4 (ppid) comes after the command name in parentheses, which may contain spaces.
+        fields = stat[stat.rindex(b")") + 2:].split()
+        if int(fields[1]) == pid:
+            kids.append(int(entry))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_tree(proc, grace: float = 3.0) -> None:
+    """Stop a process that may have forked workers: children first (``openssl ocsp -multi``'s
+    parent ignores SIGTERM while children run), then the parent; SIGKILL after ``grace``."""
+    if proc.poll() is not None:
+        return
+    kids = children_of(proc.pid)
+    for pid in kids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and (proc.poll() is None or any(_alive(k) for k in kids)):
+        time.sleep(0.05)
+    for pid in kids + children_of(proc.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
