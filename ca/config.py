@@ -51,6 +51,16 @@ class OcspConfig:
     access_control: bool = False
     #: worker processes for ``jpki-mock ocsp serve``.
     workers: int = 2
+    #: port of the standalone responder (``jpki-mock ocsp serve``); it binds ``host``.
+    port: int = 8081
+    #: how a process learns of revocations: ``epoch`` reads the shared mmap counter (same host,
+    #: same data directory; 8 bytes per request), ``database`` reads the revocation sequence from
+    #: the database on every request (responders on other hosts sharing PostgreSQL).
+    revocation_check: Literal["epoch", "database"] = "epoch"
+    #: how long a live signature may wait for a free slot before the answer is tryLater.
+    live_sign_wait_ms: int = 1000
+    #: lookups are counted in memory per process and added to the shared table this often.
+    stats_flush_seconds: int = 10
 
 
 @dataclass(frozen=True)
@@ -119,9 +129,9 @@ class Config:
 _POSITIVE = {
     "port", "workers", "max_body_bytes", "max_certids", "max_request_bytes", "validity_seconds",
     "refresh_seconds", "responder_cert_days", "live_sign_concurrency", "period_seconds",
-    "delta_period_seconds",
+    "delta_period_seconds", "stats_flush_seconds",
 }
-_NON_NEGATIVE = {"backdate_seconds", "responder_renew_days", "grace_seconds", "archive_keep"}
+_NON_NEGATIVE = {"live_sign_wait_ms", "backdate_seconds", "responder_renew_days", "grace_seconds", "archive_keep"}
 
 
 def _coerce(name: str, hint: Any, raw: Any, source: str) -> Any:

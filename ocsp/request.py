@@ -1,0 +1,197 @@
+"""Decoding OCSP requests (RFC 6960 section 4.1) from POST bodies and GET paths.
+
+Every CertID of the request is kept with its own hash algorithm and its DER exactly as
+sent, because the response echoes it byte for byte (clients match on it).  The nonce
+extension (RFC 9654) is kept as the whole Extension DER so it can be echoed exactly too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from ca.errors import MalformedData
+
+from . import der
+from .der import OCTET_STRING, SEQUENCE, DerError
+
+#: CertID hash algorithms answered (RFC 9919 recommends SHA-256, RFC 5019 used SHA-1).
+HASH_OIDS = {
+    der.oid("1.3.14.3.2.26")[2:]: "sha1",
+    der.oid("2.16.840.1.101.3.4.2.1")[2:]: "sha256",
+    der.oid("2.16.840.1.101.3.4.2.2")[2:]: "sha384",
+    der.oid("2.16.840.1.101.3.4.2.3")[2:]: "sha512",
+}
+HASH_LENGTHS = {"sha1": 20, "sha256": 32, "sha384": 48, "sha512": 64}
+NONCE_OID = der.oid("1.3.6.1.5.5.7.48.1.2")[2:]
+#: RFC 6960 section 4.4.3: the client says which response types it accepts; we only make basic.
+ACCEPTABLE_RESPONSES_OID = der.oid("1.3.6.1.5.5.7.48.1.4")[2:]
+BASIC_RESPONSE_OID = der.oid("1.3.6.1.5.5.7.48.1.1")
+#: RFC 9654 section 2.1: a nonce is 1..128 octets; longer MUST be rejected with malformedRequest.
+MAX_NONCE = 128
+
+
+class MalformedRequest(MalformedData):
+    """The request cannot be answered as sent: OCSP malformedRequest, HTTP 400."""
+
+    code = "malformed_request"
+
+
+@dataclass(frozen=True, slots=True)
+class CertID:
+    der: bytes
+    #: sha1/sha256/sha384/sha512, or None for a hash algorithm this responder does not answer
+    algorithm: str | None
+    name_hash: bytes
+    key_hash: bytes
+    serial: int
+
+
+@dataclass(frozen=True, slots=True)
+class OcspRequest:
+    cert_ids: tuple[CertID, ...]
+    #: the nonce Extension (whole DER, echoed exactly) and its value, or None
+    nonce_extension: bytes | None = None
+    nonce: bytes | None = None
+
+
+def _cert_id(data: bytes, tlv_start: int, start: int, end: int) -> CertID:
+    parts = der.children(data, start, end)
+    if len(parts) != 4 or [p[0] for p in parts] != [SEQUENCE, OCTET_STRING, OCTET_STRING, der.INTEGER]:
+        raise DerError("CertID must be SEQUENCE {hashAlgorithm, issuerNameHash, issuerKeyHash, serialNumber}")
+    alg = der.children(data, parts[0][2], parts[0][3])
+    if not alg or alg[0][0] != der.OID or len(alg) > 2:
+        raise DerError("CertID hashAlgorithm is not an AlgorithmIdentifier")
+    algorithm = HASH_OIDS.get(data[alg[0][2]:alg[0][3]])
+    # RFC 5754 section 2: hash AlgorithmIdentifiers carry absent or NULL parameters.
+    if len(alg) == 2 and data[alg[1][1]:alg[1][3]] != b"\x05\x00":
+        algorithm = None
+    name_hash = data[parts[1][2]:parts[1][3]]
+    key_hash = data[parts[2][2]:parts[2][3]]
+    if algorithm is not None and not (len(name_hash) == len(key_hash) == HASH_LENGTHS[algorithm]):
+        raise DerError(f"CertID hashes are not {HASH_LENGTHS[algorithm]} octets long as {algorithm} requires")
+    serial = der.parse_integer(data, parts[3][2], parts[3][3], "CertID serialNumber")
+    return CertID(bytes(data[tlv_start:end]), algorithm, bytes(name_hash), bytes(key_hash), serial)
+
+
+def _extensions(data: bytes, start: int, end: int) -> tuple[bytes | None, bytes | None]:
+    """requestExtensions: returns (nonce Extension DER, nonce value)."""
+    s, e = der.expect(data, start, end, SEQUENCE, "requestExtensions")
+    if s == e:
+        raise DerError("requestExtensions must not be empty (RFC 5280 section 4.1: SIZE (1..MAX))")
+    seen: set[bytes] = set()
+    nonce_ext = nonce = None
+    for tag, tlv_start, cs, ce in der.children(data, s, e):
+        if tag != SEQUENCE:
+            raise DerError("an Extension must be a SEQUENCE")
+        fields = der.children(data, cs, ce)
+        if len(fields) not in (2, 3) or fields[0][0] != der.OID or fields[-1][0] != OCTET_STRING:
+            raise DerError("an Extension must be SEQUENCE {extnID, critical BOOLEAN DEFAULT FALSE, extnValue}")
+        critical = False
+        if len(fields) == 3:
+            if fields[1][0] != der.BOOLEAN or fields[1][3] - fields[1][2] != 1 or data[fields[1][2]] not in (0, 0xFF):
+                raise DerError("Extension critical flag is not a BOOLEAN")
+            critical = data[fields[1][2]] == 0xFF
+        ext_oid = bytes(data[fields[0][2]:fields[0][3]])
+        if ext_oid in seen:
+            raise DerError("an extension appears twice (RFC 5280 section 4.2)")
+        seen.add(ext_oid)
+        vs, ve = fields[-1][2], fields[-1][3]
+        if ext_oid == NONCE_OID:
+            # RFC 9654: extnValue holds Nonce ::= OCTET STRING.  Some clients put the raw bytes
+            # in extnValue without the inner OCTET STRING (pyca/cryptography#6404); accept both.
+            value = bytes(data[vs:ve])
+            try:
+                ns, ne = der.expect(data, vs, ve, OCTET_STRING, "nonce")
+                if ne == ve:
+                    value = bytes(data[ns:ne])
+            except DerError:
+                pass
+            if not 1 <= len(value) <= MAX_NONCE:
+                raise MalformedRequest(f"the nonce is {len(value)} octets long", field="nonce",
+                                       allowed=f"1-{MAX_NONCE} octets (RFC 9654 section 2.1)")
+            nonce_ext, nonce = bytes(data[tlv_start:ce]), value
+        elif ext_oid == ACCEPTABLE_RESPONSES_OID:
+            if BASIC_RESPONSE_OID not in data[vs:ve]:
+                raise MalformedRequest("the client does not accept id-pkix-ocsp-basic responses",
+                                       field="acceptableResponses", allowed="id-pkix-ocsp-basic")
+        elif critical:
+            raise MalformedRequest(f"unsupported critical extension {ext_oid.hex()}", field="requestExtensions",
+                                   allowed="nonce, acceptable responses, or non-critical extensions")
+    return nonce_ext, nonce
+
+
+def parse_request(data: bytes, max_certids: int = 100) -> OcspRequest:
+    """Parse DER ``OCSPRequest``; raises :class:`MalformedRequest` with the reason."""
+    try:
+        return _parse(data, max_certids)
+    except DerError as exc:
+        raise MalformedRequest(f"not a DER OCSPRequest: {exc}", field="request") from None
+
+
+def _parse(data: bytes, max_certids: int) -> OcspRequest:
+    end = len(data)
+    s, e = der.expect(data, 0, end, SEQUENCE, "OCSPRequest")
+    if e != end:
+        raise DerError(f"{end - e} bytes after the OCSPRequest")
+    top = der.children(data, s, e)
+    if not top or top[0][0] != SEQUENCE or len(top) > 2 or (len(top) == 2 and top[1][0] != 0xA0):
+        raise DerError("OCSPRequest must be SEQUENCE {tbsRequest, [0] optionalSignature}")
+    fields = der.children(data, top[0][2], top[0][3])
+    i = 0
+    if i < len(fields) and fields[i][0] == 0xA0:  # version [0] EXPLICIT, only v1 (0) exists
+        vs, ve = der.expect(data, fields[i][2], fields[i][3], der.INTEGER, "version")
+        if ve != fields[i][3] or der.parse_integer(data, vs, ve, "version") != 0:
+            raise DerError("unsupported TBSRequest version (only v1)")
+        i += 1
+    if i < len(fields) and fields[i][0] == 0xA1:  # requestorName: informational only
+        i += 1
+    if i >= len(fields) or fields[i][0] != SEQUENCE:
+        raise DerError("TBSRequest has no requestList")
+    request_list = der.children(data, fields[i][2], fields[i][3])
+    i += 1
+    nonce_ext = nonce = None
+    if i < len(fields) and fields[i][0] == 0xA2:
+        nonce_ext, nonce = _extensions(data, fields[i][2], fields[i][3])
+        i += 1
+    if i != len(fields):
+        raise DerError("unexpected fields in TBSRequest")
+    if not request_list:
+        raise DerError("requestList is empty")
+    if len(request_list) > max_certids:
+        raise MalformedRequest(f"{len(request_list)} CertIDs in one request", field="requestList",
+                               allowed=f"1-{max_certids} (ocsp.max_certids)")
+    cert_ids = []
+    for tag, _, rs, re_ in request_list:
+        if tag != SEQUENCE:
+            raise DerError("a Request must be a SEQUENCE")
+        parts = der.children(data, rs, re_)
+        # Request ::= SEQUENCE {reqCert CertID, singleRequestExtensions [0] EXPLICIT OPTIONAL}
+        if not parts or parts[0][0] != SEQUENCE or len(parts) > 2 or (len(parts) == 2 and parts[1][0] != 0xA0):
+            raise DerError("Request must be SEQUENCE {reqCert, [0] singleRequestExtensions}")
+        cert_ids.append(_cert_id(data, parts[0][1], parts[0][2], parts[0][3]))
+    return OcspRequest(tuple(cert_ids), nonce_ext, nonce)
+
+
+def decode_get_path(path: str) -> bytes:
+    """The DER request from a GET path (RFC 6960 appendix A.1), decoded tolerantly.
+
+    Clients and proxies mangle the base64 (PEERS.md): percent-encoding left in place or
+    doubled, ``+`` turned into a space, a leading ``/`` (or ``//`` from a base URL ending in
+    ``/``), base64url, missing padding.  A DER OCSPRequest starts with 0x30, so its base64
+    starts with ``M``: every leading ``/`` is a separator and can go.  ``//`` *inside* the
+    base64 is data and must not be merged (Boulder#884).
+    """
+    text = path.lstrip("/")
+    if "%" in text:
+        text = unquote(text)
+    text = text.replace(" ", "+").replace("-", "+").replace("_", "/").rstrip("=")
+    text = "".join(text.split())
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedRequest("the GET path is not a base64-encoded OCSP request", field="path",
+                               allowed="/<base64 or base64url of the DER OCSPRequest> (RFC 6960 appendix A.1)") from None

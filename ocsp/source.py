@@ -1,0 +1,321 @@
+"""Where answers come from, layered as in Boulder: filter -> pre-signed cache -> live signer.
+
+* Filter: match each CertID's issuer by its precomputed (algorithm, name hash, key hash)
+  over every CA generation; unknown issuers are ``unauthorized`` (RFC 5019 section 2.2.3).
+* Pre-signed cache: a response with one SingleResponse and no nonce depends only on the
+  CertID, so it is signed once and served as bytes (EJBCA: "signing becomes the bottleneck").
+  Keyed by the CertID's DER (echoed byte for byte) and, for the hot path, by the raw GET path
+  or POST body that asked for it.
+* Live signer: misses, stale entries, nonced and multi-CertID requests; at most
+  ``ocsp.live_sign_concurrency`` signatures at once per process, ``tryLater`` past
+  ``ocsp.live_sign_wait_ms`` of waiting (load shedding instead of an unbounded queue).
+
+Revocation invalidates: every request first compares the revocation epoch (an 8-byte mmap
+read, or the database sequence with ``ocsp.revocation_check = "database"``) with the last
+one this process applied; when it moved, :meth:`Responder.sync` fetches the changed
+certificates and drops their responses before anything is served.  Revocations publish the
+epoch after their commit and before they return, so no request that arrives after a revoke
+returned can see the old epoch.  Entries computed from state read before a sync are not
+stored (``seen`` guard), so a slow signer cannot put a stale "good" back into the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from datetime import timedelta
+from email.utils import formatdate
+
+from ca.errors import Overloaded
+from ca.issuers import HASH_ALGORITHMS, Issuer
+from ca.runtime import Runtime
+from ca.status import HOLD, CertStatus
+
+from . import der, response
+from .request import CertID, OcspRequest
+
+#: bounds on the per-process maps: a flood of distinct requests must not exhaust memory.
+MAX_ENTRIES = 500_000
+MAX_REQUEST_KEYS = 500_000
+MAX_KEYS_PER_ENTRY = 8
+#: an unknown issuer triggers at most one reload of the CA generations per interval (rollover).
+ISSUER_RELOAD_SECONDS = 1.0
+
+
+class Entry:
+    """One pre-signed response and what the HTTP layer needs to serve it."""
+
+    __slots__ = ("der", "etag", "last_modified", "expires", "next_update", "refresh_at", "kind", "status",
+                 "count_key", "keys", "_headers")
+
+    def __init__(self, der_bytes: bytes, this_update: float, next_update: float, refresh_at: float, kind: str,
+                 status: str):
+        self.der = der_bytes
+        self.etag = '"' + hashlib.sha256(der_bytes).hexdigest()[:32] + '"'
+        self.last_modified = formatdate(this_update, usegmt=True)
+        self.expires = formatdate(next_update, usegmt=True)
+        self.next_update = next_update
+        self.refresh_at = refresh_at
+        self.kind = kind
+        self.status = status
+        self.count_key = (kind, status, "-")
+        self.keys: list = []
+        self._headers: tuple[int, list] = (-1, [])
+
+    def headers(self, now: int) -> list[tuple[str, str]]:
+        """RFC 5019 section 6.2 / RFC 9919 caching headers; max-age counts down to nextUpdate."""
+        sec, hdrs = self._headers
+        if sec != now:
+            hdrs = [
+                ("Content-Type", "application/ocsp-response"),
+                ("Content-Length", str(len(self.der))),
+                ("Cache-Control", f"max-age={max(0, int(self.next_update) - now)}, public, no-transform, must-revalidate"),
+                ("Last-Modified", self.last_modified),
+                ("Expires", self.expires),
+                ("ETag", self.etag),
+            ]
+            self._headers = (now, hdrs)
+        return hdrs
+
+
+class Answer:
+    """A response to send: bytes, HTTP status, the cacheable entry (for headers) and what to count."""
+
+    __slots__ = ("der", "http", "entry", "labels")
+
+    def __init__(self, der_bytes: bytes, http: str = "200 OK", entry: Entry | None = None,
+                 labels: list[tuple[str, str]] | None = None):
+        self.der = der_bytes
+        self.http = http
+        self.entry = entry
+        self.labels = labels or []
+
+
+HTTP_FOR_STATUS = {
+    response.MALFORMED_REQUEST: "400 Bad Request",
+    response.INTERNAL_ERROR: "500 Internal Server Error",
+    response.TRY_LATER: "503 Service Unavailable",
+    response.UNAUTHORIZED: "200 OK",
+}
+LABEL_FOR_STATUS = {
+    response.MALFORMED_REQUEST: "malformedRequest",
+    response.INTERNAL_ERROR: "internalError",
+    response.TRY_LATER: "tryLater",
+    response.UNAUTHORIZED: "unauthorized",
+}
+ERROR_BODIES = {status: response.error_response(status) for status in HTTP_FOR_STATUS}
+
+
+def error_answer(status: int, kind: str = "-", http: str | None = None) -> Answer:
+    return Answer(ERROR_BODIES[status], http or HTTP_FOR_STATUS[status], None, [(kind, LABEL_FOR_STATUS[status])])
+
+
+class Responder:
+    """The answering core of one process (thread-safe; one per WSGI app)."""
+
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+        self.cfg = rt.config.ocsp
+        self._lock = threading.Lock()
+        self._signing = threading.BoundedSemaphore(self.cfg.live_sign_concurrency)
+        self._sign_wait = self.cfg.live_sign_wait_ms / 1000.0
+        #: CertID DER -> Entry
+        self.presigned: dict[bytes, Entry] = {}
+        #: raw GET path (str) or POST body (bytes) -> Entry; the hot path is one lookup here
+        self.by_request: dict[object, Entry] = {}
+        #: (ca_id, serial) -> CertID DERs with a pre-signed entry, for invalidation
+        self._index: dict[tuple[int, int], list[bytes]] = {}
+        #: (ca_id, serial) -> status of issued certificates (only revocation changes them)
+        self.statuses: dict[tuple[int, int], CertStatus] = {}
+        self.read_seq = rt.epoch.read if self.cfg.revocation_check == "epoch" else rt.status.current_seq
+        self.seen = self.read_seq()
+        self._issuers: dict[tuple[str, bytes, bytes], Issuer] = {}
+        self._issuers_loaded = 0.0
+        self.load_issuers()
+
+    # ------------------------------------------------------------------ filter
+    def load_issuers(self) -> None:
+        index = {}
+        for issuer in self.rt.status.issuers():
+            for alg in HASH_ALGORITHMS:
+                index[(alg, issuer.name_hash[alg], issuer.key_hash[alg])] = issuer
+        self._issuers = index
+        self._issuers_loaded = time.monotonic()
+
+    def match(self, cid: CertID) -> Issuer | None:
+        key = (cid.algorithm, cid.name_hash, cid.key_hash)
+        issuer = self._issuers.get(key)
+        if issuer is None and cid.algorithm is not None and time.monotonic() - self._issuers_loaded > ISSUER_RELOAD_SECONDS:
+            with self._lock:
+                if time.monotonic() - self._issuers_loaded > ISSUER_RELOAD_SECONDS:
+                    self.load_issuers()  # a rollover may have added a generation since start-up
+            issuer = self._issuers.get(key)
+        return issuer
+
+    # ------------------------------------------------------------------ invalidation
+    def check(self) -> None:
+        """Apply revocations published since the last request (call before serving anything)."""
+        if self.read_seq() != self.seen:
+            self.sync()
+
+    def sync(self) -> None:
+        with self._lock:
+            seq = self.read_seq()
+            if seq == self.seen:
+                return
+            if seq < self.seen:  # the epoch file was recreated: start over
+                self._clear()
+            else:
+                for change in self.rt.status.changes_since(self.seen):
+                    key = (change.ca_id, change.serial)
+                    self.statuses[key] = change
+                    for cid_der in self._index.pop(key, ()):
+                        entry = self.presigned.pop(cid_der, None)
+                        if entry is not None:
+                            for raw in entry.keys:
+                                self.by_request.pop(raw, None)
+            self.seen = seq
+
+    def _clear(self) -> None:
+        self.presigned.clear()
+        self.by_request.clear()
+        self._index.clear()
+        self.statuses.clear()
+
+    def _store(self, seen: int, cid: CertID, ca_id: int, entry: Entry, raw: object) -> None:
+        with self._lock:
+            if self.seen != seen:
+                return  # a revocation was applied while this entry was being made: it may be stale
+            if len(self.presigned) >= MAX_ENTRIES:
+                self._clear()
+            self.presigned[cid.der] = entry
+            self._index.setdefault((ca_id, cid.serial), []).append(cid.der)
+            self._link_locked(raw, entry)
+
+    def link(self, raw: object, cid: CertID, entry: Entry) -> None:
+        with self._lock:
+            if self.presigned.get(cid.der) is entry:  # not invalidated meanwhile
+                self._link_locked(raw, entry)
+
+    def _link_locked(self, raw: object, entry: Entry) -> None:
+        if raw is None or len(entry.keys) >= MAX_KEYS_PER_ENTRY:
+            return
+        if len(self.by_request) >= MAX_REQUEST_KEYS:
+            self.by_request.clear()
+        self.by_request[raw] = entry
+        entry.keys.append(raw)
+
+    # ------------------------------------------------------------------ statuses
+    def statuses_of(self, issuer: Issuer, serials: list[int], seen: int) -> dict[int, CertStatus]:
+        out: dict[int, CertStatus] = {}
+        missing = []
+        for serial in serials:
+            st = self.statuses.get((issuer.id, serial))
+            if st is None:
+                missing.append(serial)
+            else:
+                out[serial] = st
+        if missing:
+            if len(missing) == 1:
+                st = self.rt.status.lookup(issuer.id, missing[0])
+                found = {missing[0]: st} if st is not None else {}
+            else:
+                found = self.rt.status.lookup_many(issuer.id, missing)
+            # Never-issued serials are not remembered: issuing one does not move the epoch.
+            with self._lock:
+                if self.seen == seen and len(self.statuses) < MAX_ENTRIES:
+                    for serial, st in found.items():
+                        self.statuses[(issuer.id, serial)] = st
+            out.update(found)
+        return out
+
+    # ------------------------------------------------------------------ answering
+    def answer(self, req: OcspRequest, party, raw: object = None) -> Answer:
+        """Answer a parsed request; ``party`` is the relying party (access control) or None.
+
+        Raises MalformedRequest (nonce required but absent); store failures propagate to the
+        HTTP layer, which answers internalError."""
+        cfg = self.cfg
+        if cfg.nonce_policy == "require" and req.nonce is None:
+            from .request import MalformedRequest
+
+            raise MalformedRequest("this responder requires a nonce (RFC 9654)", field="nonce",
+                                   allowed="a nonce extension of 1-128 octets")
+        nonce_ext = None if cfg.nonce_policy == "ignore" else req.nonce_extension
+        if req.nonce is not None:
+            raw = None  # a nonced request is never repeated: do not remember its bytes
+        issuer = None
+        for cid in req.cert_ids:
+            matched = self.match(cid)
+            if matched is None:
+                return error_answer(response.UNAUTHORIZED)
+            if issuer is not None and matched.id != issuer.id:
+                # One BasicOCSPResponse has one signer, and a delegated responder is authorised
+                # for one CA generation only (RFC 6960 section 4.2.2.2).
+                return error_answer(response.UNAUTHORIZED, matched.kind)
+            issuer = matched
+        assert issuer is not None
+        if cfg.access_control and (party is None or not party.may_query(issuer.kind)):
+            return error_answer(response.UNAUTHORIZED, issuer.kind)
+        seen = self.seen
+        if len(req.cert_ids) == 1 and nonce_ext is None:
+            cid = req.cert_ids[0]
+            entry = self.presigned.get(cid.der)
+            if entry is not None and entry.refresh_at > self.rt.clock.now().timestamp():
+                self.link(raw, cid, entry)
+                return Answer(entry.der, "200 OK", entry, [entry.count_key[:2]])
+        statuses = self.statuses_of(issuer, [c.serial for c in req.cert_ids], seen)
+        return self._live(issuer, req.cert_ids, statuses, nonce_ext, seen, raw)
+
+    def _live(self, issuer: Issuer, cert_ids, statuses, nonce_ext, seen, raw) -> Answer:
+        cfg = self.cfg
+        now = self.rt.clock.now()
+        this_update = now - timedelta(seconds=cfg.backdate_seconds)
+        next_update = this_update + timedelta(seconds=cfg.validity_seconds)
+        tu, nu = der.generalized_time(this_update), der.generalized_time(next_update)
+        singles, labels, extensions = [], [], []
+        never_issued = False
+        for cid in cert_ids:
+            st = statuses.get(cid.serial)
+            if st is None:
+                never_issued = True
+                labels.append((issuer.kind, "unknown"))
+                if cfg.unknown_serial == "revoked":
+                    status = response.revoked(None, HOLD)
+                else:
+                    status = response.UNKNOWN
+            elif st.status == "revoked":
+                labels.append((issuer.kind, "revoked"))
+                status = response.revoked(st.revoked_at, st.reason)
+            else:
+                labels.append((issuer.kind, "good"))
+                status = response.GOOD
+            singles.append(response.single_response(cid.der, status, tu, nu))
+        if never_issued and cfg.unknown_serial == "revoked":
+            extensions.append(response.EXTENDED_REVOKE_EXTENSION)
+        if nonce_ext is not None:
+            extensions.append(nonce_ext)
+        if not self._signing.acquire(timeout=self._sign_wait):
+            raise Overloaded(f"all {cfg.live_sign_concurrency} live-signing slots stayed busy for {cfg.live_sign_wait_ms} ms",
+                             field="ocsp.live_sign_concurrency")
+        try:
+            signer = self.rt.keyring.responder_signer(issuer.id)
+            body = response.basic_response(signer, now, singles, extensions)
+        finally:
+            self._signing.release()
+        if nonce_ext is not None or len(cert_ids) != 1 or never_issued:
+            return Answer(body, "200 OK", None, labels)
+        ts = now.timestamp()
+        nu_ts = next_update.timestamp()
+        entry = Entry(body, this_update.timestamp(), nu_ts, min(ts + cfg.refresh_seconds, nu_ts), issuer.kind,
+                      labels[0][1])
+        self._store(seen, cert_ids[0], issuer.id, entry, raw)
+        return Answer(body, "200 OK", entry, labels)
+
+    def stats(self) -> dict[str, int]:
+        return {"presigned": len(self.presigned), "request_keys": len(self.by_request),
+                "statuses": len(self.statuses), "epoch_seen": self.seen}
+
+
+__all__ = ["Responder", "Entry", "Answer", "Overloaded", "error_answer"]

@@ -1,0 +1,156 @@
+"""Lookup counters by certificate kind, status, relying party and JST day (J-LIS reports counts).
+
+Counting must not slow the hot path: each process increments a dict in memory and a
+background thread adds the increments to the shared ``ocsp_lookups`` table every
+``ocsp.stats_flush_seconds`` (and at exit).  Reads (``/metrics``, the admin API, the CLI)
+come from that table, after flushing the reading process's own counts.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from ca.clock import JST
+from ca.store import Store
+
+from .models import OcspLookup
+
+log = logging.getLogger("jpki_mock.ocsp.stats")
+
+
+class Counters:
+    """Per-process counts; ``counts[(day, kind, status, relying_party)] += 1`` is all the hot path does.
+
+    Under CPython's GIL a ``dict[key] += 1`` on str/tuple keys does not switch threads in the
+    middle, so no lock is needed for the increment."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.counts: defaultdict[tuple[str, str, str, str], int] = defaultdict(int)
+        self._flushed: dict[tuple[str, str, str, str], int] = {}
+        self._flush_lock = threading.Lock()
+        self.day = ""
+        self.day_end = 0.0
+        self._stop: threading.Event | None = None
+
+    def roll(self, now_ts: float) -> str:
+        """The JST day label for ``now_ts``, recomputed only when a day boundary passes."""
+        if now_ts >= self.day_end or now_ts < self.day_end - 86400:
+            local = datetime.fromtimestamp(now_ts, JST)
+            start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+            self.day = start.date().isoformat()
+            self.day_end = (start + timedelta(days=1)).timestamp()
+        return self.day
+
+    def add(self, now_ts: float, kind: str, status: str, party: str = "-") -> None:
+        if now_ts >= self.day_end:
+            self.roll(now_ts)
+        self.counts[(self.day, kind, status, party)] += 1
+
+    def flush(self) -> int:
+        """Add the increments since the last flush to the shared table; returns how many keys."""
+        with self._flush_lock:
+            snapshot = dict(self.counts)  # a C-level copy: atomic under the GIL
+            deltas = {k: v - self._flushed.get(k, 0) for k, v in snapshot.items() if v != self._flushed.get(k, 0)}
+            if not deltas:
+                return 0
+            try:
+                _add_counts(self.store, deltas)
+            except SQLAlchemyError as exc:  # the store is down or locked: keep counting, retry later
+                log.warning("could not flush OCSP counters: %s", exc)
+                return 0
+            self._flushed.update(snapshot)
+            return len(deltas)
+
+    def start(self, interval: float) -> None:
+        """Flush every ``interval`` seconds from a daemon thread, and once more at exit."""
+        if self._stop is not None:
+            return
+        self._stop = threading.Event()
+        stop = self._stop
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                self.flush()
+
+        threading.Thread(target=loop, name="ocsp-stats-flush", daemon=True).start()
+        atexit.register(self.stop)
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+            self._stop = None
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - at interpreter exit the store may already be gone
+            pass
+
+
+def _add_counts(store: Store, deltas: dict[tuple[str, str, str, str], int]) -> None:
+    if store.is_sqlite:
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    rows = [{"day": date.fromisoformat(d), "kind": k, "status": s, "relying_party": p, "count": n}
+            for (d, k, s, p), n in deltas.items()]
+    stmt = insert(OcspLookup).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["day", "kind", "status", "relying_party"],
+        set_={"count": OcspLookup.count + stmt.excluded.count},
+    )
+    with store.engine.begin() as conn:
+        conn.execute(stmt)
+
+
+def rows(store: Store, since: date | None = None, until: date | None = None) -> list[dict]:
+    query = select(OcspLookup).order_by(OcspLookup.day, OcspLookup.kind, OcspLookup.status, OcspLookup.relying_party)
+    if since is not None:
+        query = query.where(OcspLookup.day >= since)
+    if until is not None:
+        query = query.where(OcspLookup.day <= until)
+    with store.session() as s:
+        return [{"day": r.day.isoformat(), "kind": r.kind, "status": r.status, "relying_party": r.relying_party,
+                 "count": int(r.count)} for r in s.scalars(query)]
+
+
+def summary(store: Store, since: date | None = None, until: date | None = None) -> dict:
+    """JSON summary: every row, and totals by kind and status, by day, by relying party."""
+    data = rows(store, since, until)
+    by_kind: dict[str, dict[str, int]] = {}
+    by_day: dict[str, int] = {}
+    by_party: dict[str, int] = {}
+    for r in data:
+        by_kind.setdefault(r["kind"], {}).setdefault(r["status"], 0)
+        by_kind[r["kind"]][r["status"]] += r["count"]
+        by_day[r["day"]] = by_day.get(r["day"], 0) + r["count"]
+        by_party[r["relying_party"]] = by_party.get(r["relying_party"], 0) + r["count"]
+    return {"total": sum(by_day.values()), "by_kind": by_kind, "by_day": by_day, "by_relying_party": by_party,
+            "rows": data}
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def prometheus(store: Store, extra: dict[str, int] | None = None) -> str:
+    """Prometheus text exposition format 0.0.4."""
+    lines = [
+        "# HELP jpki_ocsp_lookups_total OCSP answers by certificate kind, status, relying party and JST day.",
+        "# TYPE jpki_ocsp_lookups_total counter",
+    ]
+    for r in rows(store):
+        lines.append(
+            f'jpki_ocsp_lookups_total{{kind="{_label(r["kind"])}",status="{_label(r["status"])}",'
+            f'relying_party="{_label(r["relying_party"])}",day="{r["day"]}"}} {r["count"]}'
+        )
+    for name, value in (extra or {}).items():
+        lines.append(f"# TYPE jpki_ocsp_{name} gauge")
+        lines.append(f"jpki_ocsp_{name} {value}")
+    return "\n".join(lines) + "\n"
