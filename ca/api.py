@@ -57,9 +57,10 @@ def body() -> dict[str, Any]:
     if request.content_length is not None and request.content_length > runtime().config.max_body_bytes:
         raise errors.TooLarge(f"body is {request.content_length} bytes", field="body",
                               allowed=f"at most {runtime().config.max_body_bytes} bytes")
-    if not request.data:
+    raw = request.get_data(cache=True)
+    if not raw:
         return {}
-    if not request.mimetype or request.mimetype != "application/json":
+    if request.mimetype != "application/json":
         raise errors.InvalidInput(f"content type {request.mimetype or 'none'!r} is not JSON", field="Content-Type",
                                   allowed="application/json")
     data = request.get_json(silent=True)
@@ -121,11 +122,26 @@ def args_dict(*names: str) -> dict[str, Any]:
     return {k: request.args[k] for k in names if k in request.args}
 
 
+def _format() -> str:
+    fmt = request.args.get("format", "json")
+    if fmt not in ("json", "pem", "der"):
+        raise errors.InvalidInput(f"{fmt!r} is not a format", field="format", allowed=["json", "pem", "der"])
+    return fmt
+
+
+def _certificate_response(der: bytes, fmt: str, as_json) -> Response:
+    if fmt == "der":
+        return Response(der, mimetype="application/pkix-cert")
+    if fmt == "pem":
+        return Response(der_to_pem(der), mimetype="application/x-pem-file")
+    return jsonify(as_json())
+
+
 # ---------------------------------------------------------------- CAs
 @bp.get("/cas")
 def list_cas():
     return jsonify([
-        {"issuer": i.label, "kind": i.kind, "generation": i.generation, "serial": i.serial if hasattr(i, "serial") else None,
+        {"issuer": i.label, "kind": i.kind, "generation": i.generation, "serial": i.certificate.serial_number,
          "not_before": iso(i.not_before), "not_after": iso(i.not_after), "revoked_at": iso(i.revoked_at),
          "hierarchy": i.hierarchy, "pem": i.pem}
         for i in runtime().authority.issuers()
@@ -134,16 +150,11 @@ def list_cas():
 
 @bp.get("/cas/<kind>/<int:generation>")
 def show_ca(kind: str, generation: int):
+    fmt = _format()
     issuer = runtime().authority.issuer(kind, generation)
-    fmt = request.args.get("format", "json")
-    if fmt == "pem":
-        return Response(issuer.pem, mimetype="application/x-pem-file")
-    if fmt == "der":
-        return Response(issuer.der, mimetype="application/pkix-cert")
-    if fmt != "json":
-        raise errors.InvalidInput(f"{fmt!r} is not a format", field="format", allowed=["json", "pem", "der"])
-    return jsonify({"issuer": issuer.label, "kind": kind, "generation": generation, "pem": issuer.pem,
-                    "not_before": iso(issuer.not_before), "not_after": iso(issuer.not_after)})
+    return _certificate_response(issuer.der, fmt, lambda: {
+        "issuer": issuer.label, "kind": kind, "generation": generation, "pem": issuer.pem,
+        "not_before": iso(issuer.not_before), "not_after": iso(issuer.not_after)})
 
 
 @bp.post("/cas/<kind>/rollover")
@@ -224,15 +235,9 @@ def expiring():
 
 @bp.get("/certificates/<issuer>/<serial>")
 def show_cert(issuer: str, serial: str):
+    fmt = _format()
     cert = runtime().authority.get_certificate(issuer, serial)
-    fmt = request.args.get("format", "json")
-    if fmt == "der":
-        return Response(cert.der, mimetype="application/pkix-cert")
-    if fmt == "pem":
-        return Response(der_to_pem(cert.der), mimetype="application/x-pem-file")
-    if fmt != "json":
-        raise errors.InvalidInput(f"{fmt!r} is not a format", field="format", allowed=["json", "pem", "der"])
-    return jsonify(cert_json(cert))
+    return _certificate_response(cert.der, fmt, lambda: cert_json(cert))
 
 
 @bp.post("/certificates/<issuer>/<serial>/revoke")
@@ -268,6 +273,16 @@ def list_rps():
 def remove_rp(name: str):
     runtime().authority.remove_relying_party(name)
     return jsonify({"name": name, "active": False})
+
+
+# ---------------------------------------------------------------- admin tokens
+@bp.post("/tokens")
+def create_token():
+    data = body()
+    label = data.get("label", "api")
+    if not isinstance(label, str) or not 1 <= len(label) <= 64:
+        raise errors.InvalidInput("must be 1-64 characters", field="label")
+    return jsonify({"label": label, "token": runtime().authority.create_token(label)}), 201
 
 
 # ---------------------------------------------------------------- seeding

@@ -297,6 +297,7 @@ class Authority:
         if passphrase is not None and (not isinstance(passphrase, str) or len(passphrase) < 4 or len(passphrase) > 128):
             raise InvalidInput("must be a string of 4-128 characters", field="pkcs12_passphrase")
         holder = self.get_holder(holder_id)
+        subject_keys = self._subject_keys(kinds, spec)
         if holder.state != "active":
             raise Conflict(f"holder {holder.id}'s card is {holder.state}", field="holder")
         now = self.clock.now()
@@ -308,7 +309,6 @@ class Authority:
                         "use the renewal event to replace it", field="kinds",
                     )
         validity = {k: self.validity_for(holder, k, now) for k in kinds}
-        subject_keys = self._subject_keys(kinds, spec)
         for kind, (pub, _) in list(subject_keys.items()):
             if pub is None:
                 priv = keys.generate_rsa()
@@ -577,13 +577,14 @@ class Authority:
                 with self.store.session() as s:
                     s.get(Holder, holder.id).state = "lost"
             raise
-        seq = None
+        seq, revoked = None, []
         with self.store.session() as s:
             for c in current:
                 row = s.get(Certificate, c.id)
                 seq = self._revoke_row(s, row, REASONS["superseded"])
+                revoked.append(row)
         self._publish(seq)
-        return {**self._summary("renewal", current), "issued": issued}
+        return {**self._summary("renewal", revoked), "issued": issued}
 
     # ------------------------------------------------------------------ admin tokens
     def _new_token(self, s, label: str) -> str:

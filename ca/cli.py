@@ -441,13 +441,18 @@ def rp_remove(c: Ctx, name: str) -> None:
 @click.option("--seed", "rng_seed", type=int, default=None, help="Random seed for a reproducible mix.")
 @click.option("--keys", "key_pool", type=click.IntRange(1, 4096), default=16, show_default=True,
               help="Size of the reused subject-key pool (seeding only).")
+@click.option("--public-keys", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="PEM file of subject public keys to use instead of a generated pool (seeding only).")
 @click.option("--progress/--no-progress", default=True)
 @pass_ctx
-def seed(c: Ctx, holders: int, workers: int | None, rng_seed: int | None, key_pool: int, progress: bool) -> None:
+def seed(c: Ctx, holders: int, workers: int | None, rng_seed: int | None, key_pool: int, public_keys: Path | None,
+         progress: bool) -> None:
     """Issue N holders' real, signed certificates fast, with a realistic revocation mix."""
-    from .seed import seed_holders
+    from .seed import seed_holders, split_pem
 
-    result = seed_holders(c.ready(), holders, workers=workers, rng_seed=rng_seed, key_pool=key_pool, progress=progress)
+    supplied = split_pem(public_keys.read_bytes(), "--public-keys") if public_keys else None
+    result = seed_holders(c.ready(), holders, workers=workers, rng_seed=rng_seed, key_pool=key_pool,
+                          public_keys=supplied, progress=progress)
     click.echo(result.summary_line())
 
 

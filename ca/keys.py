@@ -63,33 +63,27 @@ def check_subject_key(key, field: str) -> rsa.RSAPublicKey:
     return key
 
 
-def load_public_key(value: str | bytes, field: str = "public_key") -> rsa.RSAPublicKey:
+def _parse(value: str | bytes, field: str, pem_loader, der_loader, what: str, example: str):
     data = _as_bytes(value, field)
     try:
-        if data.lstrip().startswith(b"-----"):
-            key = serialization.load_pem_public_key(data)
-        else:
-            key = serialization.load_der_public_key(data)
+        return pem_loader(data) if data.lstrip().startswith(b"-----") else der_loader(data)
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise MalformedData("is not a PEM or DER SubjectPublicKeyInfo", field=field,
-                            allowed="-----BEGIN PUBLIC KEY----- ...") from None
+        raise MalformedData(f"is not a PEM or DER {what}", field=field, allowed=example) from None
+
+
+def load_public_key(value: str | bytes, field: str = "public_key") -> rsa.RSAPublicKey:
+    key = _parse(value, field, serialization.load_pem_public_key, serialization.load_der_public_key,
+                 "SubjectPublicKeyInfo", "-----BEGIN PUBLIC KEY----- ...")
     return check_subject_key(key, field)
 
 
 def load_csr(value: str | bytes, field: str = "csr") -> rsa.RSAPublicKey:
     """The public key of a PKCS#10 request whose self-signature verifies (proof of possession)."""
-    data = _as_bytes(value, field)
-    try:
-        if data.lstrip().startswith(b"-----"):
-            csr = x509.load_pem_x509_csr(data)
-        else:
-            csr = x509.load_der_x509_csr(data)
-    except (ValueError, TypeError):
-        raise MalformedData("is not a PEM or DER PKCS#10 request", field=field,
-                            allowed="-----BEGIN CERTIFICATE REQUEST----- ...") from None
+    csr = _parse(value, field, x509.load_pem_x509_csr, x509.load_der_x509_csr,
+                 "PKCS#10 request", "-----BEGIN CERTIFICATE REQUEST----- ...")
     try:
         valid = csr.is_signature_valid
-    except (ValueError, InvalidSignature, x509.UnsupportedGeneralNameType):  # pragma: no cover
+    except (ValueError, InvalidSignature, UnsupportedAlgorithm):  # pragma: no cover
         valid = False
     if not valid:
         raise MalformedData("signature does not verify (no proof of possession)", field=field)

@@ -49,7 +49,19 @@ class Counter(Base):
     value: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
-class CAGeneration(Base):
+class _KeyedCertificate:
+    """A certificate we hold the private key of."""
+
+    serial: Mapped[int] = mapped_column(BigInteger)
+    cert_der: Mapped[bytes] = mapped_column(LargeBinary)
+    #: PKCS#8, encrypted with the configured passphrase (never stored or logged in clear).
+    key_pkcs8: Mapped[bytes] = mapped_column(LargeBinary)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CAGeneration(_KeyedCertificate, Base):
     """One key generation of one CA (JPKI renews root keys every ~4 years under the same DN)."""
 
     __tablename__ = "ca_generations"
@@ -59,13 +71,6 @@ class CAGeneration(Base):
     kind: Mapped[str] = mapped_column(String(4))  # "sign" | "auth"
     generation: Mapped[int] = mapped_column(Integer)
     hierarchy: Mapped[str] = mapped_column(String(16))
-    serial: Mapped[int] = mapped_column(BigInteger)
-    cert_der: Mapped[bytes] = mapped_column(LargeBinary)
-    #: PKCS#8, encrypted with the configured passphrase (never stored or logged in clear).
-    key_pkcs8: Mapped[bytes] = mapped_column(LargeBinary)
-    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
-    not_after: Mapped[datetime] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     #: a revoked CA certificate appears on the ARL (the roots' CRLDP names it).
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     reason: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
@@ -75,19 +80,13 @@ class CAGeneration(Base):
         return f"{self.kind}-g{self.generation}"
 
 
-class ResponderCert(Base):
+class ResponderCert(_KeyedCertificate, Base):
     """A delegated OCSP responder certificate (RFC 6960 section 4.2.2.2) for one CA generation."""
 
     __tablename__ = "responder_certs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ca_id: Mapped[int] = mapped_column(ForeignKey("ca_generations.id"), index=True)
-    serial: Mapped[int] = mapped_column(BigInteger)
-    cert_der: Mapped[bytes] = mapped_column(LargeBinary)
-    key_pkcs8: Mapped[bytes] = mapped_column(LargeBinary)
-    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
-    not_after: Mapped[datetime] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Holder(Base):

@@ -16,12 +16,13 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from asn1crypto import keys as asn1_keys
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, insert, select
 
 from . import basic4 as b4
-from . import keys, municipalities, names, profile
+from . import fastcert, keys, municipalities, names, profile
 from .clock import JST
 from .models import Certificate, Holder
 from .runtime import Runtime
@@ -71,33 +72,26 @@ class SeedResult:
 _W: dict = {}
 
 
-def _worker_init(ca_blobs: dict[int, tuple[bytes, bytes]], passphrase: str, pool_der: list[bytes], prof: profile.EEProfile):
-    from .issuers import Issuer  # noqa: F401
-
-    _W["ca"] = {}
-    for ca_id, (cert_der, key_blob) in ca_blobs.items():
+def _worker_init(ca_blobs: dict[int, tuple[bytes, bytes, str, int]], passphrase: str, pool_der: list[bytes],
+                 prof: profile.EEProfile):
+    _W["signers"] = {}
+    for ca_id, (cert_der, key_blob, kind, generation) in ca_blobs.items():
         cert = x509.load_der_x509_certificate(cert_der)
         ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-        kind = "sign" if "digital signature" in cert.subject.rfc4514_string() else "auth"
-        generation = 0  # filled per job
-        _W["ca"][ca_id] = (profile.IssuerInfo(kind, generation, cert.subject, ski), keys.decrypt_key(key_blob, passphrase))
-    _W["pool"] = [serialization.load_der_public_key(d) for d in pool_der]
-    _W["profile"] = prof
+        info = profile.IssuerInfo(kind, generation, cert.subject, ski)
+        _W["signers"][ca_id] = fastcert.FastSigner(keys.decrypt_key(key_blob, passphrase), info, prof)
+    # (SubjectPublicKeyInfo DER, subjectPublicKey bits) per pooled key.
+    _W["pool"] = [(d, bytes(asn1_keys.PublicKeyInfo.load(d)["public_key"].contents[1:])) for d in pool_der]
 
 
 def _sign_jobs(jobs: list[tuple]) -> list[bytes]:
     out = []
-    for (ca_id, generation, kind, serial, cn, key_idx, nb, na, muni_code, b4_tuple) in jobs:
-        info, key = _W["ca"][ca_id]
-        info = profile.IssuerInfo(info.kind, generation, info.name, info.ski)
-        muni = municipalities.MUNICIPALITIES[muni_code]
-        subject = names.sign_subject(muni, cn) if kind == "sign" else names.auth_subject(cn)
-        cert = profile.build_ee_certificate(
-            kind=kind, serial=serial, subject=subject, public_key=_W["pool"][key_idx], not_before=nb, not_after=na,
-            issuer=info, issuer_key=key, municipality=muni, profile=_W["profile"],
-            basic4=b4.Basic4(*b4_tuple) if b4_tuple else None,
-        )
-        out.append(cert.public_bytes(serialization.Encoding.DER))
+    for (ca_id, kind, serial, cn, key_idx, nb, na, muni_code, b4_tuple) in jobs:
+        spki, bits = _W["pool"][key_idx]
+        out.append(_W["signers"][ca_id].certificate(
+            kind=kind, municipality=municipalities.MUNICIPALITIES[muni_code], serial=serial, not_before=nb,
+            not_after=na, cn=cn, spki_der=spki, key_bits=bits, basic4=b4.Basic4(*b4_tuple) if b4_tuple else None,
+        ))
     return out
 
 
@@ -126,119 +120,156 @@ def _pick_fate(rng: random.Random) -> str:
     return "good"
 
 
+class _Batches:
+    """Prepares batches of holders + signing jobs, and stores signed batches, for :func:`seed_holders`."""
+
+    def __init__(self, rt: Runtime, rng: random.Random, key_pool: int):
+        self.rt, self.rng, self.key_pool = rt, rng, key_pool
+        self.now = rt.clock.now()
+        self.today = self.now.astimezone(JST).date()
+        self.issuers = {k: rt.authority.issuer(k) for k in names.KINDS}
+        with rt.store.session() as s:
+            self.next_holder = (s.scalar(select(func.max(Holder.id))) or 0) + 1
+
+    def prepare(self, size: int) -> tuple[list[dict], list[tuple], list[tuple[int, str]]]:
+        rng, now, today = self.rng, self.now, self.today
+        holders, jobs, fates = [], [], []
+        with self.rt.store.session() as s:
+            first = {k: next_values(s, f"serial_{k}", size) for k in names.KINDS}
+        used = {k: 0 for k in names.KINDS}
+        for _ in range(size):
+            h = _random_holder(rng, today)
+            hid = self.next_holder
+            self.next_holder += 1
+            fate = _pick_fate(rng)
+            kinds = ["sign", "auth"] if b4.age_on(h["birth"], today) >= 15 else ["auth"]
+            if fate == "expired":
+                nb = now - timedelta(days=5 * 365 + rng.randint(1, 200))
+                na = profile.jst_end_of_day((now - timedelta(days=rng.randint(1, 180))).date())
+            else:
+                nb = now - timedelta(seconds=rng.randint(0, 3 * 365 * 86400))
+                na = profile.jst_end_of_day(b4.nth_birthday_after(h["birth"], nb.astimezone(JST).date(), 5))
+                if na <= now:
+                    na = profile.jst_end_of_day(b4.nth_birthday_after(h["birth"], today, 5))
+            holders.append({
+                "id": hid, "name": h["name"], "date_of_birth": h["date_of_birth"], "gender": h["gender"],
+                "address": h["address"], "name_flags": h["name_flags"], "address_flags": h["address_flags"],
+                "municipality": h["municipality"], "card_expiry": max(na.date(), today + timedelta(days=1)),
+                "state": {"death": "deceased", "cessation": "returned", "hold": "lost"}.get(fate, "active"),
+                "created_at": nb, "updated_at": now,
+            })
+            muni = municipalities.MUNICIPALITIES[h["municipality"]]
+            for kind in kinds:
+                serial = first[kind] + used[kind]
+                used[kind] += 1
+                cn = profile.sign_cn(nb, serial, muni) if kind == "sign" else profile.auth_cn(rng)
+                b4t = (h["name"], h["date_of_birth"], h["gender"], h["address"], h["name_flags"],
+                       h["address_flags"], h["municipality"]) if kind == "sign" else None
+                jobs.append((self.issuers[kind].id, kind, serial, cn, rng.randrange(self.key_pool), nb, na,
+                             h["municipality"], b4t))
+                fates.append((hid, fate))
+        return holders, jobs, fates
+
+    def store(self, holders: list[dict], jobs: list[tuple], fates: list[tuple[int, str]], ders: list[bytes]) -> int:
+        rows, revoked = [], 0
+        with self.rt.store.session() as s:
+            for job, der, (hid, fate) in zip(jobs, ders, fates):
+                ca_id, kind, serial, cn, _k, nb, na, muni, _b = job
+                reason = _reason_for(fate, kind)
+                row = {
+                    "ca_id": ca_id, "kind": kind, "serial": serial, "holder_id": hid, "municipality": muni,
+                    "subject_cn": cn, "not_before": nb, "not_after": na, "status": "good", "revoked_at": None,
+                    "reason": None, "status_seq": 0, "der": der, "issued_at": nb,
+                }
+                if reason is not None:
+                    row.update(status="revoked", reason=reason,
+                               revoked_at=min(self.now, nb + timedelta(seconds=self.rng.randint(3600, 400 * 86400))))
+                    revoked += 1
+                rows.append(row)
+            last_seq = None
+            if revoked:
+                # One block of the revocation sequence per batch, so responders see the changes.
+                seq = next_values(s, REVOCATION_SEQ, revoked, start=1)
+                for row in rows:
+                    if row["status"] == "revoked":
+                        row["status_seq"] = seq
+                        seq += 1
+                last_seq = seq - 1
+            s.execute(insert(Holder), holders)
+            s.execute(insert(Certificate), rows)
+        if last_seq is not None and self.rt.epoch is not None:
+            self.rt.epoch.publish(last_seq)
+        return revoked
+
+
 def seed_holders(rt: Runtime, n: int, *, workers: int | None = None, rng_seed: int | None = None,
-                 key_pool: int = 16, progress: bool = True) -> SeedResult:
+                 key_pool: int = 16, public_keys: list[bytes] | None = None, progress: bool = True) -> SeedResult:
+    """Seed ``n`` holders.  ``public_keys``: caller-supplied subject public keys (PEM or DER) used
+    instead of a generated pool of ``key_pool`` keys."""
     from tqdm import tqdm
 
     started = time.perf_counter()
-    auth = rt.authority
-    rng = random.Random(rng_seed)
-    now = rt.clock.now()
-    today = now.astimezone(JST).date()
-    issuers = {k: auth.issuer(k) for k in names.KINDS}
+    if public_keys:
+        pool_keys = [keys.load_public_key(k, "public_keys") for k in public_keys]
+    else:
+        pool_keys = [keys.generate_rsa().public_key() for _ in range(key_pool)]
+    pool_der = [k.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) for k in pool_keys]
+    batches = _Batches(rt, random.Random(rng_seed), len(pool_der))
     with rt.store.session() as s:
         from .models import CAGeneration
 
-        ca_blobs = {i.id: (i.der, bytes(s.get(CAGeneration, i.id).key_pkcs8)) for i in issuers.values()}
-        next_holder = (s.scalar(select(func.max(Holder.id))) or 0) + 1
-    pool_keys = [keys.generate_rsa().public_key() for _ in range(key_pool)]
-    pool_der = [k.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) for k in pool_keys]
-    prof = auth.ee_profile
+        ca_blobs = {i.id: (i.der, bytes(s.get(CAGeneration, i.id).key_pkcs8), i.kind, i.generation)
+                    for i in batches.issuers.values()}
+    init_args = (ca_blobs, rt.config.key_passphrase, pool_der, rt.authority.ee_profile)
     workers = workers or os.cpu_count() or 1
-
-    ctx = mp.get_context("fork")
-    pool = ctx.Pool(workers, _worker_init, (ca_blobs, rt.config.key_passphrase, pool_der, prof)) if workers > 1 else None
+    pool = mp.get_context("fork").Pool(workers, _worker_init, init_args) if workers > 1 else None
     if pool is None:
-        _worker_init(ca_blobs, rt.config.key_passphrase, pool_der, prof)
+        _worker_init(*init_args)
 
-    total_holders = total_certs = total_revoked = 0
+    def submit(jobs: list[tuple]):
+        chunk = max(1, len(jobs) // (workers * 4))  # several chunks per worker keep every core busy
+        parts = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
+        if pool is None:
+            return [_sign_jobs(p) for p in parts]
+        return pool.map_async(_sign_jobs, parts)
+
+    totals = [0, 0, 0]  # holders, certificates, revoked
     bar = tqdm(total=n, unit="holder", desc="seeding", disable=not progress, smoothing=0.1)
     try:
-        remaining = n
-        while remaining:
-            size = min(BATCH, remaining)
-            remaining -= size
-            holders, jobs, fates = [], [], []
-            with rt.store.session() as s:
-                first = {k: next_values(s, f"serial_{k}", size) for k in names.KINDS}
-            used = {k: 0 for k in names.KINDS}
-            for idx in range(size):
-                h = _random_holder(rng, today)
-                hid = next_holder + total_holders + idx
-                fate = _pick_fate(rng)
-                kinds = ["sign", "auth"] if b4.age_on(h["birth"], today) >= 15 else ["auth"]
-                if fate == "expired":
-                    nb = now - timedelta(days=5 * 365 + rng.randint(1, 200))
-                    na = profile.jst_end_of_day((now - timedelta(days=rng.randint(1, 180))).date())
-                else:
-                    nb = now - timedelta(seconds=rng.randint(0, 3 * 365 * 86400))
-                    end = b4.nth_birthday_after(h["birth"], nb.astimezone(JST).date(), 5)
-                    na = profile.jst_end_of_day(end)
-                    if na <= now:
-                        na = profile.jst_end_of_day(b4.nth_birthday_after(h["birth"], today, 5))
-                card_expiry = max(na.date(), today + timedelta(days=1))
-                holders.append({
-                    "id": hid, "name": h["name"], "date_of_birth": h["date_of_birth"], "gender": h["gender"],
-                    "address": h["address"], "name_flags": h["name_flags"], "address_flags": h["address_flags"],
-                    "municipality": h["municipality"], "card_expiry": card_expiry,
-                    "state": {"death": "deceased", "cessation": "returned", "hold": "lost"}.get(fate, "active"),
-                    "created_at": nb, "updated_at": now,
-                })
-                for kind in kinds:
-                    serial = first[kind] + used[kind]
-                    used[kind] += 1
-                    issuer = issuers[kind]
-                    cn = profile.sign_cn(nb, serial, municipalities.MUNICIPALITIES[h["municipality"]]) if kind == "sign" else profile.auth_cn()
-                    b4t = (h["name"], h["date_of_birth"], h["gender"], h["address"], h["name_flags"],
-                           h["address_flags"], h["municipality"]) if kind == "sign" else None
-                    jobs.append((issuer.id, issuer.generation, kind, serial, cn, rng.randrange(key_pool), nb, na,
-                                 h["municipality"], b4t))
-                    fates.append((hid, fate))
-            # Sign in the pool, in chunks so both cores stay busy.
-            chunk = max(1, len(jobs) // (workers * 4))
-            parts = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
-            if pool is not None:
-                ders = [d for part in pool.map(_sign_jobs, parts) for d in part]
-            else:
-                ders = [d for part in parts for d in _sign_jobs(part)]
-            rows = []
-            revoked_here = 0
-            with rt.store.session() as s:
-                for job, der, (hid, fate) in zip(jobs, ders, fates):
-                    ca_id, _gen, kind, serial, cn, _k, nb, na, muni, _b = job
-                    reason = _reason_for(fate, kind)
-                    row = {
-                        "ca_id": ca_id, "kind": kind, "serial": serial, "holder_id": hid, "municipality": muni,
-                        "subject_cn": cn, "not_before": nb, "not_after": na, "status": "good", "revoked_at": None,
-                        "reason": None, "status_seq": 0, "der": der, "issued_at": nb,
-                    }
-                    if reason is not None:
-                        row.update(status="revoked", reason=reason,
-                                   revoked_at=min(now, nb + timedelta(seconds=rng.randint(3600, 400 * 86400))))
-                        revoked_here += 1
-                    rows.append(row)
-                if revoked_here:
-                    # One block of the revocation sequence for the batch, so responders see the changes.
-                    seq0 = next_values(s, REVOCATION_SEQ, revoked_here, start=1)
-                    k = 0
-                    for row in rows:
-                        if row["status"] == "revoked":
-                            row["status_seq"] = seq0 + k
-                            k += 1
-                s.execute(insert(Holder), holders)
-                s.execute(insert(Certificate), rows)
-            if revoked_here and rt.epoch is not None:
-                rt.epoch.publish(seq0 + revoked_here - 1)
-            total_holders += size
-            total_certs += len(rows)
-            total_revoked += revoked_here
-            bar.update(size)
+        remaining, pending = n, None
+        # Pipeline: the pool signs batch k+1 while this process stores batch k.
+        while remaining or pending:
+            nxt = None
+            if remaining:
+                size = min(BATCH, remaining)
+                remaining -= size
+                prepared = batches.prepare(size)
+                nxt = (prepared, submit(prepared[1]))
+            if pending:
+                (holders, jobs, fates), result = pending
+                parts = result if isinstance(result, list) else result.get()
+                ders = [d for part in parts for d in part]
+                totals[2] += batches.store(holders, jobs, fates, ders)
+                totals[0] += len(holders)
+                totals[1] += len(ders)
+                bar.update(len(holders))
+            pending = nxt
     finally:
         bar.close()
         if pool is not None:
             pool.close()
             pool.join()
-    return SeedResult(total_holders, total_certs, total_revoked, time.perf_counter() - started)
+    return SeedResult(totals[0], totals[1], totals[2], time.perf_counter() - started)
+
+
+def split_pem(data: bytes, field: str) -> list[bytes]:
+    """The PEM blocks of a file of public keys."""
+    blocks = [b"-----BEGIN" + part for part in data.split(b"-----BEGIN")[1:]]
+    if not blocks:
+        from .errors import MalformedData
+
+        raise MalformedData("contains no PEM public key", field=field, allowed="-----BEGIN PUBLIC KEY----- blocks")
+    return blocks
 
 
 def _reason_for(fate: str, kind: str) -> int | None:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from asn1crypto import algos
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -31,7 +30,7 @@ from .models import CAGeneration, ResponderCert
 from .store import Store, next_values
 
 #: DER of AlgorithmIdentifier sha256WithRSAEncryption with NULL parameters (RFC 4055 section 5).
-SHA256_RSA_ALGORITHM = algos.SignedDigestAlgorithm({"algorithm": "sha256_rsa", "parameters": None}).dump()
+SHA256_RSA_ALGORITHM = bytes.fromhex("300d06092a864886f70d01010b0500")
 RESPONDER_SERIALS = "responder_serial"
 
 

@@ -185,7 +185,9 @@ def decode_get_path(path: str) -> bytes:
     base64 is data and must not be merged (Boulder#884).
     """
     text = path.lstrip("/")
-    if "%" in text:
+    for _ in range(3):  # base64 has no '%': any left is escaping, possibly applied twice by proxies
+        if "%" not in text:
+            break
         text = unquote(text)
     text = text.replace(" ", "+").replace("-", "+").replace("_", "/").rstrip("=")
     text = "".join(text.split())

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from datetime import timedelta
 from email.utils import formatdate
 
+from sqlalchemy import func, select
+
 from ca.errors import Overloaded
 from ca.issuers import HASH_ALGORITHMS, Issuer
+from ca.models import CAGeneration
 from ca.runtime import Runtime
 from ca.status import HOLD, CertStatus
 
@@ -39,8 +41,6 @@ from .request import CertID, OcspRequest
 MAX_ENTRIES = 500_000
 MAX_REQUEST_KEYS = 500_000
 MAX_KEYS_PER_ENTRY = 8
-#: an unknown issuer triggers at most one reload of the CA generations per interval (rollover).
-ISSUER_RELOAD_SECONDS = 1.0
 
 
 class Entry:
@@ -131,25 +131,31 @@ class Responder:
         self.read_seq = rt.epoch.read if self.cfg.revocation_check == "epoch" else rt.status.current_seq
         self.seen = self.read_seq()
         self._issuers: dict[tuple[str, bytes, bytes], Issuer] = {}
-        self._issuers_loaded = 0.0
+        self._issuers_latest = 0
         self.load_issuers()
 
     # ------------------------------------------------------------------ filter
+    def _latest_generation(self) -> int:
+        with self.rt.store.engine.connect() as conn:
+            return int(conn.execute(select(func.max(CAGeneration.id))).scalar() or 0)
+
     def load_issuers(self) -> None:
         index = {}
+        latest = self._latest_generation()
         for issuer in self.rt.status.issuers():
             for alg in HASH_ALGORITHMS:
                 index[(alg, issuer.name_hash[alg], issuer.key_hash[alg])] = issuer
         self._issuers = index
-        self._issuers_loaded = time.monotonic()
+        self._issuers_latest = latest
 
     def match(self, cid: CertID) -> Issuer | None:
         key = (cid.algorithm, cid.name_hash, cid.key_hash)
         issuer = self._issuers.get(key)
-        if issuer is None and cid.algorithm is not None and time.monotonic() - self._issuers_loaded > ISSUER_RELOAD_SECONDS:
+        if issuer is None and cid.algorithm is not None and self._latest_generation() != self._issuers_latest:
+            # `ca rollover` added a generation since these were loaded (one indexed read per
+            # unmatched CertID; the matched ones cost nothing).
             with self._lock:
-                if time.monotonic() - self._issuers_loaded > ISSUER_RELOAD_SECONDS:
-                    self.load_issuers()  # a rollover may have added a generation since start-up
+                self.load_issuers()
             issuer = self._issuers.get(key)
         return issuer
 

@@ -113,10 +113,10 @@ class Server:
         import requests
 
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.log, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ca.cli", *self.args, "--workers", str(self.workers)],
-                                     env=self.env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
-                                     start_new_session=True)
+        with open(self.log, "wb") as fh:
+            self.proc = subprocess.Popen([sys.executable, "-m", "ca.cli", *self.args, "--workers", str(self.workers)],
+                                         env=self.env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
+                                         start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from asn1crypto import algos as a_algos
 from asn1crypto import core as a_core
@@ -15,6 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 
+#: as in tests/conftest.py (not importable by name from here: every directory has a conftest)
+PASSPHRASE = "test-passphrase"
+T0 = datetime(2026, 11, 26, 3, 0, 0, tzinfo=timezone.utc)
 HOLDER = {"name": "山田\u3000太郎", "date_of_birth": "319801231", "gender": "1", "address": "東京都千代田区千代田1-1"}
 _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PUBLIC_PEM = _KEY.public_key().public_bytes(serialization.Encoding.PEM,
@@ -110,3 +114,72 @@ def call(app, method: str = "GET", path: str = "/", body: bytes = b"", headers: 
 
     out = b"".join(app(environ, start_response))
     return Resp(seen["status"], seen["headers"], out)
+
+
+def verify(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.Certificate:
+    """Check the signature as a relying party would (RFC 6960 section 4.2.2.2); returns the signer."""
+    import hashlib
+
+    from asn1crypto import x509 as a_x509
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    assert resp.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    signer = resp.certificates[0] if resp.certificates else issuer
+    signer.public_key().verify(resp.signature, resp.tbs_response_bytes, padding.PKCS1v15(),
+                               resp.signature_hash_algorithm)
+    if resp.certificates:
+        signer.verify_directly_issued_by(issuer)
+        eku = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert x509.oid.ExtendedKeyUsageOID.OCSP_SIGNING in eku
+        signer.extensions.get_extension_for_class(x509.OCSPNoCheck)
+    bits = a_x509.Certificate.load(signer.public_bytes(serialization.Encoding.DER)).public_key["public_key"].contents[1:]
+    assert resp.responder_key_hash == hashlib.sha1(bits).digest()
+    return signer
+
+
+def root_conftest():
+    """tests/conftest.py as a module (``import conftest`` finds the nearest one, this directory's)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "jpki_tests_root_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "conftest.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def start_responder(data_dir, env_extra: dict | None = None, workers: int = 2, init: bool = True):
+    """A real ``jpki-mock ocsp serve`` process on 127.0.0.1 (stopped by PID via ``.stop()``)."""
+    class Responder(root_conftest().Server):
+        def start(self):
+            # Server.start leaves its log handle to the garbage collector (a ResourceWarning,
+            # an error under this suite's filterwarnings): keep it and close it on stop.
+            import builtins
+
+            real_open, handles = builtins.open, []
+
+            def tracking_open(*a, **k):
+                fh = real_open(*a, **k)
+                handles.append(fh)
+                return fh
+
+            builtins.open = tracking_open
+            try:
+                return super().start()
+            finally:
+                builtins.open = real_open
+                self._handles = handles
+
+        def stop(self):
+            super().stop()
+            for fh in getattr(self, "_handles", []):
+                fh.close()
+
+    srv = Responder(data_dir, env_extra, workers, args=["ocsp", "serve"])
+    srv.env["JPKI_MOCK_OCSP_PORT"] = str(srv.port)
+    srv.token = srv.init() if init else None
+    return srv.start()

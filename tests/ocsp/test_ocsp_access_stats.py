@@ -1,0 +1,121 @@
+"""Access control for registered relying parties, and the lookup counters."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from cryptography.x509 import ocsp
+from ocsp_helpers import call, get_path, request_der
+
+from ca.clock import JST
+from ocsp import stats
+
+S = ocsp.OCSPResponseStatus
+
+
+@pytest.fixture
+def parties(ort):
+    names = {}
+    for kinds in ("sign", "auth", "both"):
+        name = f"rp-{kinds}-{uuid.uuid4().hex[:6]}"
+        _, credential = ort.authority.add_relying_party(name, kinds)
+        names[kinds] = (name, credential)
+    return names
+
+
+def test_access_control_answers_only_registered_parties_for_their_kinds(make_app, items, parties):
+    app = make_app(access_control=True)
+    sign, auth = items
+    for path in (get_path(request_der(sign)), get_path(request_der(auth))):
+        assert call(app, "GET", path).ocsp.response_status == S.UNAUTHORIZED  # no credential
+        assert call(app, "GET", path, headers={"Authorization": "Bearer rp_wrong"}).ocsp.response_status == S.UNAUTHORIZED
+    _, sign_cred = parties["sign"]
+    _, auth_cred = parties["auth"]
+    _, both_cred = parties["both"]
+    ok = S.SUCCESSFUL
+    assert call(app, "GET", get_path(request_der(sign)), headers={"Authorization": f"Bearer {sign_cred}"}).ocsp.response_status == ok
+    assert call(app, "GET", get_path(request_der(auth)), headers={"Authorization": f"Bearer {sign_cred}"}).ocsp.response_status == S.UNAUTHORIZED
+    assert call(app, "POST", "/", request_der(auth), headers={"X-JPKI-Relying-Party": auth_cred}).ocsp.response_status == ok
+    assert call(app, "POST", "/", request_der(sign), headers={"X-JPKI-Relying-Party": auth_cred}).ocsp.response_status == S.UNAUTHORIZED
+    for item in items:  # twice: the second answer comes from the pre-signed cache, still checked
+        for _ in range(2):
+            resp = call(app, "GET", get_path(request_der(item)), headers={"Authorization": f"Bearer {both_cred}"})
+            assert resp.ocsp.certificate_status == ocsp.OCSPCertStatus.GOOD
+        assert call(app, "GET", get_path(request_der(item))).ocsp.response_status == S.UNAUTHORIZED
+
+
+def test_counters_by_kind_status_party_and_day(make_app, items, ort, parties):
+    app = make_app(access_control=True)
+    name, cred = parties["both"]
+    hdr = {"Authorization": f"Bearer {cred}"}
+    sign, auth = items
+    ort.authority.revoke("auth", auth.serial, "keyCompromise")
+    for _ in range(3):
+        call(app, "GET", get_path(request_der(sign)), headers=hdr)
+    call(app, "POST", "/", request_der(auth, nonce=b"n" * 16), headers=hdr)
+    call(app, "GET", get_path(request_der(sign)))  # no credential
+    call(app, "POST", "/", b"junk")
+    app.counters.flush()
+    day = ort.clock.now().astimezone(JST).date().isoformat()
+    rows = {(r["kind"], r["status"], r["relying_party"]): r["count"] for r in stats.rows(ort.store) if r["day"] == day}
+    assert rows[("sign", "good", name)] == 3
+    assert rows[("auth", "revoked", name)] == 1
+    assert rows[("sign", "unauthorized", "-")] >= 1
+    assert rows[("-", "malformedRequest", "-")] >= 1
+    # flushing again adds nothing twice
+    before = stats.summary(ort.store)["total"]
+    app.counters.flush()
+    assert stats.summary(ort.store)["total"] == before
+
+
+def test_metrics_endpoint_is_prometheus_text(app, items):
+    call(app, "GET", get_path(request_der(items[0])))
+    resp = call(app, "GET", "/metrics")
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = resp.body.decode()
+    assert "# TYPE jpki_ocsp_lookups_total counter" in text
+    line = [ln for ln in text.splitlines() if ln.startswith('jpki_ocsp_lookups_total{kind="sign",status="good",relying_party="-"')]
+    assert line and int(line[0].rsplit(" ", 1)[1]) >= 1
+
+
+def test_hot_path_counts_without_touching_the_store(app, items, ort, monkeypatch):
+    path = get_path(request_der(items[0]))
+    call(app, "GET", path)
+    monkeypatch.setattr(ort.store, "engine", None)  # any store access would now fail
+    for _ in range(5):
+        assert call(app, "GET", path).status == 200
+    monkeypatch.undo()
+    assert sum(v for (d, k, s, p), v in app.counters.counts.items() if (k, s) == ("sign", "good")) == 6
+
+
+def test_admin_api_and_cli_summary(ort, items):
+    from flask.testing import FlaskClient  # noqa: F401 - the admin app is Flask
+
+    from ca.api import create_admin_app
+    from ocsp.http import OcspApp
+
+    app = OcspApp(ort)
+    call(app, "GET", get_path(request_der(items[1])))
+    app.counters.flush()
+    admin = create_admin_app(ort).test_client()
+    hdr = {"Authorization": f"Bearer {ort.token}"}
+    resp = admin.get("/admin/api/ocsp/stats", headers=hdr)
+    assert resp.status_code == 200
+    data = resp.get_json()
+    assert data["by_kind"]["auth"]["good"] >= 1 and data["total"] >= 1
+    bad = admin.get("/admin/api/ocsp/stats?since=yesterday", headers=hdr)
+    assert bad.status_code == 400 and bad.get_json()["field"] == "since"
+    assert admin.get("/admin/api/ocsp/stats").status_code == 401
+
+    from click.testing import CliRunner
+
+    from ca.cli import main
+
+    env = {"JPKI_MOCK_DATA": str(ort.config.data_dir), "JPKI_MOCK_KEY_PASSPHRASE": ort.config.key_passphrase}
+    result = CliRunner().invoke(main, ["ocsp", "stats", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["by_kind"]["auth"]["good"] >= 1
+    result = CliRunner().invoke(main, ["ocsp", "stats", "--since", "2026-13-01"], env=env)
+    assert result.exit_code == 2 and "--since" in result.output

@@ -1,0 +1,108 @@
+"""Revocation invalidates: once a revoke call has returned, no responder answers "good".
+
+In one process with concurrent threads, and across responder processes: two `ocsp serve`
+instances (two workers each) sharing PostgreSQL and the data directory's epoch file, plus
+one on another data directory (as on another host) that checks the database instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from cryptography.x509 import ocsp
+from ocsp_helpers import PASSPHRASE, call, get_path, issue, request_der, root_conftest, start_responder
+
+from ca.config import load_config
+from ca.runtime import Runtime
+
+GOOD = ocsp.OCSPCertStatus.GOOD
+REVOKED = ocsp.OCSPCertStatus.REVOKED
+
+
+def _hammer(ask, stop: threading.Event, log: list) -> None:
+    while not stop.is_set():
+        sent = time.monotonic()
+        try:
+            status = ask()
+        except Exception as exc:  # noqa: BLE001 - reported by _check, not lost in a thread
+            status = repr(exc)
+        log.append((sent, status))
+
+
+def _check(logs: list[list], revoked_at: float) -> None:
+    for log in logs:
+        before = [s for t, s in log if t < revoked_at]
+        after = [s for t, s in log if t > revoked_at]
+        assert GOOD in before, "the cache was not warm before the revocation"
+        assert after, "no request was sent after the revocation returned"
+        assert GOOD not in after, f"{after.count(GOOD)} good answers after the revoke returned"
+        assert set(before + after) <= {GOOD, REVOKED}, set(before + after)
+        assert after[-1] == REVOKED
+
+
+def test_concurrent_threads_in_one_process(app, ort, items):
+    item = items[1]
+    path = get_path(request_der(item))
+
+    def ask():
+        return call(app, "GET", path).ocsp.certificate_status
+
+    stop = threading.Event()
+    logs = [[] for _ in range(4)]
+    threads = [threading.Thread(target=_hammer, args=(ask, stop, log)) for log in logs]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    ort.authority.revoke("auth", item.serial, "keyCompromise")
+    revoked_at = time.monotonic()
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    _check(logs, revoked_at)
+
+
+@pytest.mark.server
+@pytest.mark.postgres
+def test_several_responder_processes_sharing_postgresql(tmp_path):
+    import requests
+
+    pg = root_conftest().fresh_pg_database()
+    env = {"JPKI_MOCK_DATABASE_URL": pg}
+    first = start_responder(tmp_path / "a", env)
+    second = start_responder(tmp_path / "a", env, init=False)  # same host, same epoch file
+    elsewhere = start_responder(tmp_path / "b", {**env, "JPKI_MOCK_OCSP_REVOCATION_CHECK": "database"}, init=False)
+    servers = [first, second, elsewhere]
+    rt = Runtime.open(load_config({}, data_dir=tmp_path / "a", key_passphrase=PASSPHRASE, database_url=pg))
+    try:
+        item = issue(rt)[0]
+        path = get_path(request_der(item))
+
+        def asker(base):
+            session = requests.Session()
+
+            def ask():
+                return ocsp.load_der_ocsp_response(session.get(base + path, timeout=10).content).certificate_status
+
+            return ask
+
+        stop = threading.Event()
+        logs = [[] for _ in range(2 * len(servers))]
+        threads = [threading.Thread(target=_hammer, args=(asker(servers[i % len(servers)].base), stop, log))
+                   for i, log in enumerate(logs)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        rt.authority.revoke("sign", item.serial, "keyCompromise")
+        revoked_at = time.monotonic()
+        time.sleep(1.0)
+        stop.set()
+        for t in threads:
+            t.join()
+        _check(logs, revoked_at)
+    finally:
+        rt.close()
+        for srv in servers:
+            srv.stop()
