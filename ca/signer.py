@@ -32,6 +32,11 @@ from .store import Store, next_values
 #: DER of AlgorithmIdentifier sha256WithRSAEncryption with NULL parameters (RFC 4055 section 5).
 SHA256_RSA_ALGORITHM = bytes.fromhex("300d06092a864886f70d01010b0500")
 RESPONDER_SERIALS = "responder_serial"
+#: Responder certificates share the issuer DN with the CA certificates (serials 1, 2, ...) and
+#: the end-entity certificates (1000001, ...): a separate range keeps (issuer, serial) unique
+#: (RFC 5280 section 4.1.2.2).  A collision made pyhanko-certvalidator take the responder
+#: certificate for the CA certificate itself and reject every delegated response.
+RESPONDER_SERIAL_START = 9_000_000_001
 
 
 class CASigner:
@@ -140,7 +145,7 @@ class Keyring:
             ).first()
             if row is None:
                 key = keys.generate_rsa()
-                serial = next_values(s, RESPONDER_SERIALS, start=1)
+                serial = next_values(s, RESPONDER_SERIALS, start=RESPONDER_SERIAL_START)
                 # Backdated like the responses it signs, so a client whose clock is behind still accepts it.
                 not_before = now - timedelta(seconds=self.config.ocsp.backdate_seconds)
                 cert = profile.build_responder_certificate(

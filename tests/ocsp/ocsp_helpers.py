@@ -152,8 +152,10 @@ def root_conftest():
     return sys.modules[name]
 
 
-def start_responder(data_dir, env_extra: dict | None = None, workers: int = 2, init: bool = True):
-    """A real ``jpki-mock ocsp serve`` process on 127.0.0.1 (stopped by PID via ``.stop()``)."""
+def start_responder(data_dir, env_extra: dict | None = None, workers: int = 2, init: bool = True,
+                    args: tuple[str, ...] = ("ocsp", "serve")):
+    """A real ``jpki-mock ocsp serve`` (or, with ``args``, ``serve``) process on 127.0.0.1,
+    stopped by PID via ``.stop()``."""
     class Responder(root_conftest().Server):
         def start(self):
             # Server.start leaves its log handle to the garbage collector (a ResourceWarning,
@@ -179,7 +181,7 @@ def start_responder(data_dir, env_extra: dict | None = None, workers: int = 2, i
             for fh in getattr(self, "_handles", []):
                 fh.close()
 
-    srv = Responder(data_dir, env_extra, workers, args=["ocsp", "serve"])
-    srv.env["JPKI_MOCK_OCSP_PORT"] = str(srv.port)
+    srv = Responder(data_dir, env_extra, workers, args=list(args))
+    srv.env["JPKI_MOCK_OCSP_PORT"] = str(srv.port)  # `ocsp serve` listens on ocsp.port, `serve` on PORT
     srv.token = srv.init() if init else None
     return srv.start()
