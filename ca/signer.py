@@ -188,7 +188,7 @@ class Keyring:
         now = self.clock.now()
         key = keys.generate_rsa()
         with self.store.session() as s:
-            serial = next_values(s, RESPONDER_SERIALS, start=1)
+            serial = next_values(s, RESPONDER_SERIALS, start=RESPONDER_SERIAL_START)
         cert = profile.build_responder_certificate(
             kind=ca.issuer.kind, generation=ca.issuer.generation, hierarchy=ca.issuer.hierarchy,
             serial=serial, public_key=key.public_key(),
