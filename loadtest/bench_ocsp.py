@@ -339,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=3, help="runs per scenario (medians are reported)")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--server-threads", type=int, default=None,
+                    help="blocking threads per server worker (ocsp serve --threads; default: granian's)")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections")
     ap.add_argument("--openssl-multi", type=int, default=2, help="openssl ocsp -multi N")
     ap.add_argument("--access-control", action=argparse.BooleanOptionalAction, default=True,
@@ -346,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
                          "every request carries the credential, for the ceiling and openssl too)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, data files)")
     args = ap.parse_args(argv)
-    for name in ("holders", "serials", "workers", "duration", "rounds", "threads", "connections", "openssl_multi"):
-        if getattr(args, name) < 1:
+    for name in ("holders", "serials", "workers", "duration", "rounds", "threads", "connections", "openssl_multi",
+                 "server_threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.connections < args.threads:
         ap.error("--connections must be at least --threads (wrk gives every thread a connection)")
@@ -408,7 +411,8 @@ class Bench:
 
         # The responder, standalone, as users run it.
         responder = self.start("responder", [sys.executable, "-m", "ca.cli", "ocsp", "serve", "--workers", str(args.workers),
-                    "--port", str(PORTS["responder"])],
+                    "--port", str(PORTS["responder"])]
+                               + (["--threads", str(args.server_threads)] if args.server_threads else []),
                    ds.env, lambda: _expect_200(http(bases["responder"] + first_get, headers=ds.headers)))
         checked, problems = sample(bases["responder"], ds, ds.targets, RESPONDER_PREFIX, post=False)
         n, p = sample(bases["responder"], ds, ds.targets[:64], RESPONDER_PREFIX, post=True)
@@ -422,7 +426,7 @@ class Bench:
         ceiling_data = write_lines(self.work / "get_ceiling.txt",
                                    [oreq.get_line(first_get or "/", ds.key_hash, first)])
         ceiling_env = dict(ds.env, JPKI_BENCH_CEILING_BODY=str(body_file))
-        ceiling = self.start("ceiling", ceiling_command(args.workers, PORTS["ceiling"]), ceiling_env,
+        ceiling = self.start("ceiling", ceiling_command(args.workers, PORTS["ceiling"], args.server_threads), ceiling_env,
                    lambda: _expect_200(http(bases["ceiling"] + "/")))
 
         # openssl ocsp: restarted before every run, because a connection closed without a request
@@ -539,10 +543,11 @@ def _expect_200(answer: tuple[int, bytes]) -> None:
         raise OSError(f"HTTP {answer[0]}")
 
 
-def ceiling_command(workers: int, port: int) -> list[str]:
+def ceiling_command(workers: int, port: int, threads: int | None = None) -> list[str]:
     """granian with the settings ``jpki-mock ocsp serve`` uses, serving :mod:`loadtest.ceiling`."""
     return [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", str(workers), "--factory",
-            "--backlog", "2048", "--no-access-log", "--host", HOST, "--port", str(port), "loadtest.ceiling:app_factory"]
+            "--backlog", "2048", "--no-access-log", "--host", HOST, "--port", str(port)] \
+        + (["--blocking-threads", str(threads)] if threads else []) + ["loadtest.ceiling:app_factory"]
 
 
 if __name__ == "__main__":
