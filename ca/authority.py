@@ -291,7 +291,10 @@ class Authority:
         return out
 
     def issue(self, holder_id: Any, kinds: Any = "both", **spec: Any) -> list[Issued]:
-        """Issue certificates of ``kinds`` to a holder (JPKI_PROFILE.md section 3)."""
+        """Issue certificates of ``kinds`` to a holder (JPKI_PROFILE.md section 3).
+
+        ``_generation`` (scenario catalog only, never reachable from the API or CLI) issues from
+        an older CA generation, so the catalog can show previous-generation certificates."""
         kinds = kinds_of(kinds)
         passphrase = spec.get("pkcs12_passphrase")
         if passphrase is not None and (not isinstance(passphrase, str) or len(passphrase) < 4 or len(passphrase) > 128):
@@ -317,7 +320,7 @@ class Authority:
         with self.store.session() as s:
             for kind in kinds:
                 pub, priv = subject_keys[kind]
-                issuer = self.issuer(kind)
+                issuer = self.issuer(kind, spec.get("_generation"))
                 cert_row = self._build_and_add(s, holder, kind, issuer, pub, *validity[kind], now)
                 p12 = None
                 if priv is not None:

@@ -29,6 +29,12 @@ class Runtime:
     def open(cls, config: Config | None = None, clock: Clock | None = None) -> "Runtime":
         config = config or load_config()
         clock = clock or SystemClock()
+        if config.time_travel:
+            # Development only (config refuses it with shared = true): every "now" moves with the
+            # operator offset and the per-request header (docs/time-travel.md).
+            from .timetravel import TravellingClock, offset_path
+
+            clock = TravellingClock(clock, offset_path(config.data_dir))
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)
         store = Store(config.db_url)
         keyring = Keyring(store, config, clock)

@@ -85,12 +85,19 @@ def parse_integer(data: bytes, start: int, end: int, what: str) -> int:
 def length(n: int) -> bytes:
     if n < 0x80:
         return bytes((n,))
+    if n < 0x100:
+        return bytes((0x81, n))
+    if n < 0x10000:
+        return bytes((0x82, n >> 8, n & 0xFF))
     body = n.to_bytes((n.bit_length() + 7) // 8, "big")
     return bytes((0x80 | len(body),)) + body
 
 
 def tlv(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + length(len(content)) + content
+    n = len(content)
+    if n < 0x80:  # the common case on the signing path: one allocation for the header
+        return bytes((tag, n)) + content
+    return bytes((tag,)) + length(n) + content
 
 
 def seq(*parts: bytes) -> bytes:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from time import time as _time
 
+from ca import timetravel
 from ca.access import AccessControl, credential_from_environ
 from ca.clock import SystemClock
 from ca.config import load_config
@@ -27,6 +28,8 @@ from .source import Answer, Overloaded, Responder, error_answer
 log = logging.getLogger("jpki_mock.ocsp")
 
 OCSP_REQUEST = "application/ocsp-request"
+#: the time a time-travelled request is pinned to (None normally): such requests skip the caches.
+_pinned = timetravel.pinned
 PLAIN = [("Content-Type", "text/plain; charset=utf-8")]
 
 
@@ -59,14 +62,14 @@ class OcspApp:
         try:
             method = environ["REQUEST_METHOD"]
             if method == "GET":
-                # ---- hot path: cached GET, no access control -----------------------------
+                # ---- hot path: cached GET -----------------------------------------------------
                 r = self.responder
                 if r.read_seq() != r.seen:
                     r.sync()
                 path = environ.get("PATH_INFO", "")
                 entry = r.by_request.get(path)
                 count_key = None
-                if entry is not None:
+                if entry is not None and _pinned() is None:
                     if self.access is None:
                         count_key = entry.count_key
                     else:
@@ -136,7 +139,7 @@ class OcspApp:
         r = self.responder
         r.check()
         entry = r.by_request.get(body)
-        if entry is not None and self.access is None and self._now() < entry.refresh_at:
+        if entry is not None and self.access is None and _pinned() is None and self._now() < entry.refresh_at:
             return self._send(start_response, Answer(entry.der, "200 OK", None, [entry.count_key[:2]]), environ)
         return self._respond(environ, start_response, body, body, get=False)
 
@@ -176,10 +179,12 @@ class OcspApp:
 
 
 def make_app(rt: Runtime) -> OcspApp:
-    """The plug-in factory (``ca.plugins.MOUNTS``): one responder per worker process."""
+    """The plug-in factory (``ca.plugins.MOUNTS``): one responder per worker process.  With
+    ``time_travel = true`` it honours ``X-JPKI-Mock-Time`` (docs/time-travel.md); otherwise
+    :func:`ca.timetravel.wsgi` returns the app itself."""
     app = OcspApp(rt)
     app.counters.start(rt.config.ocsp.stats_flush_seconds)
-    return app
+    return timetravel.wsgi(app, rt)
 
 
 def app_factory() -> OcspApp:

@@ -7,7 +7,7 @@ it is signed once and served as bytes until it is refreshed (:mod:`ocsp.source`)
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Sequence
 
 from ca.signer import ResponderSigner
@@ -47,16 +47,51 @@ def single_response(cert_id_der: bytes, status: bytes, this_update: bytes, next_
     return seq(cert_id_der, status, this_update, tlv(0xA0, next_update))
 
 
-def basic_response(signer: ResponderSigner, produced_at: datetime, singles: Sequence[bytes],
+class TimeCache:
+    """GeneralizedTime encodings of the current second (strftime costs more than the rest of the DER)."""
+
+    __slots__ = ("_key", "_value")
+
+    def __init__(self):
+        self._key: datetime | None = None
+        self._value: tuple[bytes, bytes, bytes] = (b"", b"", b"")
+
+    def times(self, now: datetime, backdate: timedelta, validity: timedelta) -> tuple[bytes, bytes, bytes]:
+        """(producedAt, thisUpdate, nextUpdate) for ``now``."""
+        if now != self._key:
+            this_update = now - backdate
+            value = (der.generalized_time(now), der.generalized_time(this_update),
+                     der.generalized_time(this_update + validity))
+            self._key, self._value = now, value
+        return self._value
+
+
+_SIGNER_PARTS: dict[int, tuple[ResponderSigner, bytes, bytes]] = {}
+
+
+def _signer_parts(signer: ResponderSigner) -> tuple[bytes, bytes]:
+    """(ResponderID, certs field) of a signer, encoded once."""
+    hit = _SIGNER_PARTS.get(id(signer))
+    if hit is None or hit[0] is not signer:
+        # ResponderID byKey [2] EXPLICIT KeyHash: SHA-1 of the signer's key BIT STRING (section 4.2.2.3).
+        responder_id = tlv(0xA2, tlv(OCTET_STRING, signer.key_hash))
+        certs = tlv(0xA0, seq(signer.certificate_der)) if signer.certificate_der else b""
+        if len(_SIGNER_PARTS) > 64:
+            _SIGNER_PARTS.clear()
+        hit = _SIGNER_PARTS[id(signer)] = (signer, responder_id, certs)
+    return hit[1], hit[2]
+
+
+def basic_response(signer: ResponderSigner, produced_at: bytes, singles: Sequence[bytes],
                    extensions: Sequence[bytes] = ()) -> bytes:
-    """Sign ResponseData and wrap it into a complete, successful OCSPResponse."""
-    # ResponderID byKey [2] EXPLICIT KeyHash: SHA-1 of the signer's key BIT STRING (section 4.2.2.3).
-    responder_id = tlv(0xA2, tlv(OCTET_STRING, signer.key_hash))
+    """Sign ResponseData and wrap it into a complete, successful OCSPResponse.
+
+    ``produced_at`` is an encoded GeneralizedTime (:class:`TimeCache`)."""
+    responder_id, certs = _signer_parts(signer)
     response_data = seq(
-        responder_id, der.generalized_time(produced_at), seq(*singles),
+        responder_id, produced_at, seq(*singles),
         tlv(0xA1, seq(*extensions)) if extensions else b"",
     )
     signature = signer.sign(response_data)
-    certs = tlv(0xA0, seq(signer.certificate_der)) if signer.certificate_der else b""
     basic = seq(response_data, signer.algorithm_der, tlv(der.BIT_STRING, b"\x00" + signature), certs)
-    return seq(tlv(ENUMERATED, b"\x00"), tlv(0xA0, seq(BASIC_TYPE, tlv(OCTET_STRING, basic))))
+    return seq(b"\x0a\x01\x00", tlv(0xA0, seq(BASIC_TYPE, tlv(OCTET_STRING, basic))))

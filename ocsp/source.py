@@ -28,13 +28,14 @@ from email.utils import formatdate
 
 from sqlalchemy import func, select
 
+from ca import timetravel
 from ca.errors import Overloaded
 from ca.issuers import HASH_ALGORITHMS, Issuer
 from ca.models import CAGeneration
 from ca.runtime import Runtime
 from ca.status import HOLD, CertStatus
 
-from . import der, response
+from . import response
 from .request import CertID, OcspRequest
 
 #: bounds on the per-process maps: a flood of distinct requests must not exhaust memory.
@@ -120,6 +121,9 @@ class Responder:
         self._lock = threading.Lock()
         self._signing = threading.BoundedSemaphore(self.cfg.live_sign_concurrency)
         self._sign_wait = self.cfg.live_sign_wait_ms / 1000.0
+        self._times = response.TimeCache()
+        self._backdate = timedelta(seconds=self.cfg.backdate_seconds)
+        self._validity = timedelta(seconds=self.cfg.validity_seconds)
         #: CertID DER -> Entry
         self.presigned: dict[bytes, Entry] = {}
         #: raw GET path (str) or POST body (bytes) -> Entry; the hot path is one lookup here
@@ -249,8 +253,9 @@ class Responder:
             raise MalformedRequest("this responder requires a nonce (RFC 9654)", field="nonce",
                                    allowed="a nonce extension of 1-128 octets")
         nonce_ext = None if cfg.nonce_policy == "ignore" else req.nonce_extension
-        if req.nonce is not None:
-            raw = None  # a nonced request is never repeated: do not remember its bytes
+        pinned = timetravel.pinned() is not None
+        if req.nonce is not None or pinned:
+            raw = None  # a nonced (or time-travelled) request is never repeated: do not remember its bytes
         issuer = None
         for cid in req.cert_ids:
             matched = self.match(cid)
@@ -265,7 +270,7 @@ class Responder:
         if cfg.access_control and (party is None or not party.may_query(issuer.kind)):
             return error_answer(response.UNAUTHORIZED, issuer.kind)
         seen = self.seen
-        if len(req.cert_ids) == 1 and nonce_ext is None:
+        if len(req.cert_ids) == 1 and nonce_ext is None and not pinned:
             cid = req.cert_ids[0]
             entry = self.presigned.get(cid.der)
             if entry is not None and entry.refresh_at > self.rt.clock.now().timestamp():
@@ -277,9 +282,7 @@ class Responder:
     def _live(self, issuer: Issuer, cert_ids, statuses, nonce_ext, seen, raw) -> Answer:
         cfg = self.cfg
         now = self.rt.clock.now()
-        this_update = now - timedelta(seconds=cfg.backdate_seconds)
-        next_update = this_update + timedelta(seconds=cfg.validity_seconds)
-        tu, nu = der.generalized_time(this_update), der.generalized_time(next_update)
+        produced, tu, nu = self._times.times(now, self._backdate, self._validity)
         singles, labels, extensions = [], [], []
         never_issued = False
         for cid in cert_ids:
@@ -307,15 +310,15 @@ class Responder:
                              field="ocsp.live_sign_concurrency")
         try:
             signer = self.rt.keyring.responder_signer(issuer.id)
-            body = response.basic_response(signer, now, singles, extensions)
+            body = response.basic_response(signer, produced, singles, extensions)
         finally:
             self._signing.release()
-        if nonce_ext is not None or len(cert_ids) != 1 or never_issued:
+        if nonce_ext is not None or len(cert_ids) != 1 or never_issued or timetravel.pinned() is not None:
             return Answer(body, "200 OK", None, labels)
         ts = now.timestamp()
-        nu_ts = next_update.timestamp()
-        entry = Entry(body, this_update.timestamp(), nu_ts, min(ts + cfg.refresh_seconds, nu_ts), issuer.kind,
-                      labels[0][1])
+        tu_ts = ts - cfg.backdate_seconds
+        nu_ts = tu_ts + cfg.validity_seconds
+        entry = Entry(body, tu_ts, nu_ts, min(ts + cfg.refresh_seconds, nu_ts), issuer.kind, labels[0][1])
         self._store(seen, cert_ids[0], issuer.id, entry, raw)
         return Answer(body, "200 OK", entry, labels)
 
