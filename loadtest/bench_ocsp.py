@@ -51,7 +51,7 @@ from pathlib import Path
 
 from . import ocsp_requests as oreq
 from . import openssl_peer
-from .procs import stop_tree, tree_cpu_seconds
+from .procs import ancestors, stop_tree, tree_cpu_seconds
 from .wrkrun import WrkError, WrkResult, run_wrk, wrk_binary
 
 CLONE_NEWNET = 0x40000000
@@ -124,16 +124,6 @@ def http(url: str, body: bytes | None = None, headers: dict | None = None, timeo
         return exc.code, exc.read()
 
 
-def _ancestors() -> set[int]:
-    pids, pid = set(), os.getpid()
-    while pid > 1:
-        pids.add(pid)
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-        pid = int(stat[stat.rindex(b")") + 2:].split()[1])
-    return pids
-
-
 @contextlib.contextmanager
 def bench_lock(path: str = LOCK_FILE, wait_s: float = 900.0):
     """Hold ``/tmp/jpki-bench.lock`` (as ``flock /tmp/jpki-bench.lock ...`` does) so two benchmarks
@@ -159,7 +149,7 @@ def bench_lock(path: str = LOCK_FILE, wait_s: float = 900.0):
 
 def _held_by_ancestor(path: str) -> bool:
     inode = os.stat(path).st_ino
-    ours = _ancestors()
+    ours = ancestors()
     with open("/proc/locks") as fh:
         for line in fh:
             fields = line.split()

@@ -7,22 +7,39 @@ import signal
 import time
 
 
+def stat_fields(pid: int) -> list[bytes] | None:
+    """Fields of /proc/PID/stat after the command name (state, ppid, ...), or None when gone.
+
+    The command name sits in parentheses and may itself contain spaces and parentheses."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(b")") + 2:].split()
+
+
 def children_of(pid: int) -> list[int]:
     """Direct children of ``pid``, read from /proc."""
     kids = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        # Field 4 (ppid) comes after the command name in parentheses, which may contain spaces.
-        fields = stat[stat.rindex(b")") + 2:].split()
-        if int(fields[1]) == pid:
-            kids.append(int(entry))
+        if entry.isdigit():
+            fields = stat_fields(int(entry))
+            if fields is not None and int(fields[1]) == pid:
+                kids.append(int(entry))
     return kids
+
+
+def ancestors(pid: int | None = None) -> set[int]:
+    """``pid`` (default: this process) and every process above it."""
+    pids, pid = set(), pid or os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        fields = stat_fields(pid)
+        if fields is None:
+            break
+        pid = int(fields[1])
+    return pids
 
 
 def _alive(pid: int) -> bool:
@@ -60,16 +77,11 @@ def stop_tree(proc, grace: float = 3.0) -> None:
 
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid`` and its living descendants, from /proc (clock ticks)."""
-    tick = os.sysconf("SC_CLK_TCK")
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
-        try:
-            with open(f"/proc/{p}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
-        todo += children_of(p)
-    return total / tick
+        fields = stat_fields(p)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+            todo += children_of(p)
+    return total / os.sysconf("SC_CLK_TCK")
