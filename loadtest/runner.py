@@ -1,0 +1,353 @@
+"""``jpki-mock loadtest run``: prepare, start, run Locust headless, stop everything, report.
+
+Against the local mock (no ``--target``): initialise and seed the data directory if needed
+(``jpki-mock init`` / ``jpki-mock seed``), build the corpus from its database, start
+``jpki-mock serve`` on 127.0.0.1 on a free port, and stop it by its PID afterwards.  Against
+``--target`` nothing is started: the corpus must describe the target's certificates.
+
+Every process this module starts runs in its own session and is stopped by process group;
+the whole run is bounded by ``--duration`` plus a fixed margin (:data:`HARD_MARGIN`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
+
+from ca.errors import InvalidInput
+
+from . import report
+from .profiles import PlanSpec
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+#: seconds allowed beyond --duration for Locust to start, stop and write its reports.
+HARD_MARGIN = 90.0
+SERVER_START_TIMEOUT = 60.0
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``5m``, ``1h30m`` -> seconds."""
+    value = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        seconds = float(value)
+    else:
+        parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", value)
+        if not value or parts is None:
+            raise InvalidInput(f"{text!r} is not a duration", field="--duration", allowed="e.g. 30s, 5m, 1h30m, 90")
+        h, m, s = parts.groups()
+        seconds = int(h or 0) * 3600 + int(m or 0) * 60 + float(s or 0)
+    if seconds <= 0:
+        raise InvalidInput(f"{text!r} must be longer than 0", field="--duration")
+    return seconds
+
+
+def check_target(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"{url!r} is not an http(s) URL", field="--target", allowed="http://host:port[/prefix]")
+    return url.rstrip("/")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A child in its own session, stopped (SIGTERM, then SIGKILL) by process group id."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str]):
+        self.args = args
+        self.log = log
+        self.fh = open(log, "wb")
+        self.proc = subprocess.Popen(args, stdout=self.fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout=max(0.0, timeout))
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, grace: float = 15.0) -> None:
+        if self.proc.poll() is None:
+            for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                if self.wait(wait) is not None:
+                    break
+        self.fh.close()
+
+
+def jpki(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ca.cli", *args]
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(jpki(*args), env=env, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"`jpki-mock {' '.join(args)}` failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout
+
+
+@dataclass
+class RunOptions:
+    profile: str
+    duration: float
+    out: Path
+    scale: float = 1.0
+    target: str | None = None
+    users: int = 500
+    workers: int = 0
+    server_workers: int | None = None
+    holders: int = 1000
+    certificates: int = 1000
+    corpus: Path | None = None
+    token: str | None = None
+    rp_credential: str | None = None
+    plan_extra: dict = field(default_factory=dict)
+    echo: Callable[[str], None] = print
+
+
+class Run:
+    def __init__(self, opts: RunOptions):
+        self.opts = opts
+        self.out = opts.out
+        self.procs: list[Process] = []
+        self.server: Process | None = None
+        self.deadline = time.monotonic() + opts.duration + HARD_MARGIN + SERVER_START_TIMEOUT
+        self.notes: list[str] = []
+
+    # ------------------------------------------------------------------ local target
+    def _local_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["JPKI_MOCK_HOST"] = "127.0.0.1"  # loopback only: a local run never listens elsewhere
+        return env
+
+    def prepare_local(self) -> tuple[str, Path, str | None, str | None]:
+        from ca.config import load_config
+        from ca.runtime import Runtime
+
+        from . import corpus as corpus_mod
+
+        opts, env = self.opts, self._local_env()
+        config = load_config()
+        opts.echo(f"data directory {config.data_dir}")
+        rt = Runtime.open(config)
+        try:
+            initialised = rt.store.is_initialised()
+        finally:
+            rt.close()
+        if not initialised:
+            _cli(env, "init", "--if-needed")
+            config = load_config()  # init may have written the key passphrase
+        rt = Runtime.open(config)
+        try:
+            holders_needed = max(0, opts.holders - _holder_count(rt))
+            if holders_needed:
+                opts.echo(f"seeding {holders_needed} holders (jpki-mock seed)")
+                _cli(env, "seed", "--holders", str(holders_needed), "--seed", "20201", "--no-progress")
+            token = opts.token or rt.authority.create_token("loadtest")
+            rp = opts.rp_credential
+            if rp is None and (config.ocsp.access_control or config.crl.access_control):
+                name = "loadtest-" + datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")
+                rp = rt.authority.add_relying_party(name, "both")[1]
+                opts.echo(f"registered relying party {name} (access control is on)")
+        finally:
+            rt.close()
+        if opts.corpus is not None:
+            corpus_path = opts.corpus
+        else:
+            rt = Runtime.open(config)
+            try:
+                data = corpus_mod.build(rt, opts.certificates, seed=20201, progress=False)
+            finally:
+                rt.close()
+            corpus_path = corpus_mod.write(data, self.out / "corpus.json")
+            opts.echo(f"corpus: {sum(sum(c.values()) for c in data['counts'].values())} requests -> {corpus_path}")
+        if holders_needed:
+            self._publish_crls(env)
+        port = free_port()
+        env["JPKI_MOCK_PORT"] = str(port)
+        base = f"http://127.0.0.1:{port}"
+        args = jpki("serve")
+        if opts.server_workers:
+            args += ["--workers", str(opts.server_workers)]
+        self.server = Process(args, self.out / "server.log", env)
+        self._wait_ready(base)
+        opts.echo(f"server {base} (pid {self.server.pid})")
+        return base, corpus_path, token, rp
+
+    def _publish_crls(self, env: dict[str, str]) -> None:
+        """Publish CRLs now, so they list what was just seeded (the schedule is daily; the
+        server also publishes at start-up whatever is due)."""
+        from ca import plugins
+
+        if plugins.load("crl.cli:crl") is None:
+            return
+        done = subprocess.run(jpki("crl", "publish"), env=env, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            self.notes.append(f"`jpki-mock crl publish` failed: {done.stderr.strip()[:200]}")
+
+    def _wait_ready(self, base: str) -> None:
+        assert self.server is not None
+        until = time.monotonic() + SERVER_START_TIMEOUT
+        while time.monotonic() < until:
+            if self.server.proc.poll() is not None:
+                raise RuntimeError(f"the server exited: {self.server.log.read_text(errors='replace')[-2000:]}")
+            try:
+                with urllib.request.urlopen(base + "/", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the server did not answer within {SERVER_START_TIMEOUT:.0f} s; see {self.server.log}")
+
+    # ------------------------------------------------------------------ warm-up
+    def warm_up(self, base: str, corpus_path: Path, rp: str | None, rounds: int = 4) -> None:
+        """A few requests per issuer before measuring: the first OCSP request a server process
+        sees may create its delegated responder certificate (an RSA key generation), which is
+        start-up cost, not steady-state latency."""
+        import json
+
+        from .corpus import Corpus
+
+        data = Corpus(json.loads(Path(corpus_path).read_text(encoding="utf-8")))
+        headers = {"Content-Type": "application/ocsp-request"}
+        if rp:
+            headers["Authorization"] = f"Bearer {rp}"
+        ocsp_path = self.opts.plan_extra.get("ocsp_path", "/ocsp")
+        firsts = {}
+        for item in data.items:
+            if item.category == "good":
+                firsts.setdefault(item.issuer, item)
+        started = time.monotonic()
+        for _ in range(rounds):
+            for item in firsts.values():
+                req = urllib.request.Request(base + ocsp_path, data=item.der["sha1"], headers=headers, method="POST")
+                try:
+                    with urllib.request.urlopen(req, timeout=60) as resp:
+                        resp.read()
+                except (urllib.error.URLError, OSError) as exc:
+                    self.notes.append(f"warm-up request failed: {exc}")
+                    return
+        self.opts.echo(f"warm-up: {rounds * len(firsts)} OCSP requests in {time.monotonic() - started:.1f} s")
+
+    # ------------------------------------------------------------------ Locust
+    def start_locust(self, base: str, plan_path: Path) -> Process:
+        opts = self.opts
+        env = dict(os.environ)
+        env["JPKI_LOADTEST_PLAN"] = str(plan_path.resolve())
+        common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", base, "--loglevel", "WARNING"]
+        master_args = common + [
+            "--headless", "--only-summary", "--csv", str(self.out / "locust"), "--csv-full-history",
+            "--html", str(self.out / "report.html"), "--stop-timeout", "5", "--exit-code-on-error", "0",
+        ]
+        if opts.workers:
+            port = free_port()
+            master_args += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                            "--expect-workers", str(opts.workers), "--expect-workers-max-wait", "60"]
+            # INFO on the master logs each worker joining and the spawn jobs sent to them.
+            master_args[master_args.index("WARNING")] = "INFO"
+            master = Process(master_args, self.out / "locust-master.log", env)
+            self.procs.append(master)
+            for i in range(opts.workers):
+                worker = Process(common + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                                 self.out / f"locust-worker-{i + 1}.log", env)
+                self.procs.append(worker)
+            opts.echo(f"locust master (pid {master.pid}) + {opts.workers} workers "
+                      f"(pids {', '.join(str(p.pid) for p in self.procs[1:])})")
+            return master
+        master = Process(master_args, self.out / "locust.log", env)
+        self.procs.append(master)
+        opts.echo(f"locust (pid {master.pid})")
+        return master
+
+    # ------------------------------------------------------------------ the run
+    def execute(self) -> report.Summary:
+        opts = self.opts
+        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            if opts.target is None:
+                base, corpus_path, token, rp = self.prepare_local()
+            else:
+                base = check_target(opts.target)
+                assert opts.corpus is not None, "the CLI requires --corpus with --target"
+                corpus_path, token, rp = opts.corpus, opts.token, opts.rp_credential
+            classes = list(opts.plan_extra.pop("classes", None) or ("auth", "sign", "crl", "operator"))
+            if opts.target is None and "crl" in classes and not _serves_crls():
+                classes.remove("crl")
+                self.notes.append("this installation has no CRL service (crl package): the CRL downloader is left out")
+            if token is None and "operator" in classes:
+                classes.remove("operator")
+                self.notes.append("no admin token (--token / JPKI_MOCK_ADMIN_TOKEN): the operator user is left out")
+            spec = PlanSpec(profile=opts.profile, duration=opts.duration, corpus=str(Path(corpus_path).resolve()),
+                            out=str(self.out.resolve()), scale=opts.scale, users=opts.users, workers=opts.workers,
+                            token=token, rp_credential=rp, classes=tuple(classes), **opts.plan_extra)
+            plan_path = spec.write(self.out / "plan.json")
+            self.warm_up(base, Path(corpus_path), rp)
+            master = self.start_locust(base, plan_path)
+            code = master.wait(self.deadline - time.monotonic())
+            if code is None:
+                self.notes.append(f"hard timeout: Locust still running {opts.duration + HARD_MARGIN:.0f} s after start; stopped")
+        finally:
+            self.stop_all()
+        summary = report.read_stats(self.out, opts.profile)
+        summary.notes += self.notes
+        report.write_summary(summary, self.out)
+        try:
+            report.plot(self.out, f"jpki-mock loadtest: {opts.profile} (scale {opts.scale:g})")
+        except Exception as exc:  # the figures matter more than the picture
+            summary.notes.append(f"plot failed: {exc}")
+        return summary
+
+    def stop_all(self) -> None:
+        # Workers first (they reconnect otherwise), then the master, then the server.
+        for proc in reversed(self.procs):
+            proc.stop()
+        if self.server is not None:
+            self.server.stop()
+
+
+def _serves_crls() -> bool:
+    from ca import plugins
+
+    return any(prefix == "/crl" and plugins.load(spec) is not None for prefix, spec in plugins.MOUNTS)
+
+
+def _holder_count(rt) -> int:
+    from sqlalchemy import func, select
+
+    from ca.models import Holder
+
+    with rt.store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(Holder)).scalar() or 0)
+
+
+def default_out(profile: str) -> Path:
+    return Path("loadtest") / "reports" / f"{profile}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+
+
+def locust_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("locust") is not None
