@@ -30,7 +30,7 @@ from .errors import (
 )
 from .issuers import Issuer
 from .models import ApiToken, CAGeneration, Certificate, Counter, Holder, RelyingParty
-from .signer import Keyring
+from .signer import RESPONDER_SERIAL_START, RESPONDER_SERIALS, Keyring
 from .status import HOLD, REASON_NAMES, REASONS, REVOCATION_SEQ
 from .store import SERIAL_START, Store, next_values
 
@@ -91,8 +91,10 @@ class Authority:
             raise Conflict("this data directory already has a CA", field="data_dir",
                            allowed="use `jpki-mock ca rollover` for a new key generation")
         with self.store.session() as s:
+            # Every counter exists from the start: creating one on first use races between the
+            # responder processes that issue their delegated certificates at the same moment.
             for name, start in ((SERIALS["sign"], SERIAL_START), (SERIALS["auth"], SERIAL_START),
-                                (CA_SERIALS, 1), (REVOCATION_SEQ, 1)):
+                                (CA_SERIALS, 1), (REVOCATION_SEQ, 1), (RESPONDER_SERIALS, RESPONDER_SERIAL_START)):
                 s.add(Counter(name=name, value=start - 1))
             s.flush()
             for kind in names.KINDS:
