@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import parse_qs
 
-from ca import errors
+from ca import errors, timetravel
 from ca.access import AccessControl
 from ca.runtime import Runtime
 
@@ -131,6 +131,8 @@ class CrlApp:
                 raise errors.Forbidden(f"relying party {party.name!r} is registered for {party.kinds} certificates only",
                                        field="kind")
         stream = self.publisher.find(kind, generation, name, self._issuers())
+        if number is None and timetravel.pinned() is not None:
+            number = self._number_at(stream, timetravel.pinned())
         if number is None:
             file = self.publisher.current_file(stream)
             missing = f"{stream.label} has not been published yet; publish with `jpki-mock crl publish`"
@@ -158,6 +160,16 @@ class CrlApp:
         with self._lock:
             self._issuer_cache = (now + ISSUER_TTL, issuers)
         return issuers
+
+    def _number_at(self, stream, at) -> int | None:
+        """Time travel (docs/time-travel.md): the CRL a verifier would have fetched at ``at`` is
+        the last one published by then; None (the current file) when that is the latest."""
+        records = self.publisher.records(stream)
+        earlier = [r for r in records if r.this_update <= at]
+        if not earlier:
+            raise errors.NotFound(f"{stream.label} had no CRL published yet at {at.isoformat()}",
+                                  field=timetravel.HEADER)
+        return None if earlier[-1] is records[-1] else earlier[-1].number
 
     @staticmethod
     def _number(query: str) -> int | None:
@@ -286,8 +298,9 @@ def _pem_chunks(fh) -> _FileBody:
 
 
 def make_app(rt: Runtime):
-    """The ``/crl`` mount of the combined server (ca/plugins.py MOUNTS)."""
-    return CrlApp(rt)
+    """The ``/crl`` mount of the combined server (ca/plugins.py MOUNTS).  With ``time_travel =
+    true``, ``X-JPKI-Mock-Time`` serves the CRL that was current at that time."""
+    return timetravel.wsgi(CrlApp(rt), rt)
 
 
 __all__ = ["make_app", "CrlApp", "crl_times"]
