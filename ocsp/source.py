@@ -48,7 +48,7 @@ class Entry:
     """One pre-signed response and what the HTTP layer needs to serve it."""
 
     __slots__ = ("der", "etag", "last_modified", "expires", "next_update", "refresh_at", "kind", "status",
-                 "count_key", "keys", "_headers")
+                 "keys", "_headers")
 
     def __init__(self, der_bytes: bytes, this_update: float, next_update: float, refresh_at: float, kind: str,
                  status: str):
@@ -60,7 +60,6 @@ class Entry:
         self.refresh_at = refresh_at
         self.kind = kind
         self.status = status
-        self.count_key = (kind, status, "-")
         self.keys: list = []
         self._headers: tuple[int, list] = (-1, [])
 
@@ -275,7 +274,7 @@ class Responder:
             entry = self.presigned.get(cid.der)
             if entry is not None and entry.refresh_at > self.rt.clock.now().timestamp():
                 self.link(raw, cid, entry)
-                return Answer(entry.der, "200 OK", entry, [entry.count_key[:2]])
+                return Answer(entry.der, "200 OK", entry, [(entry.kind, entry.status)])
         statuses = self.statuses_of(issuer, [c.serial for c in req.cert_ids], seen)
         return self._live(issuer, req.cert_ids, statuses, nonce_ext, seen, raw)
 
