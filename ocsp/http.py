@@ -12,6 +12,7 @@ OCSPResponse, never an HTML page or a traceback.
 
 from __future__ import annotations
 
+import gc
 import logging
 from time import time as _time
 
@@ -56,6 +57,7 @@ class OcspApp:
         #: raw credential header -> (valid until, kinds it may query, relying party name)
         self._parties: dict[str, tuple[float, frozenset, str]] = {}
         self.time_travel = rt.config.time_travel
+        self.wsgi = self._hot_path()
 
     def _now(self) -> float:
         clock = self.rt.clock
@@ -77,53 +79,76 @@ class OcspApp:
         return party
 
     def __call__(self, environ, start_response):
-        try:
-            method = environ["REQUEST_METHOD"]
-            r = self.responder
-            if method == "GET":
-                if r.read_seq() != r.seen:
-                    r.sync()
-                key = environ.get("PATH_INFO", "")
-            elif method == "POST":
-                key = self._body(environ, start_response)
-                if not isinstance(key, bytes):
-                    return key  # an error answer was sent
-                r.check()
-            else:
-                start_response("405 Method Not Allowed", [*PLAIN, ("Allow", "GET, POST")])
-                return [f"{method} is not allowed: send an OCSP request by GET or POST (RFC 6960 appendix A)\n".encode()]
-            # ---- hot path: a pre-signed answer for exactly these request bytes ---------------
-            entry = r.by_request.get(key)
-            if entry is not None and (not self.time_travel or _pinned() is None):
-                clock = self.rt.clock
-                now = _time() if clock.__class__ is SystemClock else clock.now().timestamp()
-                if now < entry.refresh_at:
-                    party = "-"
-                    if self.access is not None:
-                        hit = self._parties.get(environ.get("HTTP_AUTHORIZATION")
-                                                or environ.get("HTTP_X_JPKI_RELYING_PARTY"))
-                        if hit is None or hit[0] <= now or entry.kind not in hit[1]:
-                            # unknown, expired or not allowed: the full path decides and remembers
-                            return self._respond(environ, start_response, key, method == "GET")
-                        party = hit[2]
-                    c = self.counters
-                    if now >= c.day_end:
-                        c.roll(now)
-                    c.counts[(c.day, entry.kind, entry.status, party)] += 1
-                    if method == "POST":  # RFC 5019 caching headers are for GET
-                        start_response("200 OK", entry.headers(int(now))[:2])
+        return self.wsgi(environ, start_response)
+
+    def _hot_path(self):
+        """The WSGI function itself, a closure: its names are cell reads instead of attribute
+        chains, which matters when the whole answer costs a few microseconds.  (``by_request``
+        and ``counts`` are only ever cleared in place, never replaced, so capturing them is safe.)"""
+        r = self.responder
+        by_request = r.by_request
+        read_seq = r.read_seq
+        counters = self.counters
+        counts = counters.counts
+        parties = self._parties
+        access = self.access is not None
+        time_travel = self.time_travel
+        rt = self.rt
+        respond, body_of, send = self._respond, self._body, self._send
+
+        def ocsp_app(environ, start_response):
+            try:
+                method = environ["REQUEST_METHOD"]
+                if method == "GET":
+                    if read_seq() != r.seen:
+                        r.sync()
+                    key = environ.get("PATH_INFO", "")
+                elif method == "POST":
+                    key = body_of(environ, start_response)
+                    if key.__class__ is not bytes:
+                        return key  # an error answer was sent
+                    r.check()
+                else:
+                    start_response("405 Method Not Allowed", [*PLAIN, ("Allow", "GET, POST")])
+                    return [f"{method} is not allowed: send an OCSP request by GET or POST (RFC 6960 appendix A)\n".encode()]
+                # ---- hot path: a pre-signed answer for exactly these request bytes -----------
+                entry = by_request.get(key)
+                if entry is not None and (not time_travel or _pinned() is None):
+                    clock = rt.clock
+                    now = _time() if clock.__class__ is SystemClock else clock.now().timestamp()
+                    if now < entry.refresh_at:
+                        party = "-"
+                        if access:
+                            hit = parties.get(environ.get("HTTP_AUTHORIZATION")
+                                              or environ.get("HTTP_X_JPKI_RELYING_PARTY"))
+                            if hit is None or hit[0] <= now or entry.kind not in hit[1]:
+                                # unknown, expired or not allowed: the full path decides and remembers
+                                return respond(environ, start_response, key, method == "GET")
+                            party = hit[2]
+                        if now >= counters.day_end:
+                            counters.roll(now)
+                        counts[(counters.day, entry.kind, entry.status, party)] += 1
+                        sec = int(now)
+                        headers = entry.cached_headers
+                        if headers[0] != sec:
+                            headers = entry.headers(sec)
+                        if method == "POST":  # RFC 5019 caching headers are for GET
+                            start_response("200 OK", headers[1][:2])
+                            return [entry.der]
+                        inm = environ.get("HTTP_IF_NONE_MATCH")
+                        if inm is not None and _etag_matches(inm, entry.etag):
+                            start_response("304 Not Modified", headers[1][2:])
+                            return [b""]
+                        start_response("200 OK", headers[1])
                         return [entry.der]
-                    inm = environ.get("HTTP_IF_NONE_MATCH")
-                    if inm is not None and _etag_matches(inm, entry.etag):
-                        start_response("304 Not Modified", entry.headers(int(now))[2:])
-                        return [b""]
-                    start_response("200 OK", entry.headers(int(now)))
-                    return [entry.der]
-            # ---- end of hot path -------------------------------------------------------------
-            return self._respond(environ, start_response, key, method == "GET")
-        except Exception:  # noqa: BLE001 - the edge: an OCSP internalError, never a bare 500 page
-            log.exception("OCSP request failed")
-            return self._send(start_response, error_answer(response.INTERNAL_ERROR), environ)
+                # ---- end of hot path ---------------------------------------------------------
+                return respond(environ, start_response, key, method == "GET")
+            except Exception:  # noqa: BLE001 - the edge: an OCSP internalError, never a bare 500 page
+                log.exception("OCSP request failed")
+                return send(start_response, error_answer(response.INTERNAL_ERROR), environ)
+
+        ocsp_app.ocsp = self  # type: ignore[attr-defined]
+        return ocsp_app
 
     # ------------------------------------------------------------------ the rest
     def _body(self, environ, start_response):
@@ -175,7 +200,7 @@ class OcspApp:
         for kind, status in answer.labels:
             self.counters.add(now, kind, status, party)
         if answer.entry is not None:
-            headers = answer.entry.headers(int(now))
+            headers = answer.entry.headers(int(now))[1]
             inm = environ.get("HTTP_IF_NONE_MATCH")
             if inm is not None and _etag_matches(inm, answer.entry.etag):
                 start_response("304 Not Modified", headers[2:])
@@ -194,9 +219,15 @@ def make_app(rt: Runtime) -> OcspApp:
     :func:`ca.timetravel.wsgi` returns the app itself."""
     app = OcspApp(rt)
     app.counters.start(rt.config.ocsp.stats_flush_seconds)
-    return timetravel.wsgi(app, rt)
+    return timetravel.wsgi(app.wsgi, rt)
 
 
 def app_factory() -> OcspApp:
     """Entry point for granian workers of ``jpki-mock ocsp serve`` (configuration from the environment)."""
-    return make_app(Runtime.open(load_config()))
+    app = make_app(Runtime.open(load_config()))
+    # Everything loaded so far (SQLAlchemy, cryptography, the issuers) lives as long as the
+    # worker: move it out of the collector's generations so that the garbage collections the
+    # per-request allocations trigger do not walk it again and again.
+    gc.collect()
+    gc.freeze()
+    return app

@@ -36,7 +36,7 @@ from ca.runtime import Runtime
 from ca.status import HOLD, CertStatus
 
 from . import response
-from .request import CertID, OcspRequest
+from .request import CertID, MalformedRequest, OcspRequest
 
 #: bounds on the per-process maps: a flood of distinct requests must not exhaust memory.
 MAX_ENTRIES = 500_000
@@ -48,7 +48,7 @@ class Entry:
     """One pre-signed response and what the HTTP layer needs to serve it."""
 
     __slots__ = ("der", "etag", "last_modified", "expires", "next_update", "refresh_at", "kind", "status",
-                 "keys", "_headers")
+                 "keys", "cached_headers")
 
     def __init__(self, der_bytes: bytes, this_update: float, next_update: float, refresh_at: float, kind: str,
                  status: str):
@@ -61,12 +61,14 @@ class Entry:
         self.kind = kind
         self.status = status
         self.keys: list = []
-        self._headers: tuple[int, list] = (-1, [])
+        #: (second, headers) of the last :meth:`headers` call
+        self.cached_headers: tuple[int, list] = (-1, [])
 
-    def headers(self, now: int) -> list[tuple[str, str]]:
-        """RFC 5019 section 6.2 / RFC 9919 caching headers; max-age counts down to nextUpdate."""
-        sec, hdrs = self._headers
-        if sec != now:
+    def headers(self, now: int) -> tuple[int, list[tuple[str, str]]]:
+        """(now, headers): RFC 5019 section 6.2 / RFC 9919 caching headers; max-age counts down to
+        nextUpdate, so they are rebuilt once per second."""
+        cached = self.cached_headers
+        if cached[0] != now:
             hdrs = [
                 ("Content-Type", "application/ocsp-response"),
                 ("Content-Length", str(len(self.der))),
@@ -75,8 +77,8 @@ class Entry:
                 ("Expires", self.expires),
                 ("ETag", self.etag),
             ]
-            self._headers = (now, hdrs)
-        return hdrs
+            cached = self.cached_headers = (now, hdrs)
+        return cached
 
 
 class Answer:
@@ -247,8 +249,6 @@ class Responder:
         HTTP layer, which answers internalError."""
         cfg = self.cfg
         if cfg.nonce_policy == "require" and req.nonce is None:
-            from .request import MalformedRequest
-
             raise MalformedRequest("this responder requires a nonce (RFC 9654)", field="nonce",
                                    allowed="a nonce extension of 1-128 octets")
         nonce_ext = None if cfg.nonce_policy == "ignore" else req.nonce_extension
