@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -46,7 +47,7 @@ from ca.models import Certificate
 from ca.runtime import Runtime
 from ca.signer import Keyring, ResponderSigner
 
-from .card import CardService
+from .card import MAX_TRIES, CardService, WrongPin
 
 CATALOG_NAME = "jpki-mock-scenarios/1"
 SIGN_PASSWORD = "MOCK2026"
@@ -120,7 +121,7 @@ CATALOG: list[ItemSpec] = [
 ]
 SPECS = {s.name: s for s in CATALOG}
 
-# Fixed holders: (label, surname, given name, date of birth, gender, address).
+# Holders are fixed by their position in the build: the same names, births and addresses each time.
 _ADULT_DOB = date(1980, 4, 1)
 
 
@@ -188,7 +189,7 @@ class Builder:
         for kind in state.certificates:
             p12 = service.export_pkcs12(holder_id, kind, SIGN_PASSWORD if kind == "sign" else AUTH_PIN)
             info["pkcs12"][kind] = self.write(f"p12/holder-{holder_id}-{kind}.p12", p12)
-        info["certificates"] = {k: c for k, c in state.certificates.items()}
+        info["certificates"] = dict(state.certificates)
         return info
 
     def add(self, name: str, cert: Certificate | None = None, *, card: dict[str, Any] | None = None,
@@ -313,13 +314,12 @@ class Builder:
         minor = self.card(self.holder(dob=today.replace(year=today.year - 10) - timedelta(days=1)), sign=False)
         self.add("minor-auth", minor["certificates"]["auth"], card=minor, sign_certificate=None)
         locked = self.card(self.holder())
-        for kind, tries in (("sign", 5), ("auth", 3)):
-            for _ in range(tries):
-                try:
-                    self.cards.certificate(locked["holder"], "sign", WRONG["sign"]) if kind == "sign" else \
-                        self.cards.authenticate(locked["holder"], b"challenge", WRONG["auth"])
-                except Exception:  # noqa: BLE001 - each wrong try raises WrongPin, the last one locks
-                    pass
+        for _ in range(MAX_TRIES["sign"]):  # each wrong try raises WrongPin; the last one locks
+            with suppress(WrongPin):
+                self.cards.certificate(locked["holder"], "sign", WRONG["sign"])
+        for _ in range(MAX_TRIES["auth"]):
+            with suppress(WrongPin):
+                self.cards.authenticate(locked["holder"], b"challenge", WRONG["auth"])
         state = self.cards.state(locked["holder"]).as_dict()
         assert state["sign"]["locked"] and state["auth"]["locked"], state
         self.add("locked-card-sign", locked["certificates"]["sign"], card=locked,
@@ -357,7 +357,6 @@ class Builder:
         item["files"]["issuer_pem"] = "broken/impostor-ca.pem"
         never = self._never_issued_serial()
         self.add("never-issued-serial", issuer=current["sign"], serial=never,
-                 expected_by_policy={"unknown": "unknown", "revoked": "revoked"},
                  ocsp_unknown_serial=self.rt.config.ocsp.unknown_serial)
         if self.rt.config.ocsp.unknown_serial == "revoked":
             # RFC 6960 section 4.4.8: "revoked" with the Extended Revoked Definition for a never-issued serial.

@@ -207,3 +207,40 @@ def test_ocsp_header_answers_at_that_time_and_caches_nothing(tmp_path):
         assert client.get(path, headers={timetravel.HEADER: "someday"}).status_code == 400
     finally:
         rt.close()
+
+
+def test_crl_header_serves_the_crl_current_at_that_time(tmp_path):
+    from cryptography import x509
+    from werkzeug.test import Client
+
+    from crl.http import make_app
+    from crl.publisher import Publisher
+
+    config = load_config({"JPKI_MOCK_TIME_TRAVEL": "1"}, data_dir=tmp_path / "c", key_passphrase=PASSPHRASE)
+    base = FixedClock(T0)
+    rt = Runtime.open(config, base)
+    try:
+        rt.authority.init()
+        holder = rt.authority.create_holder({"name": "山田\u3000花子", "date_of_birth": "1990-01-02", "gender": "2",
+                                             "address": "東京都港区芝公園4-2-8"})
+        serial = rt.authority.issue(holder.id, "sign", pkcs12_passphrase="secret")[0].certificate.serial
+        publisher = Publisher(rt)
+        publisher.publish_many(publisher.select("sign", "full", None))
+        base.advance(days=1)
+        rt.authority.revoke("sign", serial, "keyCompromise")
+        publisher.publish_many(publisher.select("sign", "full", None))
+        client = Client(make_app(rt))
+
+        def crl(headers=None):
+            r = client.get("/sign/g1/full.crl", headers=headers or {})
+            return r.status_code, (x509.load_der_x509_crl(r.get_data()) if r.status_code == 200 else r.get_json())
+
+        status, today = crl()
+        assert today.get_revoked_certificate_by_serial_number(serial) is not None
+        status, yesterday = crl({timetravel.HEADER: (T0 + timedelta(hours=1)).isoformat()})
+        assert status == 200 and yesterday.get_revoked_certificate_by_serial_number(serial) is None
+        assert yesterday.last_update_utc == T0
+        status, body = crl({timetravel.HEADER: "2020-01-01T00:00:00Z"})
+        assert status == 404 and body["field"] == timetravel.HEADER
+    finally:
+        rt.close()

@@ -1,0 +1,60 @@
+"""Admin API for CRLs (mounted under /admin/api behind the bearer token, ca/api.py).
+
+``POST /admin/api/crl/publish``            publish now: body ``{"ca": "sign-g1", "partition": "13101", "delta": false}``,
+                                           every field optional (default: every stream)
+``GET  /admin/api/crl/streams``            every stream with its latest CRL
+``GET  /admin/api/crl/streams/<kind>/g<N>/<name>``   one stream's archive (every published number)
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from ca import errors
+from ca.api import body
+
+from .publisher import Publisher, record_json
+
+bp = Blueprint("crl", __name__)
+
+
+def _publisher() -> Publisher:
+    return Publisher(current_app.extensions["jpki_runtime"])
+
+
+@bp.post("/crl/publish")
+def publish():
+    data = body()
+    unknown = sorted(set(data) - {"ca", "partition", "delta"})
+    if unknown:
+        raise errors.InvalidInput(f"unknown field(s) {unknown}", field=unknown[0], allowed=["ca", "partition", "delta"])
+    for key in ("ca", "partition"):
+        if key in data and not isinstance(data[key], str):
+            raise errors.InvalidInput("must be a string", field=key)
+    if "delta" in data and not isinstance(data["delta"], bool):
+        raise errors.InvalidInput("must be true or false", field="delta")
+    pub = _publisher()
+    streams = pub.select(data.get("ca"), data.get("partition"), data.get("delta"))
+    base = pub.config.public_url
+    return jsonify({"published": [record_json(rec, s, base) for s, rec in pub.publish_many(streams)]}), 201
+
+
+@bp.get("/crl/streams")
+def streams():
+    pub = _publisher()
+    base = pub.config.public_url
+    out = []
+    for s in pub.streams():
+        rec = pub.latest(s)
+        out.append(record_json(rec, s, base) if rec else {"stream": s.label, "url": base + s.path(), "number": None})
+    return jsonify(out)
+
+
+@bp.get("/crl/streams/<kind>/g<int:generation>/<name>")
+def archive(kind: str, generation: int, name: str):
+    pub = _publisher()
+    stream = pub.find(kind, generation, name)
+    base = pub.config.public_url
+    records = [{**record_json(r, stream, base), "url": f"{base}{stream.path()}?number={r.number}"}
+               for r in pub.records(stream) if pub.archive_file(stream, r.number).exists()]
+    return jsonify({"stream": stream.label, "crls": records})

@@ -1,0 +1,147 @@
+"""``jpki-mock crl``: publish now, list the streams, show one CRL."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ca import errors
+from ca.cli import JpkiGroup, echo_json, pass_ctx
+
+from .publisher import Publisher, record_json
+
+CA_HELP = "sign, auth (every generation) or sign-g2 / auth-g1 (one generation). Default: all."
+PARTITION_HELP = "full, arl or a 5-digit municipality code. Default: all."
+
+
+@click.group(cls=JpkiGroup)
+def crl() -> None:
+    """CRLs: publish now, list streams, show a CRL (docs/crl.md)."""
+
+
+@crl.command("publish")
+@click.option("--ca", "ca_ref", default=None, help=CA_HELP)
+@click.option("--partition", default=None, help=PARTITION_HELP)
+@click.option("--delta/--complete", "delta", default=None,
+              help="Only delta CRLs / only complete CRLs (default: both when crl.delta is on).")
+@click.option("--json", "as_json", is_flag=True, help="Print the published CRLs as JSON.")
+@pass_ctx
+def publish(c, ca_ref: str | None, partition: str | None, delta: bool | None, as_json: bool) -> None:
+    """Build, check and publish CRLs now (the schedule does this every crl.period_seconds)."""
+    rt = c.ready()
+    pub = Publisher(rt)
+    streams = pub.select(ca_ref, partition, delta)
+    results = pub.publish_many(streams, progress=sys.stderr.isatty())
+    base = rt.config.public_url
+    if as_json:
+        echo_json([record_json(rec, s, base) for s, rec in results])
+        return
+    for s, rec in results:
+        click.echo(f"{s.label:22s} number {rec.number:<6d} {rec.entries:>9d} entries  {base}{s.path()}")
+
+
+@crl.command("list")
+@click.option("--ca", "ca_ref", default=None, help=CA_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def list_streams(c, ca_ref: str | None, as_json: bool) -> None:
+    """Every CRL stream with its latest number, thisUpdate, nextUpdate and entry count."""
+    rt = c.ready()
+    pub = Publisher(rt)
+    base = rt.config.public_url
+    rows = []
+    for s in pub.select(ca_ref):
+        rec = pub.latest(s)
+        rows.append(record_json(rec, s, base) if rec else {"stream": s.label, "number": None, "url": base + s.path()})
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        if r["number"] is None:
+            click.echo(f"{r['stream']:22s} (not published yet)")
+        else:
+            click.echo(f"{r['stream']:22s} number {r['number']:<6d} this {r['this_update']}  next {r['next_update']}"
+                       f"  {r['entries']:>9d} entries")
+
+
+@crl.command("show")
+@click.option("--ca", "ca_ref", required=True, help="sign-g1, auth-g2, ... (sign/auth: the current generation).")
+@click.option("--partition", default="full", show_default=True, help=PARTITION_HELP)
+@click.option("--delta", is_flag=True, help="The delta CRL of that partition.")
+@click.option("--number", type=int, default=None, help="An archived CRL (default: the one being served).")
+@click.option("--entries", "max_entries", type=click.IntRange(0), default=20, show_default=True,
+              help="How many entries to print.")
+@click.option("--pem", "fmt", flag_value="pem", help="Print the CRL as PEM.")
+@click.option("--der", "fmt", flag_value="der", help="Write the DER to stdout.")
+@pass_ctx
+def show(c, ca_ref: str, partition: str, delta: bool, number: int | None, max_entries: int, fmt: str | None) -> None:
+    """Decode one published CRL (pyca/cryptography) and print its fields and first entries."""
+    import base64
+    import itertools
+
+    from cryptography import x509
+
+    from .publisher import check_scope
+
+    rt = c.ready()
+    pub = Publisher(rt)
+    kind, generation = rt.authority.parse_issuer_ref(ca_ref)
+    issuer = rt.authority.issuer(kind, generation)
+    check_scope(partition)
+    stream = pub.find(issuer.kind, issuer.generation, f"{partition}-delta" if delta else partition)
+    path = pub.current_file(stream) if number is None else pub.archive_file(stream, number)
+    if not path.exists():
+        what = "has not been published yet" if number is None else f"has no archived CRL number {number}"
+        raise errors.NotFound(f"{stream.label} {what}", field="number" if number else "partition")
+    data = path.read_bytes()
+    if fmt == "der":
+        sys.stdout.buffer.write(data)
+        return
+    if fmt == "pem":
+        text = base64.encodebytes(data).decode().replace("\n", "")
+        click.echo("-----BEGIN X509 CRL-----")
+        for i in range(0, len(text), 64):
+            click.echo(text[i:i + 64])
+        click.echo("-----END X509 CRL-----")
+        return
+    parsed = x509.load_der_x509_crl(data)
+    exts = {type(e.value).__name__: _extension_value(e.value) for e in parsed.extensions}
+    entries = []
+    for r in itertools.islice(parsed, max_entries):
+        item = {"serial": r.serial_number, "revoked_at": r.revocation_date_utc.isoformat()}
+        for e in r.extensions:
+            if isinstance(e.value, x509.CRLReason):
+                item["reason"] = e.value.reason.value
+            elif e.oid.dotted_string == "2.5.29.23":
+                from asn1crypto import core
+
+                item["hold_instruction"] = core.ObjectIdentifier.load(e.value.value).dotted
+            else:
+                item[e.oid.dotted_string] = str(e.value)
+        entries.append(item)
+    echo_json({"stream": stream.label, "file": str(path), "size": len(data), "issuer": parsed.issuer.rfc4514_string(),
+               "this_update": parsed.last_update_utc.isoformat(), "next_update": parsed.next_update_utc.isoformat(),
+               "entries": len(parsed), "extensions": exts, "first_entries": entries})
+
+
+def _general_name(name) -> str:
+    from cryptography import x509
+
+    return name.value.rfc4514_string() if isinstance(name, x509.DirectoryName) else str(name.value)
+
+
+def _extension_value(value):
+    """A CRL extension as readable JSON (cryptography's reprs show raw bytes)."""
+    from cryptography import x509
+
+    if isinstance(value, (x509.CRLNumber, x509.DeltaCRLIndicator)):
+        return value.crl_number
+    if isinstance(value, x509.AuthorityKeyIdentifier):
+        return value.key_identifier.hex(":") if value.key_identifier else None
+    if isinstance(value, x509.IssuingDistributionPoint):
+        return {"names": [_general_name(n) for n in value.full_name or []],
+                "only_user_certs": value.only_contains_user_certs, "only_ca_certs": value.only_contains_ca_certs}
+    if isinstance(value, x509.FreshestCRL):
+        return [_general_name(n) for dp in value for n in dp.full_name or []]
+    return str(value)

@@ -1,0 +1,306 @@
+"""HTTP distribution of the published CRLs: a plain WSGI app mounted at ``/crl``.
+
+Paths are exactly those of ca/urls.py (the URIs written into certificates):
+``/crl/{sign|auth}/g{N}/{full|arl|<municipality>}[-delta].{crl|pem}``; ``?number=N`` serves an
+archived CRL of that stream.  DER is ``application/pkix-crl`` (RFC 2585 section 4.2), PEM is
+``application/x-pem-file``.  Caching follows the CRL itself: Last-Modified = thisUpdate,
+Expires = nextUpdate, ``max-age`` = seconds until nextUpdate, ETag = SHA-256 of the file;
+If-None-Match / If-Modified-Since answer 304.  Errors are JSON with a message saying what was
+wrong and what is allowed.
+
+Files are opened once per request and everything (headers and body) comes from that open
+file, so a publication renaming a new CRL into place mid-request never mixes two CRLs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+from datetime import datetime, timezone
+from email.utils import format_datetime, parsedate_to_datetime
+from urllib.parse import parse_qs
+
+from ca import errors, timetravel
+from ca.access import AccessControl
+from ca.runtime import Runtime
+
+from . import der
+from .publisher import Publisher
+
+log = logging.getLogger("jpki_mock.crl.http")
+
+_PATH = re.compile(r"^/(?P<kind>[a-z]+)/g(?P<gen>[0-9]{1,6})/(?P<name>[0-9a-z-]{1,16})\.(?P<fmt>crl|pem)$")
+_LAYOUT = "/crl/{sign|auth}/g{generation}/{full|arl|<municipality code>}[-delta].{crl|pem}[?number=N]"
+ISSUER_TTL = 5.0
+_CHUNK = 48 * 1024  # a multiple of 48 bytes = 64 base64 characters = one PEM line
+_PEM_BEGIN = b"-----BEGIN X509 CRL-----\n"
+_PEM_END = b"-----END X509 CRL-----\n"
+_STATUS = {200: "200 OK", 304: "304 Not Modified", 400: "400 Bad Request", 401: "401 Unauthorized",
+           403: "403 Forbidden", 404: "404 Not Found", 405: "405 Method Not Allowed", 409: "409 Conflict",
+           413: "413 Content Too Large", 500: "500 Internal Server Error", 503: "503 Service Unavailable"}
+
+
+def parse_time(tlv: bytes) -> datetime:
+    """A DER UTCTime / GeneralizedTime as written by crl.der (always seconds and Z)."""
+    text = tlv[2:].decode("ascii")
+    if tlv[0] == der.UTC_TIME:
+        year = int(text[:2])
+        text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
+    return datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=timezone.utc)
+
+
+def crl_times(head: bytes) -> tuple[datetime, datetime]:
+    """thisUpdate and nextUpdate from the first bytes of a CRL (they precede the entries)."""
+    _, pos, _ = der.read_header(head, 0, partial=True)  # CertificateList
+    _, pos, _ = der.read_header(head, pos, partial=True)  # tbsCertList
+    for _ in range(3):  # version, signature, issuer
+        _, _, pos = der.read_header(head, pos)
+    _, _, end = der.read_header(head, pos)
+    this_update = parse_time(head[pos:end])
+    _, _, end2 = der.read_header(head, end)
+    return this_update, parse_time(head[end:end2])
+
+
+class _Meta:
+    __slots__ = ("etag", "this_update", "next_update", "size")
+
+    def __init__(self, etag: str, this_update: datetime, next_update: datetime, size: int):
+        self.etag, self.this_update, self.next_update, self.size = etag, this_update, next_update, size
+
+
+class CrlApp:
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+        self.publisher = Publisher(rt)
+        self.access = AccessControl(rt.store) if rt.config.crl.access_control else None
+        self._meta: dict[tuple, _Meta] = {}
+        self._lock = threading.Lock()
+        self._issuer_cache: tuple[float, list] | None = None
+
+    # ------------------------------------------------------------------ WSGI
+    def __call__(self, environ, start_response):
+        try:
+            return self._handle(environ, start_response)
+        except errors.JpkiError as err:
+            return self._error(start_response, err)
+        except Exception:  # never a bare 500 with a traceback
+            log.exception("CRL request %s failed", environ.get("PATH_INFO"))
+            return self._json(start_response, 500, {"error": "internal_error",
+                                                    "message": "internal error; see the server log"})
+
+    def _json(self, start_response, status: int, body: dict, extra: list | None = None):
+        data = json.dumps(body, ensure_ascii=False).encode()
+        start_response(_STATUS[status], [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+                                         ("Cache-Control", "no-store"), *(extra or [])])
+        return [data]
+
+    def _error(self, start_response, err: errors.JpkiError):
+        from ca.api import http_status  # the one error -> HTTP status table
+
+        status = http_status(err)
+        extra = [("WWW-Authenticate", 'Bearer realm="jpki-mock CRL"')] if status == 401 else []
+        return self._json(start_response, status, err.to_dict(), extra)
+
+    def _handle(self, environ, start_response):
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            return self._json(start_response, 405, {"error": "method_not_allowed",
+                                                    "message": f"{method} is not allowed: CRLs are fetched with GET"},
+                              [("Allow", "GET, HEAD")])
+        path = environ.get("PATH_INFO", "")
+        m = _PATH.match(path)
+        if not m:
+            raise errors.NotFound(f"no CRL at {environ.get('SCRIPT_NAME', '')}{path}", field="path", allowed=_LAYOUT)
+        kind, generation, name, fmt = m["kind"], int(m["gen"]), m["name"], m["fmt"]
+        if kind not in ("sign", "auth"):
+            raise errors.NotFound(f"no CA kind {kind!r}", field="kind", allowed=["sign", "auth"])
+        number = self._number(environ.get("QUERY_STRING", ""))
+        if self.access is not None:
+            party = self.access.from_environ(environ)
+            if party is None:
+                raise errors.Unauthorized("CRLs are served to registered relying parties only: send "
+                                          "'Authorization: Bearer <credential>' or 'X-JPKI-Relying-Party'",
+                                          field="Authorization")
+            if not party.may_query(kind):
+                raise errors.Forbidden(f"relying party {party.name!r} is registered for {party.kinds} certificates only",
+                                       field="kind")
+        stream = self.publisher.find(kind, generation, name, self._issuers())
+        if number is None and timetravel.pinned() is not None:
+            number = self._number_at(stream, timetravel.pinned())
+        if number is None:
+            file = self.publisher.current_file(stream)
+            missing = f"{stream.label} has not been published yet; publish with `jpki-mock crl publish`"
+        else:
+            file = self.publisher.archive_file(stream, number)
+            missing = f"{stream.label} has no archived CRL number {number}"
+        try:
+            fh = open(file, "rb")
+        except FileNotFoundError:
+            raise errors.NotFound(missing, field="number" if number is not None else "path") from None
+        try:
+            meta = self._file_meta(fh, file)
+            return self._serve(environ, start_response, fh, meta, fmt, method == "HEAD", archived=number is not None)
+        except BaseException:
+            fh.close()
+            raise
+
+    def _issuers(self):
+        """CA generations, re-read at most every few seconds (a rollover shows up within that time)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._issuer_cache is not None and self._issuer_cache[0] > now:
+                return self._issuer_cache[1]
+        issuers = self.rt.status.issuers()
+        with self._lock:
+            self._issuer_cache = (now + ISSUER_TTL, issuers)
+        return issuers
+
+    def _number_at(self, stream, at) -> int | None:
+        """Time travel (docs/time-travel.md): the CRL a verifier would have fetched at ``at`` is
+        the last one published by then; None (the current file) when that is the latest."""
+        records = self.publisher.records(stream)
+        earlier = [r for r in records if r.this_update <= at]
+        if not earlier:
+            raise errors.NotFound(f"{stream.label} had no CRL published yet at {at.isoformat()}",
+                                  field=timetravel.HEADER)
+        return None if earlier[-1] is records[-1] else earlier[-1].number
+
+    @staticmethod
+    def _number(query: str) -> int | None:
+        if not query:
+            return None
+        try:
+            params = parse_qs(query, keep_blank_values=True, strict_parsing=True, max_num_fields=4)
+        except ValueError as exc:
+            raise errors.InvalidInput(f"bad query string: {exc}", field="query", allowed="number=<CRL number>") from None
+        unknown = sorted(set(params) - {"number"})
+        if unknown:
+            raise errors.InvalidInput(f"unknown query parameter(s) {unknown}", field=unknown[0], allowed=["number"])
+        values = params["number"]
+        if len(values) != 1 or not values[0].isdigit() or len(values[0]) > 18 or int(values[0]) < 1:
+            raise errors.InvalidInput(f"{values[-1]!r} is not a CRL number", field="number",
+                                      allowed="one positive whole number")
+        return int(values[0])
+
+    def _file_meta(self, fh, file) -> _Meta:
+        st = os.fstat(fh.fileno())
+        key = (str(file), st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            meta = self._meta.get(key)
+        if meta is not None:
+            return meta
+        digest = hashlib.sha256()
+        head = fh.read(4096)
+        this_update, next_update = crl_times(head)
+        digest.update(head)
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+        fh.seek(0)
+        meta = _Meta(digest.hexdigest()[:32], this_update, next_update, st.st_size)
+        with self._lock:
+            if len(self._meta) > 4096:
+                self._meta.clear()
+            self._meta[key] = meta
+        return meta
+
+    def _serve(self, environ, start_response, fh, meta: _Meta, fmt: str, head_only: bool, archived: bool):
+        etag = f'"{meta.etag}-{fmt}"'
+        now = self.rt.clock.now()
+        max_age = max(0, int((meta.next_update - now).total_seconds()))
+        headers = [
+            ("ETag", etag),
+            ("Last-Modified", format_datetime(meta.this_update, usegmt=True)),
+            ("Expires", format_datetime(meta.next_update, usegmt=True)),
+            # RFC 5019 section 6.2 style: cache until nextUpdate, then revalidate.
+            ("Cache-Control", f"public, no-transform, must-revalidate, max-age={max_age}"),
+        ]
+        if _not_modified(environ, etag, meta.this_update):
+            fh.close()
+            start_response(_STATUS[304], headers)
+            return []
+        if fmt == "crl":
+            size = meta.size
+            body = _file_chunks(fh)
+            ctype = "application/pkix-crl"
+        else:
+            b64 = 4 * ((meta.size + 2) // 3)
+            size = len(_PEM_BEGIN) + b64 + (b64 + 63) // 64 + len(_PEM_END)
+            body = _pem_chunks(fh)
+            ctype = "application/x-pem-file"
+        headers += [("Content-Type", ctype), ("Content-Length", str(size))]
+        start_response(_STATUS[200], headers)
+        if head_only:
+            fh.close()
+            return []
+        return body
+
+
+def _not_modified(environ, etag: str, last_modified: datetime) -> bool:
+    inm = environ.get("HTTP_IF_NONE_MATCH")
+    if inm is not None:  # RFC 9110 section 13.1.2: If-None-Match wins over If-Modified-Since
+        tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
+        return "*" in tags or etag in tags
+    ims = environ.get("HTTP_IF_MODIFIED_SINCE")
+    if ims:
+        try:
+            since = parsedate_to_datetime(ims)
+        except (TypeError, ValueError):
+            return False  # RFC 9110 section 13.1.3: an invalid date is ignored
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+        return last_modified <= since
+    return False
+
+
+class _FileBody:
+    """A WSGI body iterator that closes its file when the server is done with it."""
+
+    def __init__(self, fh, transform=None):
+        self.fh, self.transform = fh, transform
+
+    def __iter__(self):
+        return self._chunks()
+
+    def _chunks(self):
+        try:
+            if self.transform is None:
+                while chunk := self.fh.read(1 << 16):
+                    yield chunk
+            else:
+                yield from self.transform(self.fh)
+        finally:  # closed once fully sent, even by a server that forgets close()
+            self.fh.close()
+
+    def close(self):
+        self.fh.close()
+
+
+def _file_chunks(fh) -> _FileBody:
+    return _FileBody(fh)
+
+
+def _pem_lines(fh):
+    yield _PEM_BEGIN
+    while chunk := fh.read(_CHUNK):
+        text = base64.b64encode(chunk)
+        yield b"".join(text[i:i + 64] + b"\n" for i in range(0, len(text), 64))
+    yield _PEM_END
+
+
+def _pem_chunks(fh) -> _FileBody:
+    return _FileBody(fh, _pem_lines)
+
+
+def make_app(rt: Runtime):
+    """The ``/crl`` mount of the combined server (ca/plugins.py MOUNTS).  With ``time_travel =
+    true``, ``X-JPKI-Mock-Time`` serves the CRL that was current at that time."""
+    return timetravel.wsgi(CrlApp(rt), rt)
+
+
+__all__ = ["make_app", "CrlApp", "crl_times"]

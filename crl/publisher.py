@@ -1,0 +1,388 @@
+"""Build, check and publish CRLs atomically, with an archive by number.
+
+Publishing one stream (see :class:`Stream`):
+
+1. take the stream scope's lock (several processes may publish: the server's schedule, the
+   CLI, the admin API);
+2. stream the revoked entries into a temporary file next to the served one (crl.writer);
+3. check it with an independent parser (pyca/cryptography): every entry parses, the
+   signature verifies against the issuing generation's key, issuer, AKI, cRLNumber greater
+   than the last one, times, scope extensions; a failure deletes the temporary file and
+   raises :class:`ca.errors.PublishError` saying why;
+4. hard-link it into the archive, fsync, ``rename`` it over the served file (atomic on
+   POSIX: readers see the old CRL or the new one, never a partial one), fsync the directory;
+5. record it in ``crl_published``.
+
+A crash anywhere before step 4 leaves the previous CRL served and intact.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, utils
+from sqlalchemy import func, select
+
+from ca import municipalities, names, urls
+from ca.errors import Conflict, InvalidInput, NotFound, PublishError
+from ca.issuers import Issuer
+from ca.runtime import Runtime
+
+from . import der, extensions
+from .models import PublishedCrl
+from .prefetch import prefetched
+from .writer import CrlHeader, write_crl
+
+log = logging.getLogger("jpki_mock.crl")
+
+FULL, ARL = "full", "arl"
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One sequence of CRLs: a CA generation x a scope (full / arl / municipality code) x complete or delta."""
+
+    issuer: Issuer
+    scope: str
+    delta: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.scope}-delta" if self.delta else self.scope
+
+    @property
+    def label(self) -> str:
+        return f"{self.issuer.label}/{self.name}"
+
+    @property
+    def municipality(self) -> str | None:
+        return None if self.scope in (FULL, ARL) else self.scope
+
+    def path(self, fmt: str = "crl") -> str:
+        return urls.crl_path(self.issuer.kind, self.issuer.generation, self.scope, delta=self.delta, fmt=fmt)
+
+    def base(self) -> "Stream":
+        return Stream(self.issuer, self.scope, False)
+
+
+def record_json(rec: PublishedCrl, stream: Stream, base_url: str) -> dict:
+    def iso(dt: datetime) -> str:
+        return dt.isoformat().replace("+00:00", "Z")
+
+    return {
+        "stream": stream.label, "issuer": stream.issuer.label, "scope": stream.scope, "delta": stream.delta,
+        "number": rec.number, "base_number": rec.base_number, "this_update": iso(rec.this_update),
+        "next_update": iso(rec.next_update), "entries": rec.entries, "size": rec.size, "sha256": rec.sha256,
+        "url": base_url + stream.path(), "pem_url": base_url + stream.path("pem"),
+    }
+
+
+class Publisher:
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+        self.config = rt.config
+        self.root = Path(rt.config.data_dir) / "crl"
+
+    # ------------------------------------------------------------------ files
+    def current_file(self, stream: Stream) -> Path:
+        return self.root / stream.issuer.kind / f"g{stream.issuer.generation}" / f"{stream.name}.crl"
+
+    def archive_file(self, stream: Stream, number: int) -> Path:
+        return self.root / stream.issuer.kind / f"g{stream.issuer.generation}" / "archive" / stream.name / f"{number}.crl"
+
+    # ------------------------------------------------------------------ which streams
+    def streams(self, issuers: Iterable[Issuer] | None = None, scopes: Iterable[str] | None = None,
+                delta: bool | None = None) -> list[Stream]:
+        """Every stream (complete before its delta, so a new base gets a fresh delta right after)."""
+        deltas = self.config.crl.delta if delta is None else delta
+        out = []
+        for issuer in issuers if issuers is not None else self.rt.status.issuers():
+            for scope in scopes if scopes is not None else [FULL, ARL, *sorted(municipalities.MUNICIPALITIES)]:
+                out.append(Stream(issuer, scope))
+                if deltas and scope != ARL:  # CA certificates change too rarely for a delta ARL
+                    out.append(Stream(issuer, scope, True))
+        return out
+
+    def select(self, ca: str | None = None, partition: str | None = None, delta: bool | None = None) -> list[Stream]:
+        """Streams named by the CLI / admin API: ``ca`` sign|auth|sign-g2 (default: all generations of
+        both), ``partition`` full|arl|<municipality code> (default: all)."""
+        issuers = self.rt.status.issuers()
+        if ca is not None:
+            kind, generation = self.rt.authority.parse_issuer_ref(ca)
+            issuers = [i for i in issuers if i.kind == kind and (generation is None or i.generation == generation)]
+        scopes = None
+        if partition is not None:
+            scopes = [check_scope(partition)]
+        if delta and not self.config.crl.delta:
+            raise InvalidInput("delta CRLs are not enabled", field="delta", allowed="set crl.delta = true "
+                               "(JPKI_MOCK_CRL_DELTA=1) to publish delta CRLs")
+        if delta and partition == ARL:
+            raise InvalidInput("there is no delta ARL", field="partition", allowed=[FULL, "<municipality code>"])
+        streams = self.streams(issuers, scopes)
+        if delta is not None:
+            streams = [s for s in streams if s.delta == delta]
+        return streams
+
+    def find(self, kind: str, generation: int, name: str, issuers: list[Issuer] | None = None) -> Stream:
+        """The stream behind ``/crl/{kind}/g{generation}/{name}.crl``; NotFound names what is wrong."""
+        for issuer in issuers if issuers is not None else self.rt.status.issuers():
+            if issuer.kind == kind and issuer.generation == generation:
+                break
+        else:
+            raise NotFound(f"no {kind} CA generation {generation}", field="generation")
+        delta = name.endswith("-delta")
+        scope = name[:-6] if delta else name
+        if scope not in (FULL, ARL) and scope not in municipalities.MUNICIPALITIES:
+            raise NotFound(f"no CRL partition {scope!r}", field="partition",
+                           allowed=f"{FULL}, {ARL} or a municipality code ({', '.join(sorted(municipalities.MUNICIPALITIES))})")
+        if delta and (scope == ARL or not self.config.crl.delta):
+            raise NotFound(f"no delta CRL for {scope!r}" + ("" if self.config.crl.delta else " (delta CRLs are off)"),
+                           field="partition")
+        return Stream(issuer, scope, delta)
+
+    # ------------------------------------------------------------------ state
+    def latest(self, stream: Stream) -> PublishedCrl | None:
+        with self.rt.store.session() as s:
+            return s.scalars(
+                select(PublishedCrl).where(PublishedCrl.ca_id == stream.issuer.id, PublishedCrl.scope == stream.scope,
+                                           PublishedCrl.delta == stream.delta)
+                .order_by(PublishedCrl.number.desc()).limit(1)
+            ).first()
+
+    def records(self, stream: Stream) -> list[PublishedCrl]:
+        with self.rt.store.session() as s:
+            return list(s.scalars(
+                select(PublishedCrl).where(PublishedCrl.ca_id == stream.issuer.id, PublishedCrl.scope == stream.scope,
+                                           PublishedCrl.delta == stream.delta)
+                .order_by(PublishedCrl.number)
+            ).all())
+
+    def _last_number(self, stream: Stream) -> int:
+        with self.rt.store.session() as s:
+            return int(s.scalar(select(func.max(PublishedCrl.number)).where(
+                PublishedCrl.ca_id == stream.issuer.id, PublishedCrl.scope == stream.scope)) or 0)
+
+    def due(self, stream: Stream, now: datetime) -> bool:
+        """Never published, its period has passed, or (delta) a newer complete CRL exists."""
+        last = self.latest(stream)
+        if last is None:
+            return not stream.delta or self.latest(stream.base()) is not None
+        period = self.config.crl.delta_period_seconds if stream.delta else self.config.crl.period_seconds
+        if now >= last.this_update + timedelta(seconds=period):
+            return True
+        if stream.delta:
+            base = self.latest(stream.base())
+            return base is not None and base.number != last.base_number
+        return False
+
+    # ------------------------------------------------------------------ building
+    def _idp(self, stream: Stream) -> dict:
+        issuer = stream.issuer
+        if stream.scope == FULL:
+            return {}  # a complete CRL for every end-entity certificate of the generation: no IDP
+        if stream.scope == ARL:
+            # The roots' CRLDP is the CA's own DN, no URI [C]; the ARL holds CA certificates only.
+            return {"idp_names": [extensions.directory_name(issuer.name_der)], "only_ca": True}
+        muni = municipalities.get(stream.scope)
+        # Exactly the DistributionPoint written by ca/profile.py ee_extensions for this municipality.
+        dp = [extensions.directory_name(names.crldp_name(issuer.kind, muni, issuer.hierarchy).public_bytes())]
+        if not self.config.faithful:
+            dp.append(extensions.uri(urls.crl_url(self.config.public_url, issuer.kind, issuer.generation, muni.code)))
+        return {"idp_names": dp, "only_user": True}
+
+    def _rows(self, stream: Stream, now: datetime, base: PublishedCrl | None) -> Iterator[tuple[int, int, int]]:
+        status = self.rt.status
+        if stream.scope == ARL:
+            for e in status.revoked_issuers(stream.issuer.kind):
+                yield e.serial, int(e.revoked_at.timestamp()), e.reason
+            return
+        if base is not None:
+            yield from status.revoked_rows(stream.issuer.id, municipality=stream.municipality,
+                                           changed_after_seq=base.revocation_seq)
+            return
+        yield from status.revoked_rows(stream.issuer.id, municipality=stream.municipality,
+                                       expired_before=self.removal_cutoff(now))
+
+    def removal_cutoff(self, now: datetime) -> datetime:
+        """Entries of certificates whose notAfter is before this leave the CRL: by then each has appeared
+        on at least one regularly scheduled CRL issued after it expired (RFC 5280 section 5.1.2.6)."""
+        return now - timedelta(seconds=self.config.crl.period_seconds + self.config.crl.grace_seconds)
+
+    @contextmanager
+    def _lock(self, stream: Stream) -> Iterator[None]:
+        path = self.root / ".locks" / f"{stream.issuer.id}-{stream.scope}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def publish(self, stream: Stream) -> PublishedCrl:
+        """Build, check and atomically publish the next CRL of ``stream``."""
+        with self._lock(stream):
+            return self._publish_locked(stream)
+
+    def _publish_locked(self, stream: Stream) -> PublishedCrl:
+        issuer = stream.issuer
+        now = self.rt.clock.now()
+        last_number = self._last_number(stream)
+        number = last_number + 1
+        base = None
+        if stream.delta:
+            base = self.latest(stream.base())
+            if base is None:
+                raise Conflict(f"{stream.label}: no complete CRL to build a delta on yet",
+                               field="partition", allowed=f"publish {stream.base().label} first")
+        seq = self.rt.status.current_seq()  # read before the entries: later changes go to the next delta
+        crl_cfg = self.config.crl
+        period = crl_cfg.delta_period_seconds if stream.delta else crl_cfg.period_seconds
+        next_update = now + timedelta(seconds=period + crl_cfg.grace_seconds)
+        freshest = None
+        if crl_cfg.delta and not stream.delta and stream.scope != ARL:
+            freshest = [extensions.uri(self.config.public_url + Stream(issuer, stream.scope, True).path())]
+        exts = extensions.crl_extensions(ski=issuer.ski, number=number, delta_base=base.number if base else None,
+                                         freshest=freshest, **self._idp(stream))
+        head = CrlHeader(issuer.name_der, now, next_update, exts)
+        current = self.current_file(stream)
+        current.parent.mkdir(parents=True, exist_ok=True)
+        tmp = current.parent / f".tmp-{stream.name}-{number}-{os.getpid()}.crl"
+        tmp.unlink(missing_ok=True)
+        signer = self.rt.keyring.ca_signer(issuer.id)
+        try:
+            written = write_crl(tmp, head, prefetched(self._rows(stream, now, base)), signer,
+                                issuer.certificate.public_key().key_size)
+            check_crl(tmp.read_bytes(), issuer=issuer, number=number, last_number=last_number,
+                      this_update=now, next_update=next_update, entries=written.entries,
+                      delta_base=base.number if base else None, scoped=stream.scope != FULL)
+            archived = self.archive_file(stream, number)
+            archived.parent.mkdir(parents=True, exist_ok=True)
+            archived.unlink(missing_ok=True)
+            os.link(tmp, archived)
+            os.replace(tmp, current)
+            _fsync_dir(current.parent)
+            _fsync_dir(archived.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+        rec = PublishedCrl(
+            ca_id=issuer.id, scope=stream.scope, delta=stream.delta, number=number,
+            base_number=base.number if base else None, this_update=now, next_update=next_update,
+            revocation_seq=seq, entries=written.entries, size=written.size, sha256=written.sha256,
+            published_at=self.rt.clock.now(),
+        )
+        with self.rt.store.session() as s:
+            s.add(rec)
+        self._prune(stream)
+        log.info("published %s number %d (%d entries, %d bytes)", stream.label, number, written.entries, written.size)
+        return rec
+
+    def _prune(self, stream: Stream) -> None:
+        keep = self.config.crl.archive_keep
+        if keep <= 0:
+            return
+        for rec in self.records(stream)[:-keep]:
+            self.archive_file(stream, rec.number).unlink(missing_ok=True)
+
+    def publish_many(self, streams: list[Stream], progress: bool = False) -> list[tuple[Stream, PublishedCrl]]:
+        from tqdm import tqdm
+
+        out = []
+        for stream in tqdm(streams, desc="publishing CRLs", unit="crl", disable=not progress):
+            out.append((stream, self.publish(stream)))
+        return out
+
+    def publish_due(self) -> tuple[list[tuple[Stream, PublishedCrl]], list[tuple[Stream, Exception]]]:
+        """Publish every stream that is due; one stream failing does not stop the others."""
+        now = self.rt.clock.now()
+        done, failed = [], []
+        for stream in self.streams():
+            try:
+                if self.due(stream, now):
+                    done.append((stream, self.publish(stream)))
+            except Exception as exc:  # logged by the caller; the previous CRL stays served
+                failed.append((stream, exc))
+        return done, failed
+
+
+def check_scope(partition: str) -> str:
+    if partition in (FULL, ARL) or partition in municipalities.MUNICIPALITIES:
+        return partition
+    raise InvalidInput(f"{partition!r} is not a CRL partition", field="partition",
+                       allowed=f"{FULL}, {ARL} or a municipality code ({', '.join(sorted(municipalities.MUNICIPALITIES))})")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def verify_signature(data: bytes, issuer: Issuer) -> None:
+    """Hash the TBSCertList bytes exactly as they are in the file and verify the signature with the
+    issuer's public key (cryptography's is_signature_valid re-encodes every entry: slow and large)."""
+    view = memoryview(data)
+    tag, start, end = der.read_header(view, 0)
+    if tag != der.SEQUENCE or end != len(data):
+        raise PublishError("the CRL is not one DER SEQUENCE", field="crl")
+    tbs_tag, tbs_start, tbs_end = der.read_header(view, start)
+    _, _, alg_end = der.read_header(view, tbs_end)
+    sig_tag, sig_start, sig_end = der.read_header(view, alg_end)
+    if tbs_tag != der.SEQUENCE or sig_tag != der.BIT_STRING or sig_end != end or view[sig_start] != 0:
+        raise PublishError("the CRL's outer structure is wrong", field="crl")
+    digest = hashlib.sha256(view[start:tbs_end]).digest()
+    try:
+        issuer.certificate.public_key().verify(bytes(view[sig_start + 1:sig_end]), digest, padding.PKCS1v15(),
+                                               utils.Prehashed(hashes.SHA256()))
+    except InvalidSignature:
+        raise PublishError(f"the signature does not verify with {issuer.label}'s key", field="signature") from None
+
+
+def check_crl(data: bytes, *, issuer: Issuer, number: int, last_number: int, this_update: datetime,
+              next_update: datetime, entries: int, delta_base: int | None, scoped: bool) -> None:
+    """Pre-publication checks; raises PublishError naming the first failure."""
+    try:
+        crl = x509.load_der_x509_crl(data)  # parses every entry (Rust)
+    except ValueError as exc:
+        raise PublishError(f"the CRL does not parse: {exc}", field="crl") from None
+    verify_signature(data, issuer)
+
+    def fail(msg: str, field: str) -> None:
+        raise PublishError(msg, field=field)
+
+    if crl.issuer.public_bytes() != issuer.name_der:
+        fail("issuer name differs from the CA certificate's subject", "issuer")
+    try:
+        got_number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        aki = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except x509.ExtensionNotFound as exc:
+        raise PublishError(f"missing extension {exc.oid.dotted_string}", field="extensions") from None
+    if got_number != number or number <= last_number:
+        fail(f"cRLNumber {got_number} is not greater than the last published {last_number}", "crl_number")
+    if aki != issuer.ski:
+        fail("authorityKeyIdentifier does not match the issuing generation's key", "authority_key_identifier")
+    if crl.last_update_utc != this_update or crl.next_update_utc != next_update or next_update <= this_update:
+        fail(f"thisUpdate/nextUpdate are {crl.last_update_utc}/{crl.next_update_utc}", "next_update")
+    if len(crl) != entries:
+        fail(f"{len(crl)} entries parsed, {entries} written", "entries")
+    has = {e.oid for e in crl.extensions}
+    if (x509.oid.ExtensionOID.ISSUING_DISTRIBUTION_POINT in has) != scoped:
+        fail("issuingDistributionPoint presence does not match the CRL's scope", "issuing_distribution_point")
+    if delta_base is not None:
+        got = crl.extensions.get_extension_for_class(x509.DeltaCRLIndicator).value.crl_number \
+            if x509.oid.ExtensionOID.DELTA_CRL_INDICATOR in has else None
+        if got != delta_base:
+            fail(f"deltaCRLIndicator is {got}, expected the base's number {delta_base}", "delta_crl_indicator")
