@@ -110,9 +110,6 @@ class TravellingClock:
                 self._seen = key
         return self._offset
 
-    def real_now(self) -> datetime:
-        return self.base.now()
-
     def now(self) -> datetime:
         pinned = _request_time.get()
         if pinned is not None:
