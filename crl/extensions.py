@@ -15,8 +15,10 @@ from asn1crypto import x509 as ax509
 #: callissuer would suggest the hold might be lifted by asking J-LIS.
 HOLD_INSTRUCTION_REJECT = "1.2.840.10040.2.3"
 
+#: every RFC 5280 section 5.3.1 CRLReason (7 is unused); JPKI itself uses 0-6 (docs/lifecycle.md).
 _REASON_NAMES = {0: "unspecified", 1: "key_compromise", 2: "ca_compromise", 3: "affiliation_changed",
-                 4: "superseded", 5: "cessation_of_operation", 6: "certificate_hold"}
+                 4: "superseded", 5: "cessation_of_operation", 6: "certificate_hold", 8: "remove_from_crl",
+                 9: "privilege_withdrawn", 10: "aa_compromise"}
 
 
 def _entry_extensions(reason: int) -> bytes:
