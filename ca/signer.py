@@ -9,13 +9,16 @@ issuing needs the CA key.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from sqlalchemy import select
 
 from . import keys, profile
@@ -176,6 +179,36 @@ class Keyring:
             issuer=ca.issuer, certificate=cert, certificate_der=der, delegated=True,
             key_hash=hashlib.sha1(key_bits(der)).digest(), _sign=sign,
         )
+
+    def write_peer_responder(self, issuer_id: int, directory, days: int = 1) -> tuple[Path, Path]:
+        """Issue a delegated responder certificate for *another* OCSP responder and write it, with
+        its new key, as ``responder-<label>.pem`` / ``responder-<label>.key`` (PEM, key unencrypted,
+        mode 0600) in ``directory``.
+
+        For benchmark peers such as ``openssl ocsp -rsigner/-rkey`` that must answer for the same
+        CA as this responder: the CA key never leaves ``ca/``, only this short-lived, OCSP-only
+        certificate's key does (RFC 6960 section 4.2.2.2).  It is not recorded as this responder's
+        own signer, and its serial comes from the same counter, so it never collides with one."""
+        ca = self.ca_signer(issuer_id)
+        now = self.clock.now()
+        key = keys.generate_rsa()
+        with self.store.session() as s:
+            serial = next_values(s, RESPONDER_SERIALS, start=RESPONDER_SERIAL_START)
+        cert = profile.build_responder_certificate(
+            kind=ca.issuer.kind, generation=ca.issuer.generation, hierarchy=ca.issuer.hierarchy,
+            serial=serial, public_key=key.public_key(),
+            not_before=now - timedelta(seconds=self.config.ocsp.backdate_seconds),
+            not_after=now + timedelta(days=days), issuer=ca.issuer.info,
+            issuer_key=self._ca_key_for_issuance(ca.issuer.id),
+        )
+        directory = Path(directory)
+        cert_path = directory / f"responder-{ca.issuer.label}.pem"
+        key_path = directory / f"responder-{ca.issuer.label}.key"
+        cert_path.write_bytes(cert.public_bytes(Encoding.PEM))
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+        return cert_path, key_path
 
     def forget(self) -> None:
         """Drop cached signers (after a rollover or a configuration change)."""

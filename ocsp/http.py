@@ -62,20 +62,30 @@ class OcspApp:
         try:
             method = environ["REQUEST_METHOD"]
             if method == "GET":
-                # ---- hot path: cached GET, no access control -----------------------------
+                # ---- hot path: cached GET -----------------------------------------------------
                 r = self.responder
                 if r.read_seq() != r.seen:
                     r.sync()
                 path = environ.get("PATH_INFO", "")
                 entry = r.by_request.get(path)
-                if entry is not None and self.access is None and _pinned() is None:
+                count_key = None
+                if entry is not None and _pinned() is None:
+                    if self.access is None:
+                        count_key = entry.count_key
+                    else:
+                        # Access control on (as at J-LIS): a registered party allowed this kind is
+                        # served from the cache too (a per-process credential cache, no database).
+                        party = self.access.from_environ(environ)
+                        if party is not None and party.may_query(entry.kind):
+                            count_key = (entry.kind, entry.status, party.name)
+                if count_key is not None:
                     clock = self.rt.clock
                     now = _time() if clock.__class__ is SystemClock else clock.now().timestamp()
                     if now < entry.refresh_at:
                         c = self.counters
                         if now >= c.day_end:
                             c.roll(now)
-                        c.counts[(c.day,) + entry.count_key] += 1
+                        c.counts[(c.day,) + count_key] += 1
                         inm = environ.get("HTTP_IF_NONE_MATCH")
                         if inm is not None and _etag_matches(inm, entry.etag):
                             start_response("304 Not Modified", entry.headers(int(now))[2:])
