@@ -110,9 +110,6 @@ class TravellingClock:
                 self._seen = key
         return self._offset
 
-    def real_now(self) -> datetime:
-        return self.base.now()
-
     def now(self) -> datetime:
         pinned = _request_time.get()
         if pinned is not None:
@@ -235,36 +232,30 @@ def show_clock():
     return jsonify(clock.describe())
 
 
-@bp.post("/clock/set")
-def set_clock():
+def _operator_call(field: str | None, apply: Callable[[TravellingClock, Any], Any]):
+    """Validate the body (only ``field`` allowed), refuse when time travel is off, apply, describe."""
     from .api import body
 
     data = body()
+    _only(data, *([field] if field else []))
     clock = travelling(_runtime().clock)
-    _only(data, "at")
-    clock.set(parse_time(data.get("at")))
+    apply(clock, data.get(field) if field else None)
     return jsonify(clock.describe())
+
+
+@bp.post("/clock/set")
+def set_clock():
+    return _operator_call("at", lambda clock, at: clock.set(parse_time(at)))
 
 
 @bp.post("/clock/advance")
 def advance_clock():
-    from .api import body
-
-    data = body()
-    clock = travelling(_runtime().clock)
-    _only(data, "by")
-    clock.advance(parse_delta(data.get("by")))
-    return jsonify(clock.describe())
+    return _operator_call("by", lambda clock, by: clock.advance(parse_delta(by)))
 
 
 @bp.post("/clock/reset")
 def reset_clock():
-    from .api import body
-
-    _only(body())
-    clock = travelling(_runtime().clock)
-    clock.reset()
-    return jsonify(clock.describe())
+    return _operator_call(None, lambda clock, _: clock.reset())
 
 
 def _only(data: dict, *fields: str) -> None:
