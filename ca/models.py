@@ -115,8 +115,10 @@ class Certificate(Base):
     __tablename__ = "certificates"
     __table_args__ = (
         UniqueConstraint("ca_id", "serial", name="uq_cert_issuer_serial"),
-        Index("ix_cert_crl", "ca_id", "status", "serial"),
-        Index("ix_cert_partition", "ca_id", "municipality", "status", "serial"),
+        # Covering indexes for CRL building: the streamed columns (revocation date, reason, notAfter
+        # for expiry) follow the key, so SQLite reads entries from the index alone.
+        Index("ix_cert_crl", "ca_id", "status", "serial", "revoked_at", "reason", "not_after"),
+        Index("ix_cert_partition", "ca_id", "municipality", "status", "serial", "revoked_at", "reason", "not_after"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -106,7 +106,7 @@ def show(c, ca_ref: str, partition: str, delta: bool, number: int | None, max_en
         click.echo("-----END X509 CRL-----")
         return
     parsed = x509.load_der_x509_crl(data)
-    exts = {type(e.value).__name__: str(e.value) for e in parsed.extensions}
+    exts = {type(e.value).__name__: _extension_value(e.value) for e in parsed.extensions}
     entries = []
     for r in itertools.islice(parsed, max_entries):
         item = {"serial": r.serial_number, "revoked_at": r.revocation_date_utc.isoformat()}
@@ -123,3 +123,25 @@ def show(c, ca_ref: str, partition: str, delta: bool, number: int | None, max_en
     echo_json({"stream": stream.label, "file": str(path), "size": len(data), "issuer": parsed.issuer.rfc4514_string(),
                "this_update": parsed.last_update_utc.isoformat(), "next_update": parsed.next_update_utc.isoformat(),
                "entries": len(parsed), "extensions": exts, "first_entries": entries})
+
+
+def _general_name(name) -> str:
+    from cryptography import x509
+
+    return name.value.rfc4514_string() if isinstance(name, x509.DirectoryName) else str(name.value)
+
+
+def _extension_value(value):
+    """A CRL extension as readable JSON (cryptography's reprs show raw bytes)."""
+    from cryptography import x509
+
+    if isinstance(value, (x509.CRLNumber, x509.DeltaCRLIndicator)):
+        return value.crl_number
+    if isinstance(value, x509.AuthorityKeyIdentifier):
+        return value.key_identifier.hex(":") if value.key_identifier else None
+    if isinstance(value, x509.IssuingDistributionPoint):
+        return {"names": [_general_name(n) for n in value.full_name or []],
+                "only_user_certs": value.only_contains_user_certs, "only_ca_certs": value.only_contains_ca_certs}
+    if isinstance(value, x509.FreshestCRL):
+        return [_general_name(n) for dp in value for n in dp.full_name or []]
+    return str(value)

@@ -2,8 +2,10 @@
 
     python -m loadtest.bench_seed [--holders 100000] [--runs 3]
 
+Beside each run it measures the machine's single-thread RSA-2048 signing rate (the floor of
+any certificate's cost), so a figure taken on a busy shared machine can be read as a ratio.
 Prints each run's summary line and, last, the medians:
-``seed_holders=<n> runs=<k> certs_per_s_median=<x> seconds_median=<x>``.
+``seed_holders=<n> runs=<k> certs_per_s_median=<x> seconds_median=<x> rsa_sign_per_s_median=<x> certs_per_sign=<x>``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,21 @@ import statistics
 import subprocess
 import sys
 import tempfile
+
+
+def rsa_sign_rate(seconds: float = 2.0) -> float:
+    """Single-thread RSA-2048 PKCS#1 v1.5 SHA-256 signatures per second, measured now."""
+    import time
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    data, count, start = b"x" * 1500, 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        count += 1
+    return count / (time.perf_counter() - start)
 
 
 def run_once(holders: int, workers: int | None) -> dict[str, float]:
@@ -36,10 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
-    results = [run_once(args.holders, args.workers) for _ in range(args.runs)]
+    results, signs = [], []
+    for _ in range(args.runs):
+        signs.append(rsa_sign_rate())
+        results.append(run_once(args.holders, args.workers))
+        print(f"rsa_sign_per_s={signs[-1]:.0f}", flush=True)
     rate = statistics.median(r["certs_per_s"] for r in results)
     secs = statistics.median(r["seconds"] for r in results)
-    print(f"seed_holders={args.holders} runs={args.runs} certs_per_s_median={rate:.1f} seconds_median={secs:.2f}")
+    sign = statistics.median(signs)
+    print(f"seed_holders={args.holders} runs={args.runs} certs_per_s_median={rate:.1f} seconds_median={secs:.2f} "
+          f"rsa_sign_per_s_median={sign:.0f} certs_per_sign={rate / sign:.2f}")
     return 0
 
 

@@ -52,9 +52,9 @@ def test_rollover_then_show_generation(cli):
     assert "no auth CA generation 3" in r.output
 
 
-def test_events_and_revocation_from_cli(cli):
+def test_events_and_revocation_from_cli(cli, tmp_path):
     cli("holder", "add", "--name", "鈴木\u3000一郎", "--dob", "319750401", "--gender", "1", "--address", "大阪府大阪市北区1-1")
-    cli("cert", "issue", "--holder", "1", "--p12-passphrase", "pw1234")
+    cli("cert", "issue", "--holder", "1", "--p12-passphrase", "pw1234", "--out", str(tmp_path / "issued"))
     r = cli("holder", "event", "1", "change", "--set", "address=東京都新宿区西新宿2-8-1")
     assert '"reason": "affiliationChanged"' in r.output
     r = cli("cert", "revoke", "--issuer", "auth", "--serial", "1000001", "--reason", "certificateHold")

@@ -1,4 +1,4 @@
-"""Helpers for the CRL tests: holders with certificates in chosen municipalities, parsing CRLs back."""
+"""Fixtures for the CRL tests: holders with certificates in chosen municipalities."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from ca.cli import main
 from crl import schedule
 from crl.publisher import Publisher, Stream
 
+from cli_env import env_for
 from crl_helpers import entries
 
 
@@ -61,9 +62,7 @@ def test_admin_requires_token(rt):
 
 
 @pytest.fixture
-def cli(rt, config, monkeypatch):
-    from conftest_env import env_for
-
+def cli(rt, config):
     runner = CliRunner()
     return lambda *args: runner.invoke(main, list(args), env=env_for(config), catch_exceptions=False)
 
@@ -78,10 +77,13 @@ def test_cli_publish_list_show(rt, cli, issue):
     assert {r["stream"]: r["number"] for r in listing}["sign-g1/27100"] == 1
     shown = json.loads(cli("crl", "show", "--ca", "sign-g1", "--partition", "27100").output)
     assert shown["entries"] == 1
+    assert shown["extensions"]["CRLNumber"] == 1
+    assert shown["extensions"]["IssuingDistributionPoint"]["names"][1].endswith("/crl/sign/g1/27100.crl")
+    assert shown["extensions"]["AuthorityKeyIdentifier"] == rt.authority.issuer("sign").ski.hex(":")
     assert shown["first_entries"] == [{"serial": cert.serial, "revoked_at": shown["first_entries"][0]["revoked_at"],
                                        "reason": "certificateHold", "hold_instruction": "1.2.840.10040.2.3"}]
     der = CliRunner().invoke(main, ["crl", "show", "--ca", "sign-g1", "--partition", "27100", "--der"],
-                             env=__import__("conftest_env").env_for(rt.config))
+                             env=env_for(rt.config))
     assert entries(der.stdout_bytes) == {cert.serial: "certificate_hold"}
 
 
