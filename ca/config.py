@@ -51,6 +51,10 @@ class OcspConfig:
     access_control: bool = False
     #: worker processes for ``jpki-mock ocsp serve``.
     workers: int = 2
+    #: Python threads per worker of ``jpki-mock ocsp serve`` (granian's blocking threads).  Granian's
+    #: default for WSGI is backlog / workers / 2 (512 here): so many threads contending for one
+    #: GIL cost a cached answer 15-40 us of CPU more than 8 do (measured, docs/ocsp.md).
+    threads: int = 8
     #: port of the standalone responder (``jpki-mock ocsp serve``); it binds ``host``.
     port: int = 8081
     #: how a process learns of revocations: ``epoch`` reads the shared mmap counter (same host,
@@ -129,7 +133,7 @@ class Config:
 _POSITIVE = {
     "port", "workers", "max_body_bytes", "max_certids", "max_request_bytes", "validity_seconds",
     "refresh_seconds", "responder_cert_days", "live_sign_concurrency", "period_seconds",
-    "delta_period_seconds", "stats_flush_seconds",
+    "delta_period_seconds", "stats_flush_seconds", "threads",
 }
 _NON_NEGATIVE = {"live_sign_wait_ms", "backdate_seconds", "responder_renew_days", "grace_seconds", "archive_keep"}
 

@@ -89,6 +89,9 @@ def serve(config: Config, target: str = "ca.server:app_factory", workers: int | 
         Granian(
             target, address=config.host, port=config.port, interface=Interfaces.WSGI,
             workers=workers or config.workers, factory=True, log_access=False, backlog=2048,
+            # The combined server carries the OCSP hot path too: same thread budget as `ocsp serve`
+            # (granian's default of hundreds of threads per worker only adds GIL contention).
+            blocking_threads=config.ocsp.threads,
         ).serve()
     finally:
         for stop in stops:

@@ -22,7 +22,8 @@ def ocsp() -> None:
 @click.option("--workers", type=int, default=None, help="Worker processes (default: ocsp.workers).")
 @click.option("--port", type=int, default=None, help="TCP port (default: ocsp.port, 8081).")
 @click.option("--threads", type=int, default=None,
-              help="Threads per worker (default: granian's; live signing is capped by ocsp.live_sign_concurrency).")
+              help="Python threads per worker (default: ocsp.threads, 8); live signing is capped by "
+                   "ocsp.live_sign_concurrency.")
 def serve(workers: int | None, port: int | None, threads: int | None) -> None:
     """Run the responder alone under granian on HOST (127.0.0.1) and its own port; the root path answers."""
     from granian import Granian
@@ -36,16 +37,18 @@ def serve(workers: int | None, port: int | None, threads: int | None) -> None:
         raise click.BadParameter(f"{port} is not a TCP port (1-65535)", param_hint="--port")
     if workers is not None and workers < 1:
         raise click.BadParameter("must be at least 1", param_hint="--workers")
+    if threads is not None and threads < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--threads")
     rt = Runtime.open(config)
     rt.store.require_initialised()
     rt.close()
     # Workers rebuild the configuration from the environment: pass the resolved data dir on.
     os.environ["JPKI_MOCK_DATA"] = str(config.data_dir)
     click.echo(f"jpki-mock OCSP responder on http://{config.host}:{port}/ (data: {config.data_dir})")
-    kwargs = {"blocking_threads": threads} if threads else {}
     Granian(
         "ocsp.http:app_factory", address=config.host, port=port, interface=Interfaces.WSGI,
-        workers=workers or config.ocsp.workers, factory=True, log_access=False, backlog=2048, **kwargs,
+        workers=workers or config.ocsp.workers, blocking_threads=threads or config.ocsp.threads, factory=True,
+        log_access=False, backlog=2048,
     ).serve()
 
 

@@ -36,7 +36,7 @@ from ca.runtime import Runtime
 from ca.status import HOLD, CertStatus
 
 from . import response
-from .request import CertID, OcspRequest
+from .request import CertID, MalformedRequest, OcspRequest
 
 #: bounds on the per-process maps: a flood of distinct requests must not exhaust memory.
 MAX_ENTRIES = 500_000
@@ -48,7 +48,7 @@ class Entry:
     """One pre-signed response and what the HTTP layer needs to serve it."""
 
     __slots__ = ("der", "etag", "last_modified", "expires", "next_update", "refresh_at", "kind", "status",
-                 "count_key", "keys", "_headers")
+                 "keys", "cached_headers")
 
     def __init__(self, der_bytes: bytes, this_update: float, next_update: float, refresh_at: float, kind: str,
                  status: str):
@@ -60,14 +60,15 @@ class Entry:
         self.refresh_at = refresh_at
         self.kind = kind
         self.status = status
-        self.count_key = (kind, status, "-")
         self.keys: list = []
-        self._headers: tuple[int, list] = (-1, [])
+        #: (second, headers) of the last :meth:`headers` call
+        self.cached_headers: tuple[int, list] = (-1, [])
 
-    def headers(self, now: int) -> list[tuple[str, str]]:
-        """RFC 5019 section 6.2 / RFC 9919 caching headers; max-age counts down to nextUpdate."""
-        sec, hdrs = self._headers
-        if sec != now:
+    def headers(self, now: int) -> tuple[int, list[tuple[str, str]]]:
+        """(now, headers): RFC 5019 section 6.2 / RFC 9919 caching headers; max-age counts down to
+        nextUpdate, so they are rebuilt once per second."""
+        cached = self.cached_headers
+        if cached[0] != now:
             hdrs = [
                 ("Content-Type", "application/ocsp-response"),
                 ("Content-Length", str(len(self.der))),
@@ -76,8 +77,8 @@ class Entry:
                 ("Expires", self.expires),
                 ("ETag", self.etag),
             ]
-            self._headers = (now, hdrs)
-        return hdrs
+            cached = self.cached_headers = (now, hdrs)
+        return cached
 
 
 class Answer:
@@ -248,8 +249,6 @@ class Responder:
         HTTP layer, which answers internalError."""
         cfg = self.cfg
         if cfg.nonce_policy == "require" and req.nonce is None:
-            from .request import MalformedRequest
-
             raise MalformedRequest("this responder requires a nonce (RFC 9654)", field="nonce",
                                    allowed="a nonce extension of 1-128 octets")
         nonce_ext = None if cfg.nonce_policy == "ignore" else req.nonce_extension
@@ -275,7 +274,7 @@ class Responder:
             entry = self.presigned.get(cid.der)
             if entry is not None and entry.refresh_at > self.rt.clock.now().timestamp():
                 self.link(raw, cid, entry)
-                return Answer(entry.der, "200 OK", entry, [entry.count_key[:2]])
+                return Answer(entry.der, "200 OK", entry, [(entry.kind, entry.status)])
         statuses = self.statuses_of(issuer, [c.serial for c in req.cert_ids], seen)
         return self._live(issuer, req.cert_ids, statuses, nonce_ext, seen, raw)
 

@@ -119,3 +119,28 @@ def test_admin_api_and_cli_summary(ort, items):
     assert json.loads(result.output)["by_kind"]["auth"]["good"] >= 1
     result = CliRunner().invoke(main, ["ocsp", "stats", "--since", "2026-13-01"], env=env)
     assert result.exit_code == 2 and "--since" in result.output
+
+
+@pytest.mark.parametrize("header", ["Authorization", "X-JPKI-Relying-Party"])
+def test_registered_party_served_from_the_hot_path(make_app, items, ort, parties, monkeypatch, header):
+    app = make_app(access_control=True)
+    _, cred = parties["sign"]
+    headers = {header: f"Bearer {cred}" if header == "Authorization" else cred}
+    path = get_path(request_der(items[0]))
+    assert call(app, "GET", path, headers=headers).ocsp.certificate_status == ocsp.OCSPCertStatus.GOOD
+    monkeypatch.setattr(ort.store, "engine", None)  # a hit needs neither the store nor a credential lookup
+    assert call(app, "GET", path, headers=headers).ocsp.certificate_status == ocsp.OCSPCertStatus.GOOD
+    monkeypatch.undo()
+    # the same credential for the other kind is still refused, from the cache too
+    assert call(app, "GET", get_path(request_der(items[1])), headers=headers).ocsp.response_status == S.UNAUTHORIZED
+
+
+def test_non_bearer_authorization_next_to_the_party_header(make_app, items, parties):
+    app = make_app(access_control=True)
+    _, cred = parties["sign"]
+    path = get_path(request_der(items[0]))
+    for _ in range(2):
+        resp = call(app, "GET", path, headers={"Authorization": "Basic dXNlcjpwdw==", "X-JPKI-Relying-Party": cred})
+        assert resp.ocsp.certificate_status == ocsp.OCSPCertStatus.GOOD
+    other = call(app, "GET", path, headers={"Authorization": "Basic dXNlcjpwdw==", "X-JPKI-Relying-Party": "rp_nope"})
+    assert other.ocsp.response_status == S.UNAUTHORIZED
