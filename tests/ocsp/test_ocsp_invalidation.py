@@ -39,12 +39,23 @@ def _wait(logs: list[list], ready, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def _revoke_while_hammering(logs: list[list], revoke) -> float:
-    _wait(logs, lambda log: sum(1 for _, s in log if s == GOOD) >= 3)
-    revoke()
-    revoked_at = time.monotonic()
-    _wait(logs, lambda log: sum(1 for t, _ in log if t > revoked_at) >= 3)
-    return revoked_at
+def _revoke_while_hammering(askers: list, revoke) -> None:
+    """One client thread per asker; revoke once every client saw "good"; check the answers."""
+    stop = threading.Event()
+    logs = [[] for _ in askers]
+    threads = [threading.Thread(target=_hammer, args=(ask, stop, log)) for ask, log in zip(askers, logs)]
+    for t in threads:
+        t.start()
+    try:
+        _wait(logs, lambda log: sum(1 for _, s in log if s == GOOD) >= 3)
+        revoke()
+        revoked_at = time.monotonic()
+        _wait(logs, lambda log: sum(1 for t, _ in log if t > revoked_at) >= 3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    _check(logs, revoked_at)
 
 
 def _check(logs: list[list], revoked_at: float) -> None:
@@ -65,18 +76,7 @@ def test_concurrent_threads_in_one_process(app, ort, items):
     def ask():
         return call(app, "GET", path).ocsp.certificate_status
 
-    stop = threading.Event()
-    logs = [[] for _ in range(4)]
-    threads = [threading.Thread(target=_hammer, args=(ask, stop, log)) for log in logs]
-    for t in threads:
-        t.start()
-    try:
-        revoked_at = _revoke_while_hammering(logs, lambda: ort.authority.revoke("auth", item.serial, "keyCompromise"))
-    finally:
-        stop.set()
-    for t in threads:
-        t.join()
-    _check(logs, revoked_at)
+    _revoke_while_hammering([ask] * 4, lambda: ort.authority.revoke("auth", item.serial, "keyCompromise"))
 
 
 @pytest.mark.server
@@ -103,19 +103,8 @@ def test_several_responder_processes_sharing_postgresql(tmp_path):
 
             return ask
 
-        stop = threading.Event()
-        logs = [[] for _ in range(2 * len(servers))]
-        threads = [threading.Thread(target=_hammer, args=(asker(servers[i % len(servers)].base), stop, log))
-                   for i, log in enumerate(logs)]
-        for t in threads:
-            t.start()
-        try:
-            revoked_at = _revoke_while_hammering(logs, lambda: rt.authority.revoke("sign", item.serial, "keyCompromise"))
-        finally:
-            stop.set()
-            for t in threads:
-                t.join()
-        _check(logs, revoked_at)
+        askers = [asker(srv.base) for srv in servers * 2]
+        _revoke_while_hammering(askers, lambda: rt.authority.revoke("sign", item.serial, "keyCompromise"))
     finally:
         rt.close()
         for srv in servers:
