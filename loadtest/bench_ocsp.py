@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ca.config import OcspConfig
+
 from . import ocsp_requests as oreq
 from . import openssl_peer
 from .procs import ancestors, stop_tree, tree_cpu_seconds
@@ -329,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=3, help="runs per scenario (medians are reported)")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
-    ap.add_argument("--server-threads", type=int, default=None,
-                    help="blocking threads per server worker (ocsp serve --threads; default: granian's)")
+    ap.add_argument("--server-threads", type=int, default=OcspConfig().threads,
+                    help="Python threads per server worker, for the responder (ocsp serve --threads) and the "
+                         "ceiling alike (default: ocsp.threads, %(default)s)")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections")
     ap.add_argument("--openssl-multi", type=int, default=2, help="openssl ocsp -multi N")
     ap.add_argument("--access-control", action=argparse.BooleanOptionalAction, default=True,
