@@ -7,7 +7,6 @@ responder certificate are checked end to end by ``openssl ocsp`` answering from 
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 from datetime import datetime, timezone
 from urllib.parse import unquote
@@ -135,7 +134,6 @@ HOLDER = {"name": "山田\u3000太郎", "date_of_birth": "319801231", "gender": 
           "address": "東京都千代田区千代田1-1"}
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
 def test_openssl_answers_from_the_index_with_the_peer_responder_certificate(rt, tmp_path):
     """The index built from the store and the responder certificate ``ca/`` issues for the peer:
     ``openssl ocsp`` answers good / revoked (with reason) / hold from them, and the answer
