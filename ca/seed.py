@@ -195,8 +195,11 @@ class _Batches:
                         row["status_seq"] = seq
                         seq += 1
                 last_seq = seq - 1
-            s.execute(insert(Holder), holders)
-            s.execute(insert(Certificate), rows)
+            # Core executemany, not the ORM bulk path: the ORM splits a batch into many small
+            # executemany calls wherever the set of non-NULL columns changes (revoked vs good rows).
+            conn = s.connection()
+            conn.execute(insert(Holder.__table__), holders)
+            conn.execute(insert(Certificate.__table__), rows)
         if last_seq is not None and self.rt.epoch is not None:
             self.rt.epoch.publish(last_seq)
         return revoked

@@ -10,36 +10,14 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+from ca.der import header, integer, length, tlv  # noqa: F401  (re-exported: the writer's vocabulary)
+
 SEQUENCE = 0x30
 INTEGER = 0x02
 BIT_STRING = 0x03
 UTC_TIME = 0x17
 GENERALIZED_TIME = 0x18
 CONTEXT_0 = 0xA0  # [0] EXPLICIT, constructed: TBSCertList.crlExtensions
-
-
-def length(n: int) -> bytes:
-    """Definite-form length octets (X.690 section 8.1.3): short form below 128, else long form."""
-    if n < 0x80:
-        return bytes((n,))
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(body),)) + body
-
-
-def header(tag: int, n: int) -> bytes:
-    return bytes((tag,)) + length(n)
-
-
-def tlv(tag: int, content: bytes) -> bytes:
-    return header(tag, len(content)) + content
-
-
-def integer(value: int) -> bytes:
-    """INTEGER in minimal two's complement: a non-negative value gets a leading 0x00 when its top bit is set."""
-    if value < 0:
-        raise ValueError(f"serial numbers and CRL numbers are non-negative, got {value}")
-    body = value.to_bytes(value.bit_length() // 8 + 1, "big")
-    return tlv(INTEGER, body)
 
 
 def time_from_epoch(seconds: int) -> bytes:

@@ -9,10 +9,7 @@ requests with more than one CertID (PEERS.md).
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from asn1crypto.core import ObjectIdentifier
-
+from ca.der import generalized_time, length, oid, tlv  # noqa: F401  (re-exported for the responder)
 from ca.errors import MalformedData
 
 SEQUENCE = 0x30
@@ -84,33 +81,5 @@ def parse_integer(data: bytes, start: int, end: int, what: str) -> int:
 # ------------------------------------------------------------------ encoders
 
 
-def length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    if n < 0x100:
-        return bytes((0x81, n))
-    if n < 0x10000:
-        return bytes((0x82, n >> 8, n & 0xFF))
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(body),)) + body
-
-
-def tlv(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:  # the common case on the signing path: one allocation for the header
-        return bytes((tag, n)) + content
-    return bytes((tag,)) + length(n) + content
-
-
 def seq(*parts: bytes) -> bytes:
     return tlv(SEQUENCE, b"".join(parts))
-
-
-def oid(dotted: str) -> bytes:
-    """An OBJECT IDENTIFIER TLV (module constants only, so asn1crypto's encoder is fast enough)."""
-    return ObjectIdentifier(dotted).dump()
-
-
-def generalized_time(when: datetime) -> bytes:
-    """GeneralizedTime in UTC with whole seconds (RFC 5280 section 4.1.2.5.2)."""
-    return tlv(GENERALIZED_TIME, when.strftime("%Y%m%d%H%M%SZ").encode())
