@@ -13,9 +13,22 @@ from sqlalchemy import (
     BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String,
     TypeDecorator, UniqueConstraint,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .clock import UTC
+
+
+class _SQLiteDateTime(sqlite.DATETIME):
+    """SQLite's DATETIME with a one-call bind step.  ``isoformat(" ", "microseconds")`` of a naive
+    datetime is exactly the stock storage format 'YYYY-MM-DD HH:MM:SS.ffffff', which the stock
+    processor builds from a seven-key dict per value: a measurable share of bulk seeding.  Text
+    comparisons in SQL (not_after < :now) depend on every row having that one format."""
+
+    def bind_processor(self, dialect):
+        def process(value):
+            return None if value is None else value.isoformat(" ", "microseconds")
+        return process
 
 
 class UTCDateTime(TypeDecorator):
@@ -23,6 +36,11 @@ class UTCDateTime(TypeDecorator):
 
     impl = DateTime
     cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SQLiteDateTime())
+        return dialect.type_descriptor(DateTime())
 
     def process_bind_param(self, value, dialect):
         if value is None:

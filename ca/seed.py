@@ -72,14 +72,19 @@ class SeedResult:
 _W: dict = {}
 
 
-def _worker_init(ca_blobs: dict[int, tuple[bytes, bytes, str, int]], passphrase: str, pool_der: list[bytes],
-                 prof: profile.EEProfile):
+def _worker_init(ca_blobs: dict[int, tuple[bytes, bytes, str, int]], passphrase: str, pool_der: list[bytes] | None,
+                 key_pool: int, prof: profile.EEProfile):
     _W["signers"] = {}
     for ca_id, (cert_der, key_blob, kind, generation) in ca_blobs.items():
         cert = x509.load_der_x509_certificate(cert_der)
         ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
         info = profile.IssuerInfo(kind, generation, cert.subject, ski)
         _W["signers"][ca_id] = fastcert.FastSigner(keys.decrypt_key(key_blob, passphrase), info, prof)
+    if pool_der is None:
+        # Each worker generates its own share of the reused subject keys, so the ~0.1 s per
+        # RSA key generation runs on every core at once instead of in the parent beforehand.
+        pool_der = [keys.generate_rsa().public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) for _ in range(key_pool)]
     # (SubjectPublicKeyInfo DER, subjectPublicKey bits) per pooled key.
     _W["pool"] = [(d, bytes(asn1_keys.PublicKeyInfo.load(d)["public_key"].contents[1:])) for d in pool_der]
 
@@ -87,7 +92,7 @@ def _worker_init(ca_blobs: dict[int, tuple[bytes, bytes, str, int]], passphrase:
 def _sign_jobs(jobs: list[tuple]) -> list[bytes]:
     out = []
     for (ca_id, kind, serial, cn, key_idx, nb, na, muni_code, b4_tuple) in jobs:
-        spki, bits = _W["pool"][key_idx]
+        spki, bits = _W["pool"][key_idx % len(_W["pool"])]
         out.append(_W["signers"][ca_id].certificate(
             kind=kind, municipality=municipalities.MUNICIPALITIES[muni_code], serial=serial, not_before=nb,
             not_after=na, cn=cn, spki_der=spki, key_bits=bits, basic4=b4.Basic4(*b4_tuple) if b4_tuple else None,
@@ -97,7 +102,7 @@ def _sign_jobs(jobs: list[tuple]) -> list[bytes]:
 
 # ------------------------------------------------------------------ parent side
 def _random_holder(rng: random.Random, today: date) -> dict:
-    muni = rng.choice(list(municipalities.MUNICIPALITIES.values()))
+    muni = rng.choice(_MUNICIPALITY_LIST)
     age_days = rng.randint(0, 95 * 365)
     birth = today - timedelta(days=age_days)
     surname, given = rng.choice(SURNAMES), rng.choice(GIVEN)
@@ -108,6 +113,9 @@ def _random_holder(rng: random.Random, today: date) -> dict:
         "address": address, "name_flags": "0" * len(name), "address_flags": "0" * len(address),
         "municipality": muni.code, "birth": birth,
     }
+
+
+_MUNICIPALITY_LIST = list(municipalities.MUNICIPALITIES.values())
 
 
 def _pick_fate(rng: random.Random) -> str:
@@ -212,19 +220,21 @@ def seed_holders(rt: Runtime, n: int, *, workers: int | None = None, rng_seed: i
     from tqdm import tqdm
 
     started = time.perf_counter()
+    workers = workers or os.cpu_count() or 1
+    pool_der = None
     if public_keys:
-        pool_keys = [keys.load_public_key(k, "public_keys") for k in public_keys]
-    else:
-        pool_keys = [keys.generate_rsa().public_key() for _ in range(key_pool)]
-    pool_der = [k.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) for k in pool_keys]
-    batches = _Batches(rt, random.Random(rng_seed), len(pool_der))
+        pool_der = [keys.load_public_key(k, "public_keys").public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) for k in public_keys]
+        key_pool = len(pool_der)
+    # A generated pool is split between the workers; jobs pick a key index modulo the pool a worker has.
+    per_worker = key_pool if pool_der is not None else -(-key_pool // workers)
+    batches = _Batches(rt, random.Random(rng_seed), key_pool)
     with rt.store.session() as s:
         from .models import CAGeneration
 
         ca_blobs = {i.id: (i.der, bytes(s.get(CAGeneration, i.id).key_pkcs8), i.kind, i.generation)
                     for i in batches.issuers.values()}
-    init_args = (ca_blobs, rt.config.key_passphrase, pool_der, rt.authority.ee_profile)
-    workers = workers or os.cpu_count() or 1
+    init_args = (ca_blobs, rt.config.key_passphrase, pool_der, per_worker, rt.authority.ee_profile)
     pool = mp.get_context("fork").Pool(workers, _worker_init, init_args) if workers > 1 else None
     if pool is None:
         _worker_init(*init_args)
