@@ -89,9 +89,10 @@ def serve(config: Config, target: str = "ca.server:app_factory", workers: int | 
         Granian(
             target, address=config.host, port=config.port, interface=Interfaces.WSGI,
             workers=workers or config.workers, factory=True, log_access=False, backlog=2048,
-            # The combined server carries the OCSP hot path too: same thread budget as `ocsp serve`
-            # (granian's default of hundreds of threads per worker only adds GIL contention).
-            blocking_threads=config.ocsp.threads,
+            # The combined server also streams CRLs and answers the admin API, requests that can
+            # take a while: 8 threads unless ocsp.threads says otherwise, so one slow download does
+            # not hold up OCSP (granian's default of hundreds of threads only adds GIL contention).
+            blocking_threads=config.ocsp.threads or 8,
         ).serve()
     finally:
         for stop in stops:

@@ -12,7 +12,7 @@ import hashlib
 import os
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -74,6 +74,9 @@ class ResponderSigner:
     delegated: bool
     key_hash: bytes
     _sign: object = field(repr=False)
+    #: when :meth:`Keyring.responder_signer` replaces this delegated signer (its notAfter minus
+    #: ``ocsp.responder_renew_days``); None when the CA key signs (nothing to renew).
+    renew_at: datetime | None = None
 
     algorithm_der = SHA256_RSA_ALGORITHM
 
@@ -123,6 +126,11 @@ class Keyring:
         """The signer for OCSP responses about ``issuer_id``'s certificates; a delegated responder
         certificate is issued, or replaced once it is within ``ocsp.responder_renew_days`` of expiry."""
         now = self.clock.now()
+        # Every live-signed OCSP answer comes through here: the common case is one dict read
+        # (atomic under the GIL) and one comparison, without the lock.
+        cached = self._responders.get(issuer_id)
+        if cached is not None and (cached.renew_at is None or now < cached.renew_at):
+            return cached
         with self._lock:
             cached = self._responders.get(issuer_id)
             renew_at = now + timedelta(days=self.config.ocsp.responder_renew_days)
@@ -172,12 +180,13 @@ class Keyring:
             der = bytes(row.cert_der)
         cert = x509.load_der_x509_certificate(der)
 
-        def sign(data: bytes, _key=key) -> bytes:
-            return _key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        def sign(data: bytes, _key=key, _pad=padding.PKCS1v15(), _hash=hashes.SHA256()) -> bytes:
+            return _key.sign(data, _pad, _hash)
 
         return ResponderSigner(
             issuer=ca.issuer, certificate=cert, certificate_der=der, delegated=True,
             key_hash=hashlib.sha1(key_bits(der)).digest(), _sign=sign,
+            renew_at=cert.not_valid_after_utc - timedelta(days=self.config.ocsp.responder_renew_days),
         )
 
     def write_peer_responder(self, issuer_id: int, directory, days: int = 1) -> tuple[Path, Path]:

@@ -16,7 +16,8 @@
      every answer is signed on the spot;
    * ``openssl ocsp -multi 2`` serving the same CA and serials from an ``index.txt`` built
      from the store, signing with a delegated responder certificate issued for it by ``ca/``,
-     over GET and over nonced POST; restarted before each run (openssl#23934);
+     over GET and over nonced POST; started before each of its runs and stopped right after
+     it (a wedged process spins a core: openssl#23934);
 4. then runs cached GET and nonced POST again, paced to half their median maximum rate, for
    the p99 latency there;
 5. prints req/s, p50/p99 and error counts per scenario (medians of the rounds), the ratios
@@ -282,6 +283,7 @@ class Scenario:
     data: Path
     server: object = None  # callable returning the Server answering (its CPU time is measured)
     restart: object = None  # callable restarting the server before each run (openssl)
+    stop: object = None  # callable stopping the server after each run (openssl)
     rate: float = 0.0
     results: list[WrkResult] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)  # server CPU time per answered request
@@ -313,6 +315,8 @@ def run_scenario(s: Scenario, args, wrk: str, logs: Path, headers: dict) -> WrkR
     result, text = run_wrk(s.url, s.data, threads=args.threads, connections=args.connections,
                            duration=args.duration, rate=s.rate, headers=headers, wrk=wrk)
     s.cpu_us.append((tree_cpu_seconds(pid) - cpu0) * 1e6 / max(1, result.requests))
+    if s.stop is not None:
+        s.stop()
     with open(logs / "wrk.log", "a") as fh:
         fh.write(f"=== {s.name} rate={s.rate}\n{text}\n")
     s.results.append(result)
@@ -331,9 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=3, help="runs per scenario (medians are reported)")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
-    ap.add_argument("--server-threads", type=int, default=OcspConfig().threads,
+    ap.add_argument("--server-threads", type=int, default=OcspConfig().serve_threads,
                     help="Python threads per server worker, for the responder (ocsp serve --threads) and the "
-                         "ceiling alike (default: ocsp.threads, %(default)s)")
+                         "ceiling alike (default: what ocsp serve uses, %(default)s)")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections")
     ap.add_argument("--openssl-multi", type=int, default=2, help="openssl ocsp -multi N")
     ap.add_argument("--access-control", action=argparse.BooleanOptionalAction, default=True,
@@ -422,8 +426,10 @@ class Bench:
         ceiling = self.start("ceiling", ceiling_command(args.workers, PORTS["ceiling"], args.server_threads), ceiling_env,
                    lambda: _expect_200(http(bases["ceiling"] + "/")))
 
-        # openssl ocsp: restarted before every run, because a connection closed without a request
-        # (which wrk's end of run leaves behind) wedges one of its processes.
+        # openssl ocsp: restarted before every run and stopped right after it, because a connection
+        # closed without a request (which wrk's end of run leaves behind) wedges one of its
+        # processes in a busy loop (openssl#23934): left running, it would take a core from
+        # every scenario measured after it.
         peer_cmd = openssl_peer.command(openssl=openssl, port=PORTS["openssl"], index=ds.files["index"],
                                         ca=ds.files["ca"], rsigner=ds.files["rsigner"], rkey=ds.files["rkey"],
                                         multi=args.openssl_multi)
@@ -435,6 +441,10 @@ class Bench:
                 self.stop(peer.pop("server"))
             peer["server"] = self.start("openssl", peer_cmd, ds.env,
                                         lambda: _expect_200(http(bases["openssl"] + peer_get)))
+
+        def stop_openssl():
+            if "server" in peer:
+                self.stop(peer.pop("server"))
 
         restart_openssl()
         peer_targets = ds.targets[:64]
@@ -451,10 +461,11 @@ class Bench:
             "nonced": Scenario("nonced", "responder nonced POST", bases["responder"], ds.files["post"],
                                server=lambda: responder),
             "openssl_get": Scenario("openssl_get", f"openssl ocsp -multi {args.openssl_multi} GET", bases["openssl"],
-                                    ds.files["get_openssl"], server=lambda: peer["server"], restart=restart_openssl),
+                                    ds.files["get_openssl"], server=lambda: peer["server"], restart=restart_openssl,
+                                    stop=stop_openssl),
             "openssl_post": Scenario("openssl_post", f"openssl ocsp -multi {args.openssl_multi} nonced POST",
                                      bases["openssl"], ds.files["post"], server=lambda: peer["server"],
-                                     restart=restart_openssl),
+                                     restart=restart_openssl, stop=stop_openssl),
         }
         order = list(scen.values())
         total = len(order) * args.rounds + 2 * args.rounds
@@ -477,8 +488,7 @@ class Bench:
                     bar.set_postfix_str(s.name)
                     run_scenario(s, args, wrk, self.work, ds.headers)
                     bar.update(1)
-        if "server" in peer:
-            self.stop(peer.pop("server"))
+        stop_openssl()
 
         n, p = sample(bases["responder"], ds, ds.targets, RESPONDER_PREFIX, post=False)
         print(f"responder: {n} answers re-read and verified after the runs, {len(p)} wrong", flush=True)

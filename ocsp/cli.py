@@ -22,8 +22,8 @@ def ocsp() -> None:
 @click.option("--workers", type=int, default=None, help="Worker processes (default: ocsp.workers).")
 @click.option("--port", type=int, default=None, help="TCP port (default: ocsp.port, 8081).")
 @click.option("--threads", type=int, default=None,
-              help="Python threads per worker (default: ocsp.threads, 8); live signing is capped by "
-                   "ocsp.live_sign_concurrency.")
+              help="Python threads per worker (default: ocsp.threads; automatic: 1 with revocation_check "
+                   "= epoch, 8 with database); live signing is capped by ocsp.live_sign_concurrency.")
 def serve(workers: int | None, port: int | None, threads: int | None) -> None:
     """Run the responder alone under granian on HOST (127.0.0.1) and its own port; the root path answers."""
     from granian import Granian
@@ -47,7 +47,7 @@ def serve(workers: int | None, port: int | None, threads: int | None) -> None:
     click.echo(f"jpki-mock OCSP responder on http://{config.host}:{port}/ (data: {config.data_dir})")
     Granian(
         "ocsp.http:app_factory", address=config.host, port=port, interface=Interfaces.WSGI,
-        workers=workers or config.ocsp.workers, blocking_threads=threads or config.ocsp.threads, factory=True,
+        workers=workers or config.ocsp.workers, blocking_threads=threads or config.ocsp.serve_threads, factory=True,
         log_access=False, backlog=2048,
     ).serve()
 

@@ -64,6 +64,14 @@ def children(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int
     out = []
     pos = start
     while pos < end:
+        # Inline fast path for the common short-form length with a one-octet tag; everything
+        # else (and every error) goes through read_tlv's full checks.
+        if pos + 2 <= end:
+            tag, length = data[pos], data[pos + 1]
+            if length < 0x80 and tag & 0x1F != 0x1F and pos + 2 + length <= end:
+                out.append((tag, pos, pos + 2, pos + 2 + length))
+                pos += 2 + length
+                continue
         tag, cstart, cend = read_tlv(data, pos, end)
         out.append((tag, pos, cstart, cend))
         pos = cend

@@ -59,3 +59,19 @@ def test_wrong_passphrase_is_a_clear_error_without_the_secret(rt):
         other.keyring.ca_signer(rt.authority.issuer("sign").id)
     assert "does not decrypt" in str(err.value) and "not-the-one" not in str(err.value)
     other.close()
+
+
+@pytest.mark.parametrize("env, threads", [
+    ({}, 1),  # epoch revocation check: CPU-bound answers, one thread per worker
+    ({"JPKI_MOCK_OCSP_REVOCATION_CHECK": "database"}, 8),  # every request waits for the database
+    ({"JPKI_MOCK_OCSP_THREADS": "4"}, 4),
+    ({"JPKI_MOCK_OCSP_THREADS": "3", "JPKI_MOCK_OCSP_REVOCATION_CHECK": "database"}, 3),
+])
+def test_responder_threads_follow_the_revocation_check_unless_set(tmp_path, env, threads):
+    assert load_config(env, data_dir=tmp_path).ocsp.serve_threads == threads
+
+
+def test_negative_threads_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="must not be negative") as err:
+        load_config({"JPKI_MOCK_OCSP_THREADS": "-1"}, data_dir=tmp_path)
+    assert "ocsp.threads" in str(err.value.field)
