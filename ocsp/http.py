@@ -54,8 +54,8 @@ class OcspApp:
         self.responder = Responder(rt)
         self.counters = stats.Counters(rt.store)
         self.access = AccessControl(rt.store) if self.cfg.access_control else None
-        #: raw credential header -> (valid until, kinds it may query, relying party name)
-        self._parties: dict[str, tuple[float, frozenset, str]] = {}
+        #: raw credential header -> (valid until, kinds it may query, relying party name, Party or None)
+        self._parties: dict[str, tuple[float, frozenset, str, object]] = {}
         self.time_travel = rt.config.time_travel
         self.wsgi = self._hot_path()
 
@@ -65,17 +65,21 @@ class OcspApp:
 
     def _party(self, environ, now: float):
         """The relying party presenting a credential (ca/access.py), remembered per process by the
-        raw header value so that the hot path finds it with one dict lookup."""
-        party = self.access.from_environ(environ)
+        raw header value so that the hot path, and the next live-signed request, find it with
+        one dict lookup."""
         auth = environ.get("HTTP_AUTHORIZATION")
         raw = auth or environ.get("HTTP_X_JPKI_RELYING_PARTY")
+        hit = self._parties.get(raw) if raw else None
+        if hit is not None and hit[0] > now:
+            return hit[3]
+        party = self.access.from_environ(environ)
         # The hot path keys by the first header present; that is the credential unless a
         # non-Bearer Authorization header sits next to X-JPKI-Relying-Party.
         if raw and (not auth or auth[:7].lower() == "bearer "):
             if len(self._parties) >= 10_000:
                 self._parties.clear()
             kinds = frozenset() if party is None else frozenset(k for k in ("sign", "auth") if party.may_query(k))
-            self._parties[raw] = (now + self.access.ttl, kinds, party.name if party is not None else "-")
+            self._parties[raw] = (now + self.access.ttl, kinds, party.name if party is not None else "-", party)
         return party
 
     def __call__(self, environ, start_response):

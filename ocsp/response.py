@@ -86,12 +86,22 @@ def basic_response(signer: ResponderSigner, produced_at: bytes, singles: Sequenc
                    extensions: Sequence[bytes] = ()) -> bytes:
     """Sign ResponseData and wrap it into a complete, successful OCSPResponse.
 
-    ``produced_at`` is an encoded GeneralizedTime (:class:`TimeCache`)."""
+    ``produced_at`` is an encoded GeneralizedTime (:class:`TimeCache`).  Every live-signed
+    answer passes here, so the wrapping is written out with one header per layer."""
     responder_id, certs = _signer_parts(signer)
-    response_data = seq(
-        responder_id, produced_at, seq(*singles),
-        tlv(0xA1, seq(*extensions)) if extensions else b"",
-    )
+    body = responder_id + produced_at + seq(*singles)
+    if extensions:
+        body += tlv(0xA1, seq(*extensions))
+    response_data = tlv(der.SEQUENCE, body)
     signature = signer.sign(response_data)
-    basic = seq(response_data, signer.algorithm_der, tlv(der.BIT_STRING, b"\x00" + signature), certs)
-    return seq(b"\x0a\x01\x00", tlv(0xA0, seq(BASIC_TYPE, tlv(OCTET_STRING, basic))))
+    # BasicOCSPResponse {tbsResponseData, signatureAlgorithm, signature BIT STRING, [0] certs}
+    basic = tlv(der.SEQUENCE, response_data + signer.algorithm_der + tlv(der.BIT_STRING, b"\x00" + signature) + certs)
+    # OCSPResponse {responseStatus successful, [0] EXPLICIT ResponseBytes {id-pkix-ocsp-basic, OCTET STRING}}
+    n = len(basic)
+    octets = der.header(OCTET_STRING, n)
+    inner = len(BASIC_TYPE) + len(octets) + n
+    seq_head = der.header(der.SEQUENCE, inner)
+    explicit = der.header(0xA0, len(seq_head) + inner)
+    return (der.header(der.SEQUENCE, 3 + len(explicit) + len(seq_head) + inner) + b"\x0a\x01\x00" + explicit
+            + seq_head + BASIC_TYPE + octets + basic)
+
