@@ -31,6 +31,7 @@ from .store import next_values
 
 MAX_API_HOLDERS = 10_000
 BATCH = 2_000
+_MUNICIPALITY_LIST = list(municipalities.MUNICIPALITIES.values())
 
 SURNAMES = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤", "吉田", "山田", "佐々木", "山口", "松本"]
 GIVEN = ["太郎", "花子", "一郎", "陽子", "健", "美咲", "大輔", "結衣", "翔", "さくら", "蓮", "葵", "悠真", "陽菜"]
@@ -113,9 +114,6 @@ def _random_holder(rng: random.Random, today: date) -> dict:
         "address": address, "name_flags": "0" * len(name), "address_flags": "0" * len(address),
         "municipality": muni.code, "birth": birth,
     }
-
-
-_MUNICIPALITY_LIST = list(municipalities.MUNICIPALITIES.values())
 
 
 def _pick_fate(rng: random.Random) -> str:

@@ -195,3 +195,24 @@ def test_unknown_critical_extension_is_malformed(items):
                                               "request_extensions": [ext]}}).dump()
     with pytest.raises(MalformedRequest, match="critical"):
         parse_request(der)
+
+
+def test_nonced_requests_share_the_parsed_certid_but_not_the_nonce(items):
+    """CertIDs are cached by their DER: two requests for one certificate with different nonces
+    give the same CertID and their own nonces; another CertID (here: another issuer) its own."""
+    a = parse_request(request_der(items[0], nonce=b"\x01" * 16))
+    b = parse_request(request_der(items[0], nonce=b"\x02" * 16))
+    c = parse_request(request_der(items[1], nonce=b"\x01" * 16))
+    assert a.cert_ids[0] is b.cert_ids[0] and (a.nonce, b.nonce) == (b"\x01" * 16, b"\x02" * 16)
+    assert c.cert_ids[0] is not a.cert_ids[0] and c.cert_ids[0].der != a.cert_ids[0].der
+    assert a.cert_ids[0].serial == items[0].cert.serial_number
+
+
+def test_signing_slots_bound_concurrency():
+    from ocsp.source import SigningSlots
+
+    slots = SigningSlots(2)
+    assert slots.acquire(0) and slots.acquire(0.01)
+    assert not slots.acquire(0) and not slots.acquire(0.01)  # both taken: refused, after the wait
+    slots.release()
+    assert slots.acquire(0) and not slots.acquire(0)
