@@ -27,8 +27,9 @@ from ca.status import REASONS
 #: RevokedInfo (constructed), unknown [2] IMPLICIT NULL.
 STATUS_TAGS = {"good": 0x80, "revoked": 0xA1, "unknown": 0x82}
 NONCE_LENGTH = 16  # RFC 9654 section 2.1: at least 1 and at most 32 octets SHOULD be sent; 16 is common
-#: A 16-octet pattern that cannot occur anywhere else in a small OCSPRequest.
-NONCE_PLACEHOLDER = bytes(range(0xE0, 0xF0))
+#: The 16 octets that mark where the nonce goes in a request template (loadtest/wrk/ocsp.lua
+#: writes fresh random octets there); a pattern no real name hash, key hash or serial repeats.
+NONCE_MARKER = bytes(range(0xE0, 0xF0))
 
 _REASON_FLAGS = {
     REASONS["unspecified"]: x509.ReasonFlags.unspecified,
@@ -80,10 +81,13 @@ def get_path(prefix: str, der: bytes) -> str:
 
 def nonce_template(name_hash: bytes, key_hash: bytes, serial: int) -> tuple[bytes, bytes]:
     """The nonced request's DER split around its nonce octets: before + nonce + after."""
-    der = request_der(name_hash, key_hash, serial, NONCE_PLACEHOLDER)
-    if der.count(NONCE_PLACEHOLDER) != 1:
-        raise ValueError("the nonce placeholder does not occur exactly once in the request")
-    before, after = der.split(NONCE_PLACEHOLDER)
+    der = request_der(name_hash, key_hash, serial, NONCE_MARKER)
+    found = der.count(NONCE_MARKER)
+    if found != 1:
+        # The hashes or the serial repeat the marker: the split would put the nonce elsewhere.
+        raise ValueError(f"cannot split the request for serial {serial} around its nonce: the marker "
+                         f"occurs {found} times, it must occur once")
+    before, after = der.split(NONCE_MARKER)
     return before, after
 
 

@@ -130,6 +130,14 @@ def test_get_path_and_nonce_template_round_trip():
         "get", path.encode().hex(), "0414" + key_hash.hex(), "020105", "80"]
 
 
+def test_nonce_template_refuses_a_request_that_repeats_the_marker():
+    """A key hash that happens to hold the marker would make the split put the nonce inside the
+    CertID: the template is refused with the serial and the count, not built wrong."""
+    key_hash = oreq.NONCE_MARKER + bytes(4)
+    with pytest.raises(ValueError, match=r"serial 7 .* occurs 2 times, it must occur once"):
+        oreq.nonce_template(bytes(20), key_hash, 7)
+
+
 HOLDER = {"name": "山田\u3000太郎", "date_of_birth": "319801231", "gender": "1",
           "address": "東京都千代田区千代田1-1"}
 
