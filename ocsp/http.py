@@ -52,16 +52,13 @@ class OcspApp:
         self.rt = rt
         self.cfg = rt.config.ocsp
         self.responder = Responder(rt)
+        self._now = self.responder.now
         self.counters = stats.Counters(rt.store)
         self.access = AccessControl(rt.store) if self.cfg.access_control else None
         #: raw credential header -> (valid until, kinds it may query, relying party name, Party or None)
         self._parties: dict[str, tuple[float, frozenset, str, object]] = {}
         self.time_travel = rt.config.time_travel
         self.wsgi = self._hot_path()
-
-    def _now(self) -> float:
-        clock = self.rt.clock
-        return _time() if clock.__class__ is SystemClock else clock.now().timestamp()
 
     def _party(self, environ, now: float):
         """The relying party presenting a credential (ca/access.py), remembered per process by the

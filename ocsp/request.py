@@ -95,13 +95,17 @@ def _parse_cert_id(data: bytes, tlv_start: int, start: int, end: int) -> CertID:
     return CertID(bytes(data[tlv_start:end]), algorithm, bytes(name_hash), bytes(key_hash), serial)
 
 
-def _extensions(data: bytes, start: int, end: int) -> tuple[bytes | None, bytes | None]:
-    """requestExtensions: returns (nonce Extension DER, nonce value)."""
+def _extensions(data: bytes, start: int, end: int) -> tuple[bytes | None, bytes | None, tuple | None]:
+    """requestExtensions: returns (nonce Extension DER, nonce value, where they are).
+
+    "Where" is (Extension start, Extension end, value start, value end) when the nonce is an
+    OCTET STRING inside extnValue as RFC 9654 asks, whose content octets may be anything;
+    None otherwise."""
     s, e = der.expect(data, start, end, SEQUENCE, "requestExtensions")
     if s == e:
         raise DerError("requestExtensions must not be empty (RFC 5280 section 4.1: SIZE (1..MAX))")
     seen: set[bytes] = set()
-    nonce_ext = nonce = None
+    nonce_ext = nonce = span = None
     for tag, tlv_start, cs, ce in der.children(data, s, e):
         if tag != SEQUENCE:
             raise DerError("an Extension must be a SEQUENCE")
@@ -122,10 +126,12 @@ def _extensions(data: bytes, start: int, end: int) -> tuple[bytes | None, bytes 
             # RFC 9654: extnValue holds Nonce ::= OCTET STRING.  Some clients put the raw bytes
             # in extnValue without the inner OCTET STRING (pyca/cryptography#6404); accept both.
             value = bytes(data[vs:ve])
+            span = None
             try:
                 ns, ne = der.expect(data, vs, ve, OCTET_STRING, "nonce")
                 if ne == ve:
                     value = bytes(data[ns:ne])
+                    span = (tlv_start, ce, ns, ne)
             except DerError:
                 pass
             if not 1 <= len(value) <= MAX_NONCE:
@@ -139,18 +145,73 @@ def _extensions(data: bytes, start: int, end: int) -> tuple[bytes | None, bytes 
         elif critical:
             raise MalformedRequest(f"unsupported critical extension {ext_oid.hex()}", field="requestExtensions",
                                    allowed="nonce, acceptable responses, or non-critical extensions")
-    return nonce_ext, nonce
+    return nonce_ext, nonce, span
+
+
+class _Shape:
+    """A nonced request already parsed, minus its nonce octets: what the next request that
+    differs from it only there is made of."""
+
+    __slots__ = ("suffix", "cert_ids", "ext_start", "ext_end")
+
+    def __init__(self, suffix: bytes, cert_ids: tuple[CertID, ...], ext_start: int, ext_end: int):
+        self.suffix = suffix
+        self.cert_ids = cert_ids
+        self.ext_start = ext_start
+        self.ext_end = ext_end
+
+
+#: Nonced requests by size: [(nonce start, nonce end, {bytes before the nonce: _Shape})].
+#: A client asking about a certificate again sends the same bytes with fresh nonce octets
+#: (RFC 9654 section 2.1).  Those octets are the content of an OCTET STRING whose header,
+#: like every other byte, equals that of a request parsed and checked in full before, so the
+#: new request is valid DER of the same structure and its parse is two slices and a lookup.
+_SHAPES: dict[int, list[tuple[int, int, dict[bytes, _Shape]]]] = {}
+#: where nonces sit differs by client and CertID hash algorithm, not by certificate: a few
+#: places per size cover every client seen; more than that are parsed in full.
+MAX_SHAPES_PER_SIZE = 4
+MAX_SHAPES = 100_000
+_shape_count = 0
 
 
 def parse_request(data: bytes, max_certids: int = 100) -> OcspRequest:
     """Parse DER ``OCSPRequest``; raises :class:`MalformedRequest` with the reason."""
+    shapes = _SHAPES.get(len(data))
+    if shapes is not None:
+        for ns, ne, table in shapes:
+            hit = table.get(data[:ns])
+            if hit is not None and data[ne:] == hit.suffix and len(hit.cert_ids) <= max_certids:
+                return OcspRequest(hit.cert_ids, data[hit.ext_start:hit.ext_end], data[ns:ne])
     try:
-        return _parse(data, max_certids)
+        req, span = _parse(data, max_certids)
     except DerError as exc:
         raise MalformedRequest(f"not a DER OCSPRequest: {exc}", field="request") from None
+    if span is not None:
+        _remember_shape(bytes(data), span, req.cert_ids)
+    return req
 
 
-def _parse(data: bytes, max_certids: int) -> OcspRequest:
+def _remember_shape(data: bytes, span: tuple[int, int, int, int], cert_ids: tuple[CertID, ...]) -> None:
+    global _shape_count
+    ext_start, ext_end, ns, ne = span
+    if _shape_count >= MAX_SHAPES:
+        _SHAPES.clear()
+        _shape_count = 0
+    shapes = _SHAPES.setdefault(len(data), [])
+    for s, e, table in shapes:
+        if (s, e) == (ns, ne):
+            break
+    else:
+        if len(shapes) >= MAX_SHAPES_PER_SIZE:
+            return
+        table = {}
+        shapes.append((ns, ne, table))
+    table[data[:ns]] = _Shape(data[ne:], cert_ids, ext_start, ext_end)
+    _shape_count += 1
+
+
+def _parse(data: bytes, max_certids: int) -> tuple[OcspRequest, tuple | None]:
+    """The request, and where its nonce is (see :func:`_extensions`)."""
     end = len(data)
     s, e = der.expect(data, 0, end, SEQUENCE, "OCSPRequest")
     if e != end:
@@ -171,9 +232,9 @@ def _parse(data: bytes, max_certids: int) -> OcspRequest:
         raise DerError("TBSRequest has no requestList")
     request_list = der.children(data, fields[i][2], fields[i][3])
     i += 1
-    nonce_ext = nonce = None
+    nonce_ext = nonce = span = None
     if i < len(fields) and fields[i][0] == 0xA2:
-        nonce_ext, nonce = _extensions(data, fields[i][2], fields[i][3])
+        nonce_ext, nonce, span = _extensions(data, fields[i][2], fields[i][3])
         i += 1
     if i != len(fields):
         raise DerError("unexpected fields in TBSRequest")
@@ -191,7 +252,8 @@ def _parse(data: bytes, max_certids: int) -> OcspRequest:
         if not parts or parts[0][0] != SEQUENCE or len(parts) > 2 or (len(parts) == 2 and parts[1][0] != 0xA0):
             raise DerError("Request must be SEQUENCE {reqCert, [0] singleRequestExtensions}")
         cert_ids.append(_cert_id(data, parts[0][1], parts[0][2], parts[0][3]))
-    return OcspRequest(tuple(cert_ids), nonce_ext, nonce)
+    # A signed request (optionalSignature) signs the nonce too: not a shape to reuse.
+    return OcspRequest(tuple(cert_ids), nonce_ext, nonce), span if len(top) == 1 else None
 
 
 def decode_get_path(path: str) -> bytes:

@@ -8,6 +8,7 @@ it is signed once and served as bytes until it is refreshed (:mod:`ocsp.source`)
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Sequence
 
 from ca.signer import ResponderSigner
@@ -35,6 +36,7 @@ def error_response(status: int) -> bytes:
     return seq(tlv(ENUMERATED, bytes((status,))))
 
 
+@lru_cache(maxsize=65536)
 def revoked(revoked_at: datetime | None, reason: int | None) -> bytes:
     """[1] IMPLICIT RevokedInfo {revocationTime, [0] EXPLICIT CRLReason OPTIONAL}."""
     when = der.generalized_time(revoked_at) if revoked_at is not None else tlv(der.GENERALIZED_TIME, EPOCH_1970)
@@ -45,6 +47,14 @@ def revoked(revoked_at: datetime | None, reason: int | None) -> bytes:
 def single_response(cert_id_der: bytes, status: bytes, this_update: bytes, next_update: bytes) -> bytes:
     """SingleResponse; ``this_update``/``next_update`` are encoded GeneralizedTimes."""
     return seq(cert_id_der, status, this_update, tlv(0xA0, next_update))
+
+
+def one_response(cert_id_der: bytes, status: bytes, this_update: bytes, next_update_explicit: bytes) -> bytes:
+    """``responses``, a SEQUENCE OF one SingleResponse, for the nonced path: the same octets
+    as ``seq(single_response(...))`` with ``next_update_explicit`` already wrapped in [0]."""
+    body = cert_id_der + status + this_update + next_update_explicit
+    single = der.header(der.SEQUENCE, len(body)) + body
+    return der.header(der.SEQUENCE, len(single)) + single
 
 
 class TimeCache:
@@ -82,26 +92,50 @@ def _signer_parts(signer: ResponderSigner) -> tuple[bytes, bytes]:
     return hit[1], hit[2]
 
 
-def basic_response(signer: ResponderSigner, produced_at: bytes, singles: Sequence[bytes],
-                   extensions: Sequence[bytes] = ()) -> bytes:
-    """Sign ResponseData and wrap it into a complete, successful OCSPResponse.
+def response_head(signer: ResponderSigner, produced_at: bytes, singles: Sequence[bytes]) -> bytes:
+    """ResponseData up to its extensions: responderID, producedAt (an encoded GeneralizedTime,
+    :class:`TimeCache`) and the SingleResponses (none: the caller appends ``responses``)."""
+    head = _signer_parts(signer)[0] + produced_at
+    return head + seq(*singles) if singles else head
 
-    ``produced_at`` is an encoded GeneralizedTime (:class:`TimeCache`).  Every live-signed
-    answer passes here, so the wrapping is written out with one header per layer."""
-    responder_id, certs = _signer_parts(signer)
-    body = responder_id + produced_at + seq(*singles)
+
+#: (signer id, ResponseData length, signature length) -> (signer, the octets before ResponseData,
+#: those between it and the signature): the same for every answer of a size, so built once.
+_WRAPS: dict[tuple[int, int, int], tuple[ResponderSigner, bytes, bytes]] = {}
+
+
+def sign_response(signer: ResponderSigner, head: bytes, extensions: bytes = b"") -> bytes:
+    """Sign ResponseData (``head`` from :func:`response_head`, ``extensions`` the Extension
+    DERs one after the other) and wrap it into a complete, successful OCSPResponse."""
     if extensions:
-        body += tlv(0xA1, seq(*extensions))
-    response_data = tlv(der.SEQUENCE, body)
+        n = len(extensions)
+        inner = der.header(der.SEQUENCE, n)
+        head += der.header(0xA1, len(inner) + n) + inner + extensions
+    response_data = der.header(der.SEQUENCE, len(head)) + head
     signature = signer.sign(response_data)
+    key = (id(signer), len(response_data), len(signature))
+    wrap = _WRAPS.get(key)
+    if wrap is None or wrap[0] is not signer:
+        wrap = _wrap(signer, key)
+    return wrap[1] + response_data + wrap[2] + signature + _signer_parts(signer)[1]
+
+
+def _wrap(signer: ResponderSigner, key: tuple[int, int, int]) -> tuple[ResponderSigner, bytes, bytes]:
+    _, data_len, sig_len = key
+    certs = _signer_parts(signer)[1]
     # BasicOCSPResponse {tbsResponseData, signatureAlgorithm, signature BIT STRING, [0] certs}
-    basic = tlv(der.SEQUENCE, response_data + signer.algorithm_der + tlv(der.BIT_STRING, b"\x00" + signature) + certs)
+    bit_string = der.header(der.BIT_STRING, 1 + sig_len) + b"\x00"
+    n = data_len + len(signer.algorithm_der) + len(bit_string) + sig_len + len(certs)
+    basic = der.header(der.SEQUENCE, n)
     # OCSPResponse {responseStatus successful, [0] EXPLICIT ResponseBytes {id-pkix-ocsp-basic, OCTET STRING}}
-    n = len(basic)
+    n += len(basic)
     octets = der.header(OCTET_STRING, n)
     inner = len(BASIC_TYPE) + len(octets) + n
     seq_head = der.header(der.SEQUENCE, inner)
     explicit = der.header(0xA0, len(seq_head) + inner)
-    return (der.header(der.SEQUENCE, 3 + len(explicit) + len(seq_head) + inner) + b"\x0a\x01\x00" + explicit
-            + seq_head + BASIC_TYPE + octets + basic)
-
+    before = (der.header(der.SEQUENCE, 3 + len(explicit) + len(seq_head) + inner) + b"\x0a\x01\x00" + explicit
+              + seq_head + BASIC_TYPE + octets + basic)
+    if len(_WRAPS) > 1024:
+        _WRAPS.clear()
+    wrap = _WRAPS[key] = (signer, before, signer.algorithm_der + bit_string)
+    return wrap

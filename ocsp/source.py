@@ -26,10 +26,12 @@ import queue
 import threading
 from datetime import timedelta
 from email.utils import formatdate
+from time import time as _time
 
 from sqlalchemy import func, select
 
 from ca import timetravel
+from ca.clock import SystemClock
 from ca.errors import Overloaded
 from ca.issuers import HASH_ALGORITHMS, Issuer
 from ca.models import CAGeneration
@@ -114,6 +116,24 @@ def error_answer(status: int, kind: str = "-", http: str | None = None) -> Answe
     return Answer(ERROR_BODIES[status], http or HTTP_FOR_STATUS[status], None, [(kind, LABEL_FOR_STATUS[status])])
 
 
+class LiveFrame:
+    """What every nonced answer about one issuer's certificates within one second shares: the
+    signer, responderID and producedAt, thisUpdate and nextUpdate.  Each answer adds its
+    SingleResponse (the status is read per request, never kept here), the nonce and the
+    signature."""
+
+    __slots__ = ("second", "signer", "head", "this_update", "next_update")
+
+    def __init__(self, second: int, signer, head: bytes, this_update: bytes, next_update: bytes):
+        self.second = second
+        self.signer = signer
+        #: responderID + producedAt, the start of ResponseData
+        self.head = head
+        self.this_update = this_update
+        #: [0] EXPLICIT nextUpdate, as it follows thisUpdate in a SingleResponse
+        self.next_update = next_update
+
+
 class SigningSlots:
     """At most ``n`` live signatures at once: a counting semaphore made of a C-level queue of
     tokens.  threading.BoundedSemaphore is pure Python (a Condition around a lock) and cost a
@@ -157,6 +177,8 @@ class Responder:
         self._index: dict[tuple[int, int], list[bytes]] = {}
         #: (ca_id, serial) -> status of issued certificates (only revocation changes them)
         self.statuses: dict[tuple[int, int], CertStatus] = {}
+        #: issuer id -> LiveFrame of the current second, for nonced requests
+        self._frames: dict[int, LiveFrame] = {}
         self.read_seq = rt.epoch.read if self.cfg.revocation_check == "epoch" else rt.status.current_seq
         self.seen = self.read_seq()
         self._issuers: dict[tuple[str, bytes, bytes], Issuer] = {}
@@ -213,6 +235,7 @@ class Responder:
             self.seen = seq
 
     def _clear(self) -> None:
+        self._frames.clear()
         self.presigned.clear()
         self.by_request.clear()
         self._index.clear()
@@ -293,49 +316,85 @@ class Responder:
         if cfg.access_control and (party is None or not party.may_query(issuer.kind)):
             return error_answer(response.UNAUTHORIZED, issuer.kind)
         seen = self.seen
-        if len(req.cert_ids) == 1 and nonce_ext is None and not pinned:
+        if len(req.cert_ids) == 1 and not pinned:
             cid = req.cert_ids[0]
+            if nonce_ext is not None:
+                return self._nonced(issuer, cid, nonce_ext, seen)
             entry = self.presigned.get(cid.der)
-            if entry is not None and entry.refresh_at > self.rt.clock.now().timestamp():
+            if entry is not None and entry.refresh_at > self.now():
                 self.link(raw, cid, entry)
                 return Answer(entry.der, "200 OK", entry, [(entry.kind, entry.status)])
         statuses = self.statuses_of(issuer, [c.serial for c in req.cert_ids], seen)
         return self._live(issuer, req.cert_ids, statuses, nonce_ext, seen, raw)
 
+    def now(self) -> float:
+        """The injected clock's time as a POSIX timestamp; time.time() itself for the system
+        clock, which saves building a datetime on every request."""
+        clock = self.rt.clock
+        return _time() if clock.__class__ is SystemClock else clock.now().timestamp()
+
+    def _cert_status(self, issuer: Issuer, st: CertStatus | None) -> tuple[bytes, str]:
+        """(encoded CertStatus, counter label) of one certificate; ``st`` None: never issued."""
+        if st is None:
+            # RFC 6960 section 2.2 / 4.4.8: never "good"; revoked (certificateHold, 1970) by policy.
+            return (response.revoked(None, HOLD) if self.cfg.unknown_serial == "revoked" else response.UNKNOWN), "unknown"
+        if st.status == "revoked":
+            return response.revoked(st.revoked_at, st.reason), "revoked"
+        return response.GOOD, "good"
+
+    def _sign(self, signer, head: bytes, extensions: bytes) -> bytes:
+        """One signature, within the live-signing bound (``tryLater`` past the wait)."""
+        if not self._signing.acquire(timeout=self._sign_wait):
+            cfg = self.cfg
+            raise Overloaded(f"all {cfg.live_sign_concurrency} live-signing slots stayed busy for {cfg.live_sign_wait_ms} ms",
+                             field="ocsp.live_sign_concurrency")
+        try:
+            return response.sign_response(signer, head, extensions)
+        finally:
+            self._signing.release()
+
+    def _nonced(self, issuer: Issuer, cid: CertID, nonce_ext: bytes, seen: int) -> Answer:
+        """A nonced request about one certificate, the common live-signed case (RFC 9654).  It
+        cannot be cached, but its signer and times are those of every other answer in the same
+        second (LiveFrame); what is left is one SingleResponse, the nonce and the signature."""
+        frame = self._frames.get(issuer.id)
+        if frame is None or frame.second != int(self.now()):
+            frame = self._frame(issuer)
+        st = self.statuses.get((issuer.id, cid.serial))
+        if st is None:
+            st = self.statuses_of(issuer, [cid.serial], seen).get(cid.serial)
+        status, label = self._cert_status(issuer, st)
+        if label == "unknown" and self.cfg.unknown_serial == "revoked":
+            nonce_ext = response.EXTENDED_REVOKE_EXTENSION + nonce_ext
+        head = frame.head + response.one_response(cid.der, status, frame.this_update, frame.next_update)
+        return Answer(self._sign(frame.signer, head, nonce_ext), "200 OK", None, [(issuer.kind, label)])
+
+    def _frame(self, issuer: Issuer) -> LiveFrame:
+        now = self.rt.clock.now()
+        produced, tu, nu = self._times.times(now, self._backdate, self._validity)
+        # The signer is looked up (and renewed when due) once a second here; renewal is
+        # ocsp.responder_renew_days before expiry, so using it a second longer is harmless.
+        signer = self.rt.keyring.responder_signer(issuer.id)
+        frame = LiveFrame(int(now.timestamp()), signer, response.response_head(signer, produced, ()), tu,
+                          response.tlv(0xA0, nu))
+        self._frames[issuer.id] = frame
+        return frame
+
     def _live(self, issuer: Issuer, cert_ids, statuses, nonce_ext, seen, raw) -> Answer:
         cfg = self.cfg
         now = self.rt.clock.now()
         produced, tu, nu = self._times.times(now, self._backdate, self._validity)
-        singles, labels, extensions = [], [], []
-        never_issued = False
+        singles, labels = [], []
         for cid in cert_ids:
-            st = statuses.get(cid.serial)
-            if st is None:
-                never_issued = True
-                labels.append((issuer.kind, "unknown"))
-                if cfg.unknown_serial == "revoked":
-                    status = response.revoked(None, HOLD)
-                else:
-                    status = response.UNKNOWN
-            elif st.status == "revoked":
-                labels.append((issuer.kind, "revoked"))
-                status = response.revoked(st.revoked_at, st.reason)
-            else:
-                labels.append((issuer.kind, "good"))
-                status = response.GOOD
+            status, label = self._cert_status(issuer, statuses.get(cid.serial))
+            labels.append((issuer.kind, label))
             singles.append(response.single_response(cid.der, status, tu, nu))
-        if never_issued and cfg.unknown_serial == "revoked":
-            extensions.append(response.EXTENDED_REVOKE_EXTENSION)
+        never_issued = any(label == "unknown" for _, label in labels)
+        extensions = response.EXTENDED_REVOKE_EXTENSION if never_issued and cfg.unknown_serial == "revoked" else b""
         if nonce_ext is not None:
-            extensions.append(nonce_ext)
-        if not self._signing.acquire(timeout=self._sign_wait):
-            raise Overloaded(f"all {cfg.live_sign_concurrency} live-signing slots stayed busy for {cfg.live_sign_wait_ms} ms",
-                             field="ocsp.live_sign_concurrency")
-        try:
-            signer = self.rt.keyring.responder_signer(issuer.id)
-            body = response.basic_response(signer, produced, singles, extensions)
-        finally:
-            self._signing.release()
+            extensions += nonce_ext
+        signer = self.rt.keyring.responder_signer(issuer.id)
+        body = self._sign(signer, response.response_head(signer, produced, singles), extensions)
         if nonce_ext is not None or len(cert_ids) != 1 or never_issued or timetravel.pinned() is not None:
             return Answer(body, "200 OK", None, labels)
         ts = now.timestamp()

@@ -88,3 +88,27 @@ def test_random_get_paths_get_defined_answers(app, path):
         assert resp.status == 200 and path in ("", "metrics")
     else:
         _check(resp)
+
+
+def _outcome(parse, body):
+    from ocsp.der import DerError
+
+    try:
+        return parse(body)
+    except (MalformedRequest, DerError):
+        return "malformed"
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.integers(min_value=0, max_value=1), data=st.data())
+def test_reading_from_a_shape_agrees_with_a_full_parse(items, which, data):
+    """ocsp/request.py remembers the shape of nonced requests (everything but the nonce
+    octets): whatever the mutation, a parse with those shapes known gives what a full parse
+    of the same bytes gives."""
+    from ocsp import request
+
+    seed = [request_der(items[0], nonce=b"s" * 16),
+            multi_request([cert_id(items[1].issuer, 99, "sha256")], nonce=b"t" * 40)][which]
+    parse_request(seed)  # its shape is now known
+    body = apply(seed, data.draw(mutations(seed)))
+    assert _outcome(parse_request, body) == _outcome(lambda b: request._parse(b, 100)[0], body)

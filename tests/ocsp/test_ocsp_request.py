@@ -208,6 +208,34 @@ def test_nonced_requests_share_the_parsed_certid_but_not_the_nonce(items):
     assert a.cert_ids[0].serial == items[0].cert.serial_number
 
 
+def test_a_request_differing_only_in_its_nonce_is_read_from_its_shape(items, monkeypatch):
+    """After one nonced request is parsed in full, the next with other nonce octets of the same
+    length is read from its shape, and gives what a full parse gives."""
+    from ocsp import request
+
+    a = request_der(items[0], nonce=b"\x01" * 16)
+    b = request_der(items[0], nonce=bytes(range(16)))
+    full_b = request._parse(b, 100)[0]
+    parse_request(a)
+    monkeypatch.setattr(request, "_parse", lambda *args: pytest.fail("parsed in full"))
+    got = parse_request(b)
+    assert got == full_b and got.nonce == bytes(range(16))
+    ext = a_ocsp.OCSPRequest.load(b)["tbs_request"]["request_extensions"][0]
+    assert got.nonce_extension == ext.dump()
+
+
+def test_a_nonce_without_inner_octet_string_is_never_read_from_a_shape(items):
+    """Raw nonce octets in extnValue (pyca/cryptography#6404) are read as an OCTET STRING when
+    they happen to be one: such a request must always be parsed in full."""
+    def raw(value: bytes) -> bytes:
+        proper = multi_request([cert_id(items[0].issuer, 5)], nonce=b"y" * 16)
+        return _fix_lengths(proper.replace(b"\x04\x12\x04\x10" + b"y" * 16, b"\x04\x10" + value))
+
+    assert parse_request(raw(b"\xff" * 16)).nonce == b"\xff" * 16
+    inner = b"\x04\x0e" + b"\x07" * 14  # 16 octets that are an OCTET STRING of 14
+    assert parse_request(raw(inner)).nonce == b"\x07" * 14
+
+
 def test_signing_slots_bound_concurrency():
     from ocsp.source import SigningSlots
 

@@ -6,7 +6,6 @@ import hashlib
 from datetime import timedelta
 
 import pytest
-from asn1crypto import ocsp as a_ocsp
 from cryptography.x509 import ReasonFlags, ocsp
 from ocsp_helpers import call, cert_id, get_path, issue, multi_request, request_der, verify
 
@@ -179,6 +178,40 @@ def test_nonced_requests_get_fresh_signatures(app, items):
     a = call(app, "POST", "/", request_der(items[0], nonce=b"a" * 16)).body
     b = call(app, "POST", "/", request_der(items[0], nonce=b"b" * 16)).body
     assert a != b
+
+
+def test_nonced_answer_follows_a_revocation_within_the_same_second(app, items, ort):
+    """Nonced answers share their signer and times within a second (ocsp/source.py LiveFrame),
+    never a certificate's status: a revocation shows at once, on the clock's same second."""
+    item = items[1]
+    before = call(app, "POST", "/", request_der(item, nonce=b"1" * 16)).ocsp
+    assert before.certificate_status == ocsp.OCSPCertStatus.GOOD
+    ort.authority.revoke("auth", item.serial, "keyCompromise")
+    after = call(app, "POST", "/", request_der(item, nonce=b"2" * 16)).ocsp
+    assert after.produced_at_utc == before.produced_at_utc
+    assert after.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    assert after.revocation_reason == ReasonFlags.key_compromise
+    verify(after, item.issuer)
+
+
+def test_nonced_answers_follow_the_clock(app, items, ort):
+    first = call(app, "POST", "/", request_der(items[0], nonce=b"a" * 16)).ocsp
+    ort.clock.advance(seconds=1)
+    second = call(app, "POST", "/", request_der(items[0], nonce=b"b" * 16)).ocsp
+    assert second.produced_at_utc == ort.clock.now() == first.produced_at_utc + timedelta(seconds=1)
+    assert second.this_update_utc == first.this_update_utc + timedelta(seconds=1)
+    assert second.next_update_utc == first.next_update_utc + timedelta(seconds=1)
+    verify(second, items[0].issuer)
+
+
+def test_nonced_never_issued_serial_revoked_with_extended_revoke(make_app, items):
+    app = make_app(unknown_serial="revoked")
+    resp = call(app, "POST", "/", multi_request([cert_id(items[0].issuer, 987654321)], nonce=b"e" * 20))
+    assert resp.ocsp.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    basic = resp.asn1["response_bytes"]["response"].parsed
+    exts = {e["extn_id"].dotted: e["extn_value"].parsed for e in basic["tbs_response_data"]["response_extensions"]}
+    assert "1.3.6.1.5.5.7.48.1.9" in exts and exts["1.3.6.1.5.5.7.48.1.2"].native == b"e" * 20
+    verify(resp.ocsp, items[0].issuer)
 
 
 def test_nonce_over_128_octets_is_malformed(app, items):
