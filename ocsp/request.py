@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from ca.errors import MalformedData
@@ -49,8 +50,9 @@ class CertID:
     serial: int
 
 
-@dataclass(frozen=True, slots=True)
-class OcspRequest:
+class OcspRequest(NamedTuple):
+    # A NamedTuple, not a frozen dataclass: one is made per request, and a frozen dataclass's
+    # __init__ (object.__setattr__ per field) costs several times a tuple's.
     cert_ids: tuple[CertID, ...]
     #: the nonce Extension (whole DER, echoed exactly) and its value, or None
     nonce_extension: bytes | None = None

@@ -53,8 +53,10 @@ def one_response(cert_id_der: bytes, status: bytes, this_update: bytes, next_upd
     """``responses``, a SEQUENCE OF one SingleResponse, for the nonced path: the same octets
     as ``seq(single_response(...))`` with ``next_update_explicit`` already wrapped in [0]."""
     body = cert_id_der + status + this_update + next_update_explicit
-    single = der.header(der.SEQUENCE, len(body)) + body
-    return der.header(der.SEQUENCE, len(single)) + single
+    n = len(body)  # short form up to 127 octets: a SHA-1 CertID's SingleResponse fits
+    single = (bytes((0x30, n)) if n < 0x80 else der.header(der.SEQUENCE, n)) + body
+    n = len(single)
+    return (bytes((0x30, n)) if n < 0x80 else der.header(der.SEQUENCE, n)) + single
 
 
 class TimeCache:
@@ -99,29 +101,52 @@ def response_head(signer: ResponderSigner, produced_at: bytes, singles: Sequence
     return head + seq(*singles) if singles else head
 
 
-#: (signer id, ResponseData length, signature length) -> (signer, the octets before ResponseData,
-#: those between it and the signature): the same for every answer of a size, so built once.
-_WRAPS: dict[tuple[int, int, int], tuple[ResponderSigner, bytes, bytes]] = {}
+#: (signer id, length of the ResponseData head, of its extensions) -> _Wrap: the octets around
+#: them and around the signature are the same for every answer of those sizes, so built once.
+_WRAPS: dict[tuple[int, int, int], "_Wrap"] = {}
+
+
+class _Wrap:
+    __slots__ = ("signer", "data_head", "extensions_head", "before", "middle", "signature_length")
+
+    def __init__(self, signer, data_head, extensions_head, before, middle, signature_length):
+        self.signer = signer
+        #: ResponseData's SEQUENCE header
+        self.data_head = data_head
+        #: [1] EXPLICIT SEQUENCE OF Extension headers (empty without extensions)
+        self.extensions_head = extensions_head
+        #: OCSPResponse ... BasicOCSPResponse headers, up to ResponseData
+        self.before = before
+        #: signatureAlgorithm and the signature BIT STRING header
+        self.middle = middle
+        self.signature_length = signature_length
 
 
 def sign_response(signer: ResponderSigner, head: bytes, extensions: bytes = b"") -> bytes:
     """Sign ResponseData (``head`` from :func:`response_head`, ``extensions`` the Extension
     DERs one after the other) and wrap it into a complete, successful OCSPResponse."""
-    if extensions:
-        n = len(extensions)
-        inner = der.header(der.SEQUENCE, n)
-        head += der.header(0xA1, len(inner) + n) + inner + extensions
-    response_data = der.header(der.SEQUENCE, len(head)) + head
-    signature = signer.sign(response_data)
-    key = (id(signer), len(response_data), len(signature))
+    key = (id(signer), len(head), len(extensions))
     wrap = _WRAPS.get(key)
-    if wrap is None or wrap[0] is not signer:
+    if wrap is None or wrap.signer is not signer:
         wrap = _wrap(signer, key)
-    return wrap[1] + response_data + wrap[2] + signature + _signer_parts(signer)[1]
+    response_data = wrap.data_head + head + wrap.extensions_head + extensions
+    signature = signer.sign(response_data)
+    if len(signature) != wrap.signature_length:  # not an RSA key of the expected size: wrap anew
+        wrap = _wrap(signer, key, len(signature))
+    return wrap.before + response_data + wrap.middle + signature + _signer_parts(signer)[1]
 
 
-def _wrap(signer: ResponderSigner, key: tuple[int, int, int]) -> tuple[ResponderSigner, bytes, bytes]:
-    _, data_len, sig_len = key
+def _wrap(signer: ResponderSigner, key: tuple[int, int, int], sig_len: int | None = None) -> _Wrap:
+    _, head_len, ext_len = key
+    if sig_len is None:  # PKCS#1 v1.5: the signature is exactly as long as the modulus
+        sig_len = (signer.certificate.public_key().key_size + 7) // 8
+    extensions_head = b""
+    if ext_len:
+        inner = der.header(der.SEQUENCE, ext_len)
+        extensions_head = der.header(0xA1, len(inner) + ext_len) + inner
+    n = head_len + len(extensions_head) + ext_len
+    data_head = der.header(der.SEQUENCE, n)
+    data_len = len(data_head) + n
     certs = _signer_parts(signer)[1]
     # BasicOCSPResponse {tbsResponseData, signatureAlgorithm, signature BIT STRING, [0] certs}
     bit_string = der.header(der.BIT_STRING, 1 + sig_len) + b"\x00"
@@ -137,5 +162,5 @@ def _wrap(signer: ResponderSigner, key: tuple[int, int, int]) -> tuple[Responder
               + seq_head + BASIC_TYPE + octets + basic)
     if len(_WRAPS) > 1024:
         _WRAPS.clear()
-    wrap = _WRAPS[key] = (signer, before, signer.algorithm_der + bit_string)
+    wrap = _WRAPS[key] = _Wrap(signer, data_head, extensions_head, before, signer.algorithm_der + bit_string, sig_len)
     return wrap
