@@ -30,7 +30,8 @@ def length(n: int) -> bytes:
 
 def header(tag: int, n: int) -> bytes:
     """Tag and length octets of a value of ``n`` content octets (single-octet tags only).
-    Written out to 64 KiB: every live OCSP answer calls it seven times."""
+    Written out up to 64 KiB, the sizes of every certificate, CRL entry and OCSP response: the
+    fast paths call it for every value they encode."""
     if n < 0x80:
         return bytes((tag, n))
     if n < 0x100:
