@@ -90,4 +90,6 @@ def parse_integer(data: bytes, start: int, end: int, what: str) -> int:
 
 
 def seq(*parts: bytes) -> bytes:
-    return tlv(SEQUENCE, b"".join(parts))
+    body = b"".join(parts)
+    n = len(body)  # tlv written out: every live answer builds two SEQUENCEs per CertID
+    return (bytes((SEQUENCE, n)) if n < 0x80 else header(SEQUENCE, n)) + body

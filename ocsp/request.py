@@ -128,7 +128,6 @@ def _extensions(data: bytes, start: int, end: int) -> tuple[bytes | None, bytes 
             # RFC 9654: extnValue holds Nonce ::= OCTET STRING.  Some clients put the raw bytes
             # in extnValue without the inner OCTET STRING (pyca/cryptography#6404); accept both.
             value = bytes(data[vs:ve])
-            span = None
             try:
                 ns, ne = der.expect(data, vs, ve, OCTET_STRING, "nonce")
                 if ne == ve:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Sequence
 
 from ca.signer import ResponderSigner
 
@@ -44,38 +43,19 @@ def revoked(revoked_at: datetime | None, reason: int | None) -> bytes:
     return tlv(0xA1, body)
 
 
-def single_response(cert_id_der: bytes, status: bytes, this_update: bytes, next_update: bytes) -> bytes:
-    """SingleResponse; ``this_update``/``next_update`` are encoded GeneralizedTimes."""
-    return seq(cert_id_der, status, this_update, tlv(0xA0, next_update))
+def single_response(cert_id_der: bytes, status: bytes, this_update: bytes, next_update_explicit: bytes) -> bytes:
+    """SingleResponse; ``this_update`` is an encoded GeneralizedTime, ``next_update_explicit``
+    one already wrapped in its [0] EXPLICIT tag (:func:`times`)."""
+    return seq(cert_id_der, status, this_update, next_update_explicit)
 
 
-def one_response(cert_id_der: bytes, status: bytes, this_update: bytes, next_update_explicit: bytes) -> bytes:
-    """``responses``, a SEQUENCE OF one SingleResponse, for the nonced path: the same octets
-    as ``seq(single_response(...))`` with ``next_update_explicit`` already wrapped in [0]."""
-    body = cert_id_der + status + this_update + next_update_explicit
-    n = len(body)  # short form up to 127 octets: a SHA-1 CertID's SingleResponse fits
-    single = (bytes((0x30, n)) if n < 0x80 else der.header(der.SEQUENCE, n)) + body
-    n = len(single)
-    return (bytes((0x30, n)) if n < 0x80 else der.header(der.SEQUENCE, n)) + single
-
-
-class TimeCache:
-    """GeneralizedTime encodings of the current second (strftime costs more than the rest of the DER)."""
-
-    __slots__ = ("_key", "_value")
-
-    def __init__(self):
-        self._key: datetime | None = None
-        self._value: tuple[bytes, bytes, bytes] = (b"", b"", b"")
-
-    def times(self, now: datetime, backdate: timedelta, validity: timedelta) -> tuple[bytes, bytes, bytes]:
-        """(producedAt, thisUpdate, nextUpdate) for ``now``."""
-        if now != self._key:
-            this_update = now - backdate
-            value = (der.generalized_time(now), der.generalized_time(this_update),
-                     der.generalized_time(this_update + validity))
-            self._key, self._value = now, value
-        return self._value
+def times(now: datetime, backdate: timedelta, validity: timedelta) -> tuple[bytes, bytes, bytes]:
+    """(producedAt, thisUpdate, [0] EXPLICIT nextUpdate) as encoded GeneralizedTimes: thisUpdate
+    backdated by ``backdate``, nextUpdate ``validity`` after it.  Built once a second per issuer
+    (ocsp.source.LiveFrame)."""
+    this_update = now - backdate
+    return (der.generalized_time(now), der.generalized_time(this_update),
+            tlv(0xA0, der.generalized_time(this_update + validity)))
 
 
 _SIGNER_PARTS: dict[int, tuple[ResponderSigner, bytes, bytes]] = {}
@@ -94,63 +74,53 @@ def _signer_parts(signer: ResponderSigner) -> tuple[bytes, bytes]:
     return hit[1], hit[2]
 
 
-def response_head(signer: ResponderSigner, produced_at: bytes, singles: Sequence[bytes]) -> bytes:
-    """ResponseData up to its extensions: responderID, producedAt (an encoded GeneralizedTime,
-    :class:`TimeCache`) and the SingleResponses (none: the caller appends ``responses``)."""
-    head = _signer_parts(signer)[0] + produced_at
-    return head + seq(*singles) if singles else head
+def response_head(signer: ResponderSigner, produced_at: bytes) -> bytes:
+    """ResponseData up to its responses: responderID and producedAt (an encoded
+    GeneralizedTime, :func:`times`)."""
+    return _signer_parts(signer)[0] + produced_at
 
 
-#: (signer id, length of the ResponseData head, of its extensions) -> _Wrap: the octets around
-#: them and around the signature are the same for every answer of those sizes, so built once.
-_WRAPS: dict[tuple[int, int, int], "_Wrap"] = {}
-
-
-class _Wrap:
-    __slots__ = ("signer", "data_head", "extensions_head", "before", "middle", "signature_length")
-
-    def __init__(self, signer, data_head, extensions_head, before, middle, signature_length):
-        self.signer = signer
-        #: ResponseData's SEQUENCE header
-        self.data_head = data_head
-        #: [1] EXPLICIT SEQUENCE OF Extension headers (empty without extensions)
-        self.extensions_head = extensions_head
-        #: OCSPResponse ... BasicOCSPResponse headers, up to ResponseData
-        self.before = before
-        #: signatureAlgorithm and the signature BIT STRING header
-        self.middle = middle
-        self.signature_length = signature_length
+#: (signer id, ResponseData length, signature length) -> (signer, the octets before ResponseData,
+#: those between it and the signature): the same for every answer of those sizes, so built once.
+_WRAPS: dict[tuple[int, int, int], tuple[ResponderSigner, bytes, bytes]] = {}
 
 
 def sign_response(signer: ResponderSigner, head: bytes, extensions: bytes = b"") -> bytes:
-    """Sign ResponseData (``head`` from :func:`response_head`, ``extensions`` the Extension
-    DERs one after the other) and wrap it into a complete, successful OCSPResponse."""
-    key = (id(signer), len(head), len(extensions))
-    wrap = _WRAPS.get(key)
-    if wrap is None or wrap.signer is not signer:
-        wrap = _wrap(signer, key)
-    response_data = wrap.data_head + head + wrap.extensions_head + extensions
+    """Sign ResponseData (``head``: :func:`response_head` and the responses; ``extensions``: the
+    Extension DERs one after the other) and wrap it into a complete, successful OCSPResponse."""
+    sizes = (len(head), len(extensions))
+    heads = _DATA_HEADS.get(sizes) or _data_heads(sizes)
+    response_data = heads[0] + head + heads[1] + extensions
     signature = signer.sign(response_data)
-    if len(signature) != wrap.signature_length:  # not an RSA key of the expected size: wrap anew
-        wrap = _wrap(signer, key, len(signature))
-    return wrap.before + response_data + wrap.middle + signature + _signer_parts(signer)[1]
+    key = (id(signer), len(response_data), len(signature))
+    wrap = _WRAPS.get(key)
+    if wrap is None or wrap[0] is not signer:
+        wrap = _wrap(signer, key)
+    return wrap[1] + response_data + wrap[2] + signature + _signer_parts(signer)[1]
 
 
-def _wrap(signer: ResponderSigner, key: tuple[int, int, int], sig_len: int | None = None) -> _Wrap:
-    _, head_len, ext_len = key
-    if sig_len is None:  # PKCS#1 v1.5: the signature is exactly as long as the modulus
-        sig_len = (signer.certificate.public_key().key_size + 7) // 8
+#: (head length, extensions length) -> (ResponseData's SEQUENCE header, the [1] EXPLICIT
+#: SEQUENCE OF Extension headers or nothing): three headers for the price of one lookup.
+_DATA_HEADS: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+
+
+def _data_heads(sizes: tuple[int, int]) -> tuple[bytes, bytes]:
+    head_len, ext_len = sizes
     extensions_head = b""
     if ext_len:
         inner = der.header(der.SEQUENCE, ext_len)
         extensions_head = der.header(0xA1, len(inner) + ext_len) + inner
-    n = head_len + len(extensions_head) + ext_len
-    data_head = der.header(der.SEQUENCE, n)
-    data_len = len(data_head) + n
-    certs = _signer_parts(signer)[1]
+    if len(_DATA_HEADS) > 4096:
+        _DATA_HEADS.clear()
+    heads = _DATA_HEADS[sizes] = (der.header(der.SEQUENCE, head_len + len(extensions_head) + ext_len), extensions_head)
+    return heads
+
+
+def _wrap(signer: ResponderSigner, key: tuple[int, int, int]) -> tuple[ResponderSigner, bytes, bytes]:
+    _, data_len, sig_len = key
     # BasicOCSPResponse {tbsResponseData, signatureAlgorithm, signature BIT STRING, [0] certs}
     bit_string = der.header(der.BIT_STRING, 1 + sig_len) + b"\x00"
-    n = data_len + len(signer.algorithm_der) + len(bit_string) + sig_len + len(certs)
+    n = data_len + len(signer.algorithm_der) + len(bit_string) + sig_len + len(_signer_parts(signer)[1])
     basic = der.header(der.SEQUENCE, n)
     # OCSPResponse {responseStatus successful, [0] EXPLICIT ResponseBytes {id-pkix-ocsp-basic, OCTET STRING}}
     n += len(basic)
@@ -162,5 +132,5 @@ def _wrap(signer: ResponderSigner, key: tuple[int, int, int], sig_len: int | Non
               + seq_head + BASIC_TYPE + octets + basic)
     if len(_WRAPS) > 1024:
         _WRAPS.clear()
-    wrap = _WRAPS[key] = _Wrap(signer, data_head, extensions_head, before, signer.algorithm_der + bit_string, sig_len)
+    wrap = _WRAPS[key] = (signer, before, signer.algorithm_der + bit_string)
     return wrap

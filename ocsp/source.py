@@ -39,6 +39,7 @@ from ca.runtime import Runtime
 from ca.status import HOLD, CertStatus
 
 from . import response
+from .der import seq
 from .request import CertID, MalformedRequest, OcspRequest
 
 #: bounds on the per-process maps: a flood of distinct requests must not exhaust memory.
@@ -117,15 +118,16 @@ def error_answer(status: int, kind: str = "-", http: str | None = None) -> Answe
 
 
 class LiveFrame:
-    """What every nonced answer about one issuer's certificates within one second shares: the
+    """What every live answer about one issuer's certificates within one second shares: the
     signer, responderID and producedAt, thisUpdate and nextUpdate.  Each answer adds its
-    SingleResponse (the status is read per request, never kept here), the nonce and the
+    SingleResponses (statuses are read per request, never kept here), its extensions and the
     signature."""
 
-    __slots__ = ("second", "signer", "head", "this_update", "next_update")
+    __slots__ = ("at", "signer", "head", "this_update", "next_update")
 
-    def __init__(self, second: int, signer, head: bytes, this_update: bytes, next_update: bytes):
-        self.second = second
+    def __init__(self, at: float, signer, head: bytes, this_update: bytes, next_update: bytes):
+        #: the clock's time (POSIX) the frame was built at; it serves the rest of that second
+        self.at = at
         self.signer = signer
         #: responderID + producedAt, the start of ResponseData
         self.head = head
@@ -166,7 +168,6 @@ class Responder:
         self._lock = threading.Lock()
         self._signing = SigningSlots(self.cfg.live_sign_concurrency)
         self._sign_wait = self.cfg.live_sign_wait_ms / 1000.0
-        self._times = response.TimeCache()
         self._backdate = timedelta(seconds=self.cfg.backdate_seconds)
         self._validity = timedelta(seconds=self.cfg.validity_seconds)
         #: CertID DER -> Entry
@@ -177,7 +178,7 @@ class Responder:
         self._index: dict[tuple[int, int], list[bytes]] = {}
         #: (ca_id, serial) -> status of issued certificates (only revocation changes them)
         self.statuses: dict[tuple[int, int], CertStatus] = {}
-        #: issuer id -> LiveFrame of the current second, for nonced requests
+        #: issuer id -> LiveFrame of the current second
         self._frames: dict[int, LiveFrame] = {}
         self.read_seq = rt.epoch.read if self.cfg.revocation_check == "epoch" else rt.status.current_seq
         self.seen = self.read_seq()
@@ -316,16 +317,17 @@ class Responder:
         if cfg.access_control and (party is None or not party.may_query(issuer.kind)):
             return error_answer(response.UNAUTHORIZED, issuer.kind)
         seen = self.seen
-        if len(req.cert_ids) == 1 and not pinned:
+        # A response about one certificate without a nonce depends on nothing but that
+        # certificate: it is pre-signed and served as bytes (time-travelled ones excepted).
+        cacheable = len(req.cert_ids) == 1 and nonce_ext is None and not pinned
+        if cacheable:
             cid = req.cert_ids[0]
-            if nonce_ext is not None:
-                return self._nonced(issuer, cid, nonce_ext, seen)
             entry = self.presigned.get(cid.der)
             if entry is not None and entry.refresh_at > self.now():
                 self.link(raw, cid, entry)
                 return Answer(entry.der, "200 OK", entry, [(entry.kind, entry.status)])
         statuses = self.statuses_of(issuer, [c.serial for c in req.cert_ids], seen)
-        return self._live(issuer, req.cert_ids, statuses, nonce_ext, seen, raw)
+        return self._live(issuer, req.cert_ids, statuses, nonce_ext, seen, raw, cacheable)
 
     def now(self) -> float:
         """The injected clock's time as a POSIX timestamp; time.time() itself for the system
@@ -353,54 +355,41 @@ class Responder:
         finally:
             self._signing.release()
 
-    def _nonced(self, issuer: Issuer, cid: CertID, nonce_ext: bytes, seen: int) -> Answer:
-        """A nonced request about one certificate, the common live-signed case (RFC 9654).  It
-        cannot be cached, but its signer and times are those of every other answer in the same
-        second (LiveFrame); what is left is one SingleResponse, the nonce and the signature."""
-        frame = self._frames.get(issuer.id)
-        if frame is None or frame.second != int(self.now()):
-            frame = self._frame(issuer)
-        st = self.statuses.get((issuer.id, cid.serial))
-        if st is None:
-            st = self.statuses_of(issuer, [cid.serial], seen).get(cid.serial)
-        status, label = self._cert_status(issuer, st)
-        if label == "unknown" and self.cfg.unknown_serial == "revoked":
-            nonce_ext = response.EXTENDED_REVOKE_EXTENSION + nonce_ext
-        head = frame.head + response.one_response(cid.der, status, frame.this_update, frame.next_update)
-        return Answer(self._sign(frame.signer, head, nonce_ext), "200 OK", None, [(issuer.kind, label)])
-
     def _frame(self, issuer: Issuer) -> LiveFrame:
+        """The LiveFrame of ``issuer`` for the clock's current second (time travel included)."""
+        frame = self._frames.get(issuer.id)
+        if frame is not None and int(frame.at) == int(self.now()):
+            return frame
         now = self.rt.clock.now()
-        produced, tu, nu = self._times.times(now, self._backdate, self._validity)
+        produced, tu, nu = response.times(now, self._backdate, self._validity)
         # The signer is looked up (and renewed when due) once a second here; renewal is
         # ocsp.responder_renew_days before expiry, so using it a second longer is harmless.
         signer = self.rt.keyring.responder_signer(issuer.id)
-        frame = LiveFrame(int(now.timestamp()), signer, response.response_head(signer, produced, ()), tu,
-                          response.tlv(0xA0, nu))
-        self._frames[issuer.id] = frame
+        frame = self._frames[issuer.id] = LiveFrame(now.timestamp(), signer, response.response_head(signer, produced),
+                                                    tu, nu)
         return frame
 
-    def _live(self, issuer: Issuer, cert_ids, statuses, nonce_ext, seen, raw) -> Answer:
+    def _live(self, issuer: Issuer, cert_ids, statuses, nonce_ext, seen, raw, cacheable: bool) -> Answer:
+        """Sign an answer now: misses, stale entries, nonced and multi-CertID requests.  A
+        ``cacheable`` one (see :meth:`answer`) is kept, linked to the request bytes ``raw``."""
         cfg = self.cfg
-        now = self.rt.clock.now()
-        produced, tu, nu = self._times.times(now, self._backdate, self._validity)
+        frame = self._frame(issuer)
         singles, labels = [], []
+        never_issued = False
         for cid in cert_ids:
             status, label = self._cert_status(issuer, statuses.get(cid.serial))
+            never_issued |= label == "unknown"
             labels.append((issuer.kind, label))
-            singles.append(response.single_response(cid.der, status, tu, nu))
-        never_issued = any(label == "unknown" for _, label in labels)
+            singles.append(response.single_response(cid.der, status, frame.this_update, frame.next_update))
         extensions = response.EXTENDED_REVOKE_EXTENSION if never_issued and cfg.unknown_serial == "revoked" else b""
         if nonce_ext is not None:
             extensions += nonce_ext
-        signer = self.rt.keyring.responder_signer(issuer.id)
-        body = self._sign(signer, response.response_head(signer, produced, singles), extensions)
-        if nonce_ext is not None or len(cert_ids) != 1 or never_issued or timetravel.pinned() is not None:
+        body = self._sign(frame.signer, frame.head + seq(*singles), extensions)
+        if not cacheable or never_issued:
             return Answer(body, "200 OK", None, labels)
-        ts = now.timestamp()
-        tu_ts = ts - cfg.backdate_seconds
+        tu_ts = frame.at - cfg.backdate_seconds
         nu_ts = tu_ts + cfg.validity_seconds
-        entry = Entry(body, tu_ts, nu_ts, min(ts + cfg.refresh_seconds, nu_ts), issuer.kind, labels[0][1])
+        entry = Entry(body, tu_ts, nu_ts, min(frame.at + cfg.refresh_seconds, nu_ts), issuer.kind, labels[0][1])
         self._store(seen, cert_ids[0], issuer.id, entry, raw)
         return Answer(body, "200 OK", entry, labels)
 
