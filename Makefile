@@ -8,7 +8,7 @@ PORT ?= 8080
 JPKI_MOCK_DATA ?= ./var
 export PORT JPKI_MOCK_DATA
 
-.PHONY: run test venv bench-crl bench-ocsp bench-seed clean
+.PHONY: run test venv bench-crl bench-ocsp bench-ocsp-python bench-seed clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench-crl: $(STAMP)
 
 bench-ocsp: $(STAMP)
 	$(PY) -m loadtest.bench_ocsp
+
+bench-ocsp-python: $(STAMP)
+	$(PY) -m loadtest.bench_ocsp_python
 
 bench-seed: $(STAMP)
 	$(PY) -m loadtest.bench_seed

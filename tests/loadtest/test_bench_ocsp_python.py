@@ -1,0 +1,28 @@
+"""loadtest/bench_ocsp_python.py runs end to end and prints its line (behaviour, not speed)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+
+def test_prints_the_python_cost_beside_the_signature(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "loadtest.bench_ocsp_python", "--holders", "20",
+                           "--requests", "200", "--repeats", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    m = re.fullmatch(r"nonced_python_us=([\d.]+) nonced_total_us=([\d.]+) sign_us=([\d.]+)", done.stdout.strip())
+    assert m, done.stdout
+    python, total, sign = map(float, m.groups())
+    # with the real signature a request costs at least the signature; without it, far less
+    assert 0 < python < sign and python < total
+    assert "could not flush" not in done.stderr  # the counters thread stopped before the data went
+
+
+@pytest.mark.parametrize("flag", ["--holders", "--requests", "--repeats"])
+def test_counts_below_one_are_refused(flag):
+    done = subprocess.run([sys.executable, "-m", "loadtest.bench_ocsp_python", flag, "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "must be at least 1" in done.stderr
