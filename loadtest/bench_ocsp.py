@@ -8,10 +8,10 @@
    server and the load generator talk over 127.0.0.1 only (``openssl ocsp -port`` binds
    every interface: PEERS.md);
 3. measures with wrk, three rounds, each round running every scenario once:
-   * ceiling: a WSGI app returning fixed bytes (a real OCSP response) under granian, same
-     worker count (``loadtest/ceiling.py``);
+   * ceiling: a WSGI app returning fixed bytes (the responder's own answer for one serial,
+     body and headers) under granian, same worker count (``loadtest/ceiling.py``);
    * cached GET: ``jpki-mock ocsp serve`` answering GET requests for the serial set (warmed
-     first, so answers come from pre-signed responses);
+     first by an unmeasured wrk run, so every worker answers from pre-signed responses);
    * nonced POST: the same responder, every request with 16 fresh random nonce octets, so
      every answer is signed on the spot;
    * ``openssl ocsp -multi 2`` serving the same CA and serials from an ``index.txt`` built
@@ -36,6 +36,7 @@ import argparse
 import contextlib
 import ctypes
 import fcntl
+import json
 import os
 import random
 import shutil
@@ -53,6 +54,7 @@ from pathlib import Path
 from ca.config import OcspConfig
 
 from . import ocsp_requests as oreq
+from .ceiling import app_headers as ceiling_app_headers
 from . import openssl_peer
 from .procs import ancestors, stop_tree, tree_cpu_seconds
 from .wrkrun import WrkError, WrkResult, run_wrk, wrk_binary
@@ -64,6 +66,8 @@ PORTS = {"ceiling": 18081, "responder": 18082, "openssl": 18083}
 #: where ``jpki-mock ocsp serve`` answers (the standalone responder is mounted at the root).
 RESPONDER_PREFIX = ""
 
+#: seconds of the unmeasured warm-up run over the GET set (``Bench._warm``)
+WARM_SECONDS = 3
 TARGETS = {"cached_vs_openssl": 12.0, "cached_vs_ceiling": 0.80, "nonced_vs_openssl": 1.0, "half_rate_p99_ms": 5.0}
 
 
@@ -415,14 +419,21 @@ class Bench:
         n, p = sample(bases["responder"], ds, ds.targets[:64], RESPONDER_PREFIX, post=True)
         checked, problems = checked + n, problems + p
         print(f"responder: {checked} answers re-read and verified before the runs, {len(problems)} wrong", flush=True)
+        self._warm(bases["responder"], ds, wrk)
 
-        # The ceiling answers with the responder's own bytes for the first serial.
-        status, body = http(bases["responder"] + first_get, headers=ds.headers)
+        # The ceiling answers with the responder's own answer for the first serial: its body and
+        # its headers (six with the RFC 5019 caching ones; with two, wrk and granian did less
+        # work per ceiling answer than per responder answer).
+        with urllib.request.urlopen(urllib.request.Request(bases["responder"] + first_get, headers=ds.headers),
+                                    timeout=10) as resp:
+            body, headers = resp.read(), ceiling_app_headers(resp.headers.items())
         body_file = self.work / "ceiling-body.der"
         body_file.write_bytes(body)
+        headers_file = self.work / "ceiling-headers.json"
+        headers_file.write_text(json.dumps(headers))
         ceiling_data = write_lines(self.work / "get_ceiling.txt",
                                    [oreq.get_line(first_get or "/", ds.key_hash, first)])
-        ceiling_env = dict(ds.env, JPKI_BENCH_CEILING_BODY=str(body_file))
+        ceiling_env = dict(ds.env, JPKI_BENCH_CEILING_BODY=str(body_file), JPKI_BENCH_CEILING_HEADERS=str(headers_file))
         ceiling = self.start("ceiling", ceiling_command(args.workers, PORTS["ceiling"], args.server_threads), ceiling_env,
                    lambda: _expect_200(http(bases["ceiling"] + "/")))
 
@@ -496,6 +507,20 @@ class Bench:
         for line in (problems + peer_problems)[:10]:
             print(f"  wrong answer: {line}")
         return self._report(ds, scen, half, problems, peer_problems)
+
+    def _warm(self, base: str, ds: DataSet, wrk: str) -> None:
+        """One unmeasured wrk run over the GET set, then a short nonced one.  The samples above
+        went over fresh connections that the kernel hands to either worker, so each worker
+        has signed only part of the set; the rest would be signed during the first measured
+        cached run (512 signatures of ~1.1 ms per worker), which lowered it by about a tenth.
+        wrk's 32 keep-alive connections reach both workers and cycle through every serial."""
+        args = self.args
+        for data, seconds in ((ds.files["get_responder"], WARM_SECONDS), (ds.files["post"], 1)):
+            result, _ = run_wrk(base, data, threads=args.threads, connections=args.connections, duration=seconds,
+                                headers=ds.headers, wrk=wrk)
+            if result.errors:
+                raise BenchError(f"warm-up run over {data.name}: {result.errors} wrong answers of {result.requests}")
+        print(f"responder: warmed with wrk ({WARM_SECONDS} s GET, 1 s nonced POST), 0 wrong", flush=True)
 
     def _report(self, ds, scen, half, problems, peer_problems) -> int:
         args = self.args
