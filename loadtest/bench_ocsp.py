@@ -559,7 +559,7 @@ class Bench:
                            s.median("p99") < TARGETS["half_rate_p99_ms"]))
         checks.append(("errors (responder and ceiling)", errors, "== 0", errors == 0))
         for label, value, target, ok in checks:
-            print(f"  {label:<42} {value:>8.2f}  target {target:<8} {'met' if ok else 'MISSED'}")
+            print(f"  {label:<42} {value:>8.3f}  target {target:<8} {'met' if ok else 'MISSED'}")
         print(f"ceiling_rps={ceiling:.0f} cached_rps={cached:.0f} nonced_rps={nonced:.0f} openssl_rps={openssl:.0f} "
               f"cached_vs_openssl={r['cached_vs_openssl']:.2f} cached_vs_ceiling={r['cached_vs_ceiling']:.2f} "
               f"nonced_vs_openssl={r['nonced_vs_openssl']:.2f} errors={errors}", flush=True)
