@@ -54,8 +54,8 @@ from pathlib import Path
 from ca.config import OcspConfig
 
 from . import ocsp_requests as oreq
-from .ceiling import app_headers as ceiling_app_headers
 from . import openssl_peer
+from .ceiling import app_headers as ceiling_app_headers
 from .procs import ancestors, stop_tree, tree_cpu_seconds
 from .wrkrun import WrkError, WrkResult, run_wrk, wrk_binary
 
@@ -512,7 +512,7 @@ class Bench:
         """One unmeasured wrk run over the GET set, then a short nonced one.  The samples above
         went over fresh connections that the kernel hands to either worker, so each worker
         has signed only part of the set; the rest would be signed during the first measured
-        cached run (512 signatures of ~1.1 ms per worker), which lowered it by about a tenth.
+        cached run (about half the set, ~1.1 ms a signature), which lowered it by about a tenth.
         wrk's 32 keep-alive connections reach both workers and cycle through every serial."""
         args = self.args
         for data, seconds in ((ds.files["get_responder"], WARM_SECONDS), (ds.files["post"], 1)):
