@@ -29,15 +29,9 @@ def length(n: int) -> bytes:
 
 
 def header(tag: int, n: int) -> bytes:
-    """Tag and length octets of a value of ``n`` content octets (single-octet tags only).
-    Written out up to 64 KiB, the sizes of every certificate, CRL entry and OCSP response: the
-    fast paths call it for every value they encode."""
+    """Tag and length octets of a value of ``n`` content octets (single-octet tags only)."""
     if n < 0x80:
         return bytes((tag, n))
-    if n < 0x100:
-        return bytes((tag, 0x81, n))
-    if n < 0x10000:
-        return bytes((tag, 0x82, n >> 8, n & 0xFF))
     return bytes((tag,)) + length(n)
 
 

@@ -90,6 +90,4 @@ def parse_integer(data: bytes, start: int, end: int, what: str) -> int:
 
 
 def seq(*parts: bytes) -> bytes:
-    body = b"".join(parts)
-    n = len(body)  # tlv written out: every live answer builds two SEQUENCEs per CertID
-    return (bytes((SEQUENCE, n)) if n < 0x80 else header(SEQUENCE, n)) + body
+    return tlv(SEQUENCE, b"".join(parts))
