@@ -81,8 +81,9 @@ def response_head(signer: ResponderSigner, produced_at: bytes) -> bytes:
 
 
 #: (signer id, ResponseData length, signature length) -> (signer, the octets before ResponseData,
-#: those between it and the signature): the same for every answer of those sizes, so built once.
-_WRAPS: dict[tuple[int, int, int], tuple[ResponderSigner, bytes, bytes]] = {}
+#: those between it and the signature, those after the signature: the certs field): the same
+#: for every answer of those sizes, so built once.
+_WRAPS: dict[tuple[int, int, int], tuple[ResponderSigner, bytes, bytes, bytes]] = {}
 
 
 def sign_response(signer: ResponderSigner, head: bytes, extensions: bytes = b"") -> bytes:
@@ -96,7 +97,7 @@ def sign_response(signer: ResponderSigner, head: bytes, extensions: bytes = b"")
     wrap = _WRAPS.get(key)
     if wrap is None or wrap[0] is not signer:
         wrap = _wrap(signer, key)
-    return wrap[1] + response_data + wrap[2] + signature + _signer_parts(signer)[1]
+    return wrap[1] + response_data + wrap[2] + signature + wrap[3]
 
 
 #: (head length, extensions length) -> (ResponseData's SEQUENCE header, the [1] EXPLICIT
@@ -116,11 +117,12 @@ def _data_heads(sizes: tuple[int, int]) -> tuple[bytes, bytes]:
     return heads
 
 
-def _wrap(signer: ResponderSigner, key: tuple[int, int, int]) -> tuple[ResponderSigner, bytes, bytes]:
+def _wrap(signer: ResponderSigner, key: tuple[int, int, int]) -> tuple[ResponderSigner, bytes, bytes, bytes]:
     _, data_len, sig_len = key
+    certs = _signer_parts(signer)[1]
     # BasicOCSPResponse {tbsResponseData, signatureAlgorithm, signature BIT STRING, [0] certs}
     bit_string = der.header(der.BIT_STRING, 1 + sig_len) + b"\x00"
-    n = data_len + len(signer.algorithm_der) + len(bit_string) + sig_len + len(_signer_parts(signer)[1])
+    n = data_len + len(signer.algorithm_der) + len(bit_string) + sig_len + len(certs)
     basic = der.header(der.SEQUENCE, n)
     # OCSPResponse {responseStatus successful, [0] EXPLICIT ResponseBytes {id-pkix-ocsp-basic, OCTET STRING}}
     n += len(basic)
@@ -132,5 +134,5 @@ def _wrap(signer: ResponderSigner, key: tuple[int, int, int]) -> tuple[Responder
               + seq_head + BASIC_TYPE + octets + basic)
     if len(_WRAPS) > 1024:
         _WRAPS.clear()
-    wrap = _WRAPS[key] = (signer, before, signer.algorithm_der + bit_string)
+    wrap = _WRAPS[key] = (signer, before, signer.algorithm_der + bit_string, certs)
     return wrap
