@@ -122,13 +122,20 @@ class Server:
         self._fh.close()
 
 
-def http(url: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
+def fetch(url: str, body: bytes | None = None, headers: dict | None = None,
+          timeout: float = 10.0) -> tuple[int, list[tuple[str, str]], bytes]:
+    """(HTTP status, response headers, body) of one request; an error status is returned, not raised."""
     req = urllib.request.Request(url, data=body, headers=headers or {}, method="POST" if body is not None else "GET")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
+            return resp.status, resp.headers.items(), resp.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        return exc.code, exc.headers.items(), exc.read()
+
+
+def http(url: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
+    status, _, answer = fetch(url, body, headers, timeout)
+    return status, answer
 
 
 @contextlib.contextmanager
@@ -424,9 +431,10 @@ class Bench:
         # The ceiling answers with the responder's own answer for the first serial: its body and
         # its headers (six with the RFC 5019 caching ones; with two, wrk and granian did less
         # work per ceiling answer than per responder answer).
-        with urllib.request.urlopen(urllib.request.Request(bases["responder"] + first_get, headers=ds.headers),
-                                    timeout=10) as resp:
-            body, headers = resp.read(), ceiling_app_headers(resp.headers.items())
+        status, headers, body = fetch(bases["responder"] + first_get, headers=ds.headers)
+        if status != 200:
+            raise responder.fail(f"answered HTTP {status} to the request the ceiling copies")
+        headers = ceiling_app_headers(headers)
         body_file = self.work / "ceiling-body.der"
         body_file.write_bytes(body)
         headers_file = self.work / "ceiling-headers.json"

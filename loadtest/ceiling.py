@@ -15,16 +15,18 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from wsgiref.util import is_hop_by_hop
 
 BODY_ENV = "JPKI_BENCH_CEILING_BODY"
 HEADERS_ENV = "JPKI_BENCH_CEILING_HEADERS"
-#: headers the server writes itself (granian adds server and date to every answer), never the app
-SERVER_HEADERS = frozenset({"server", "date", "connection", "keep-alive", "transfer-encoding"})
+#: headers granian writes on every answer itself, besides the hop-by-hop ones (RFC 9110 section 7.6.1)
+SERVER_HEADERS = frozenset({"server", "date"})
 
 
 def app_headers(pairs) -> list[tuple[str, str]]:
     """The application's part of an answer's headers: ``pairs`` without those the server adds."""
-    return [(str(k), str(v)) for k, v in pairs if str(k).lower() not in SERVER_HEADERS]
+    return [(str(k), str(v)) for k, v in pairs
+            if not is_hop_by_hop(str(k)) and str(k).lower() not in SERVER_HEADERS]
 
 
 def make_app(body: bytes, headers: list[tuple[str, str]] | None = None):
