@@ -3,7 +3,10 @@
 No framework routing: Flask adds ~5x overhead over a bare callable (DESIGN.md), and a cached
 GET must cost a handful of dict lookups.  The hot path is the first branch of
 :meth:`OcspApp.__call__`: check the revocation epoch, look the raw path up, count, return
-bytes.  Everything else (decoding, issuer matching, access control, live signing) is below it.
+bytes.  A nonced POST shaped like one answered before (the same client asking again, with a
+fresh nonce) takes that branch too: :meth:`ocsp.source.Responder.nonced` signs it in a few
+steps.  Everything else (decoding, issuer matching, access control, the general live
+signing) is below it.
 
 HTTP status codes: malformedRequest 400 (413 oversize, 415 wrong content type), internalError
 500, tryLater 503 with Retry-After; every other OCSP answer 200.  Every error body is an
@@ -23,7 +26,7 @@ from ca.config import load_config
 from ca.runtime import Runtime
 
 from . import response, stats
-from .request import MalformedRequest, decode_get_path, parse_request
+from .request import MalformedRequest, decode_get_path, known_shape, parse_request
 from .source import Answer, Overloaded, Responder, error_answer
 
 log = logging.getLogger("jpki_mock.ocsp")
@@ -32,6 +35,7 @@ OCSP_REQUEST = "application/ocsp-request"
 #: the time a time-travelled request is pinned to (None normally): such requests skip the caches.
 _pinned = timetravel.pinned
 PLAIN = [("Content-Type", "text/plain; charset=utf-8")]
+CONTENT_TYPE = ("Content-Type", "application/ocsp-response")
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -96,6 +100,10 @@ class OcspApp:
         time_travel = self.time_travel
         rt = self.rt
         respond, body_of, send = self._respond, self._body, self._send
+        nonced = r.nonced
+        # RFC 9654 echo (or require): a nonced answer is signed per request and never cached;
+        # with "ignore" the nonce is dropped and the request is answered from the cache.
+        live_nonced = self.cfg.nonce_policy != "ignore"
 
         def ocsp_app(environ, start_response):
             try:
@@ -112,23 +120,40 @@ class OcspApp:
                 else:
                     start_response("405 Method Not Allowed", [*PLAIN, ("Allow", "GET, POST")])
                     return [f"{method} is not allowed: send an OCSP request by GET or POST (RFC 6960 appendix A)\n".encode()]
-                # ---- hot path: a pre-signed answer for exactly these request bytes -----------
+                # ---- hot path: a pre-signed answer for exactly these request bytes, or a nonced
+                # request shaped like one answered before, signed in a few steps -----------------
                 entry = by_request.get(key)
-                if entry is not None and (not time_travel or _pinned() is None):
+                shape = known_shape(key) if entry is None and method == "POST" and live_nonced else None
+                if (entry is not None or shape is not None) and (not time_travel or _pinned() is None):
                     clock = rt.clock
                     now = _time() if clock.__class__ is SystemClock else clock.now().timestamp()
-                    if now < entry.refresh_at:
-                        party = "-"
+                    if entry is None or now < entry.refresh_at:
+                        party, kinds = "-", None
                         if access:
                             hit = parties.get(environ.get("HTTP_AUTHORIZATION")
                                               or environ.get("HTTP_X_JPKI_RELYING_PARTY"))
-                            if hit is None or hit[0] <= now or entry.kind not in hit[1]:
-                                # unknown, expired or not allowed: the full path decides and remembers
+                            if hit is None or hit[0] <= now:
+                                # unknown or expired: the full path decides and remembers
                                 return respond(environ, start_response, key, method == "GET")
-                            party = hit[2]
+                            kinds, party = hit[1], hit[2]
+                        if entry is not None:
+                            if kinds is not None and entry.kind not in kinds:
+                                return respond(environ, start_response, key, method == "GET")
+                            kind, label = entry.kind, entry.status
+                        else:
+                            try:
+                                signed = nonced(shape, key, kinds, now)
+                            except Overloaded:
+                                return send(start_response, error_answer(response.TRY_LATER), environ, party)
+                            if signed is None:
+                                return respond(environ, start_response, key, False)
+                            der, kind, label = signed
                         if now >= counters.day_end:
                             counters.roll(now)
-                        counts[(counters.day, entry.kind, entry.status, party)] += 1
+                        counts[(counters.day, kind, label, party)] += 1
+                        if entry is None:
+                            start_response("200 OK", [CONTENT_TYPE, ("Content-Length", str(len(der)))])
+                            return [der]
                         sec = int(now)
                         headers = entry.cached_headers
                         if headers[0] != sec:
@@ -154,8 +179,8 @@ class OcspApp:
     # ------------------------------------------------------------------ the rest
     def _body(self, environ, start_response):
         """The POST body, or (after sending it) an error answer for a wrong type or size."""
-        ctype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-        if ctype != OCSP_REQUEST:
+        ctype = environ.get("CONTENT_TYPE", "")
+        if ctype != OCSP_REQUEST and ctype.partition(";")[0].strip().lower() != OCSP_REQUEST:
             return self._send(start_response, error_answer(response.MALFORMED_REQUEST, http="415 Unsupported Media Type"),
                               environ)
         cap = self.cfg.max_request_bytes
@@ -207,7 +232,7 @@ class OcspApp:
                 start_response("304 Not Modified", headers[2:])
                 return [b""]
         else:
-            headers = [("Content-Type", "application/ocsp-response"), ("Content-Length", str(len(answer.der)))]
+            headers = [CONTENT_TYPE, ("Content-Length", str(len(answer.der)))]
             if answer.http.startswith("503"):
                 headers.append(("Retry-After", "1"))
         start_response(answer.http, headers)

@@ -149,25 +149,29 @@ def _extensions(data: bytes, start: int, end: int) -> tuple[bytes | None, bytes 
     return nonce_ext, nonce, span
 
 
-class _Shape:
+class Shape:
     """A nonced request already parsed, minus its nonce octets: what the next request that
-    differs from it only there is made of."""
+    differs from it only there is made of.  ``data[ext_start:ext_end]`` of such a request is
+    its nonce Extension, ``data[nonce_start:nonce_end]`` the nonce."""
 
-    __slots__ = ("suffix", "cert_ids", "ext_start", "ext_end")
+    __slots__ = ("suffix", "cert_ids", "ext_start", "ext_end", "nonce_start", "nonce_end")
 
-    def __init__(self, suffix: bytes, cert_ids: tuple[CertID, ...], ext_start: int, ext_end: int):
+    def __init__(self, suffix: bytes, cert_ids: tuple[CertID, ...], ext_start: int, ext_end: int, nonce_start: int,
+                 nonce_end: int):
         self.suffix = suffix
         self.cert_ids = cert_ids
         self.ext_start = ext_start
         self.ext_end = ext_end
+        self.nonce_start = nonce_start
+        self.nonce_end = nonce_end
 
 
-#: Nonced requests by size: [(nonce start, nonce end, {bytes before the nonce: _Shape})].
+#: Nonced requests by size: [(nonce start, nonce end, {bytes before the nonce: Shape})].
 #: A client asking about a certificate again sends the same bytes with fresh nonce octets
 #: (RFC 9654 section 2.1).  Those octets are the content of an OCTET STRING whose header,
 #: like every other byte, equals that of a request parsed and checked in full before, so the
 #: new request is valid DER of the same structure and its parse is two slices and a lookup.
-_SHAPES: dict[int, list[tuple[int, int, dict[bytes, _Shape]]]] = {}
+_SHAPES: dict[int, list[tuple[int, int, dict[bytes, Shape]]]] = {}
 #: where nonces sit differs by client and CertID hash algorithm, not by certificate: a few
 #: places per size cover every client seen; more than that are parsed in full.
 MAX_SHAPES_PER_SIZE = 4
@@ -175,14 +179,23 @@ MAX_SHAPES = 100_000
 _shape_count = 0
 
 
-def parse_request(data: bytes, max_certids: int = 100) -> OcspRequest:
-    """Parse DER ``OCSPRequest``; raises :class:`MalformedRequest` with the reason."""
+def known_shape(data: bytes) -> Shape | None:
+    """The shape of a nonced request parsed before that ``data`` has, differing at most in its
+    nonce octets (so ``data`` is a valid request: see _SHAPES), or None."""
     shapes = _SHAPES.get(len(data))
     if shapes is not None:
         for ns, ne, table in shapes:
             hit = table.get(data[:ns])
-            if hit is not None and data[ne:] == hit.suffix and len(hit.cert_ids) <= max_certids:
-                return OcspRequest(hit.cert_ids, data[hit.ext_start:hit.ext_end], data[ns:ne])
+            if hit is not None and data[ne:] == hit.suffix:
+                return hit
+    return None
+
+
+def parse_request(data: bytes, max_certids: int = 100) -> OcspRequest:
+    """Parse DER ``OCSPRequest``; raises :class:`MalformedRequest` with the reason."""
+    hit = known_shape(data)
+    if hit is not None and len(hit.cert_ids) <= max_certids:
+        return OcspRequest(hit.cert_ids, data[hit.ext_start:hit.ext_end], data[hit.nonce_start:hit.nonce_end])
     try:
         req, span = _parse(data, max_certids)
     except DerError as exc:
@@ -207,7 +220,7 @@ def _remember_shape(data: bytes, span: tuple[int, int, int, int], cert_ids: tupl
             return
         table = {}
         shapes.append((ns, ne, table))
-    table[data[:ns]] = _Shape(data[ne:], cert_ids, ext_start, ext_end)
+    table[data[:ns]] = Shape(data[ne:], cert_ids, ext_start, ext_end, ns, ne)
     _shape_count += 1
 
 

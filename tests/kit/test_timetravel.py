@@ -205,6 +205,20 @@ def test_ocsp_header_answers_at_that_time_and_caches_nothing(tmp_path):
         assert later > T0 + timedelta(days=9)
         assert this_update() == normal  # the pre-signed answer is untouched
         assert client.get(path, headers={timetravel.HEADER: "someday"}).status_code == 400
+
+        # Nonced POSTs too, also once their shape is known (ocsp.source.Responder.nonced).
+        def nonced_this_update(nonce: bytes, headers=None) -> datetime:
+            tbs = asn1_ocsp.OCSPRequest.load(req)["tbs_request"].copy()
+            tbs["request_extensions"] = [{"extn_id": "nonce", "extn_value": nonce}]
+            body = client.post("/", data=asn1_ocsp.OCSPRequest({"tbs_request": tbs}).dump(),
+                               content_type="application/ocsp-request", headers=headers or {}).get_data()
+            basic = asn1_ocsp.OCSPResponse.load(body)["response_bytes"]["response"].parsed
+            assert basic["tbs_response_data"]["response_extensions"][0]["extn_value"].parsed.native == nonce
+            return basic["tbs_response_data"]["responses"][0]["this_update"].native
+
+        assert nonced_this_update(b"1" * 16) <= T0
+        assert nonced_this_update(b"2" * 16, {timetravel.HEADER: "+10d"}) > T0 + timedelta(days=9)
+        assert nonced_this_update(b"3" * 16) <= T0
     finally:
         rt.close()
 
