@@ -10,9 +10,12 @@ pre-signed responses.  Processes on other hosts poll the database instead.
 from __future__ import annotations
 
 import fcntl
+import functools
 import mmap
 import os
 import struct
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 _FMT = struct.Struct("<Q")
@@ -31,9 +34,20 @@ class RevocationEpoch:
             os.close(fd)
             raise
         self._fd = fd
+        self._views: list[memoryview] = []
 
     def read(self) -> int:
         return _FMT.unpack_from(self._map, 0)[0]
+
+    def reader(self) -> Callable[[], int]:
+        """:meth:`read` for a caller that reads on every request: on a little-endian host an
+        item of a memoryview over the map, reached without a Python-level call (a third of
+        :meth:`read`'s cost in process; the OCSP hot path reads it per request)."""
+        if sys.byteorder != "little":
+            return self.read
+        view = memoryview(self._map).cast("Q")  # the map starts on a page boundary: aligned
+        self._views.append(view)
+        return functools.partial(view.__getitem__, 0)
 
     def publish(self, seq: int) -> None:
         """Raise the epoch to ``seq`` (never lower it: concurrent revokers may finish out of order)."""
@@ -45,5 +59,7 @@ class RevocationEpoch:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
+        for view in self._views:
+            view.release()  # a map with views exported cannot be closed
         self._map.close()
         os.close(self._fd)

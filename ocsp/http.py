@@ -59,8 +59,9 @@ class OcspApp:
         self._now = self.responder.now
         self.counters = stats.Counters(rt.store)
         self.access = AccessControl(rt.store) if self.cfg.access_control else None
-        #: raw credential header -> (valid until, kinds it may query, relying party name, Party or None)
-        self._parties: dict[str, tuple[float, frozenset, str, object]] = {}
+        #: raw credential header -> (valid until, kinds it may query, relying party name, Party or
+        #: None, the party's tally of the day, ocsp.stats.Counters.tally)
+        self._parties: dict[str, tuple[float, frozenset, str, object, list[int]]] = {}
         self.time_travel = rt.config.time_travel
         self.wsgi = self._hot_path()
 
@@ -80,7 +81,11 @@ class OcspApp:
             if len(self._parties) >= 10_000:
                 self._parties.clear()
             kinds = frozenset() if party is None else frozenset(k for k in ("sign", "auth") if party.may_query(k))
-            self._parties[raw] = (now + self.access.ttl, kinds, party.name if party is not None else "-", party)
+            name = party.name if party is not None else "-"
+            counters = self.counters
+            counters.roll(now)
+            # Valid until the day ends at the latest: the tally counts that day's answers.
+            self._parties[raw] = (min(now + self.access.ttl, counters.day_end), kinds, name, party, counters.tally(name))
         return party
 
     def __call__(self, environ, start_response):
@@ -88,17 +93,17 @@ class OcspApp:
 
     def _hot_path(self):
         """The WSGI function itself, a closure: its names are cell reads instead of attribute
-        chains, which matters when the whole answer costs a few microseconds.  (``by_request``
-        and ``counts`` are only ever cleared in place, never replaced, so capturing them is safe.)"""
+        chains, which matters when the whole answer costs a few microseconds.  (``by_request`` is
+        only ever cleared in place, never replaced, so capturing it is safe.)"""
         r = self.responder
         by_request = r.by_request
         read_seq = r.read_seq
         counters = self.counters
-        counts = counters.counts
         parties = self._parties
         access = self.access is not None
         time_travel = self.time_travel
-        rt = self.rt
+        clock = self.rt.clock  # never replaced; a time-travelling one wraps the system clock
+        system_clock = clock.__class__ is SystemClock
         respond, body_of, send = self._respond, self._body, self._send
         nonced = r.nonced
         # RFC 9654 echo (or require): a nonced answer is signed per request and never cached;
@@ -125,33 +130,34 @@ class OcspApp:
                 entry = by_request.get(key)
                 shape = known_shape(key) if entry is None and method == "POST" and live_nonced else None
                 if (entry is not None or shape is not None) and (not time_travel or _pinned() is None):
-                    clock = rt.clock
-                    now = _time() if clock.__class__ is SystemClock else clock.now().timestamp()
+                    now = _time() if system_clock else clock.now().timestamp()
                     if entry is None or now < entry.refresh_at:
-                        party, kinds = "-", None
                         if access:
                             hit = parties.get(environ.get("HTTP_AUTHORIZATION")
                                               or environ.get("HTTP_X_JPKI_RELYING_PARTY"))
                             if hit is None or hit[0] <= now:
-                                # unknown or expired: the full path decides and remembers
+                                # unknown or expired (at the latest when the day ends, for its
+                                # tally): the full path decides and remembers
                                 return respond(environ, start_response, key, method == "GET")
-                            kinds, party = hit[1], hit[2]
+                            kinds, tally = hit[1], hit[4]
+                        else:
+                            if now >= counters.day_end:
+                                counters.roll(now)
+                            kinds, tally = None, counters.anonymous
                         if entry is not None:
                             if kinds is not None and entry.kind not in kinds:
                                 return respond(environ, start_response, key, method == "GET")
-                            kind, label = entry.kind, entry.status
+                            tally[entry.slot] += 1
                         else:
                             try:
                                 signed = nonced(shape, key, kinds, now)
                             except Overloaded:
-                                return send(start_response, error_answer(response.TRY_LATER), environ, party)
+                                return send(start_response, error_answer(response.TRY_LATER), environ,
+                                            hit[2] if access else "-")
                             if signed is None:
                                 return respond(environ, start_response, key, False)
-                            der, kind, label = signed
-                        if now >= counters.day_end:
-                            counters.roll(now)
-                        counts[(counters.day, kind, label, party)] += 1
-                        if entry is None:
+                            der, slot = signed
+                            tally[slot] += 1
                             start_response("200 OK", [CONTENT_TYPE, ("Content-Length", str(len(der)))])
                             return [der]
                         sec = int(now)

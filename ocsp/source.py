@@ -38,7 +38,7 @@ from ca.models import CAGeneration
 from ca.runtime import Runtime
 from ca.status import HOLD, CertStatus
 
-from . import response
+from . import response, stats
 from .der import seq
 from .request import CertID, MalformedRequest, OcspRequest, Shape
 
@@ -51,7 +51,7 @@ MAX_KEYS_PER_ENTRY = 8
 class Entry:
     """One pre-signed response and what the HTTP layer needs to serve it."""
 
-    __slots__ = ("der", "etag", "last_modified", "expires", "next_update", "refresh_at", "kind", "status",
+    __slots__ = ("der", "etag", "last_modified", "expires", "next_update", "refresh_at", "kind", "status", "slot",
                  "keys", "cached_headers")
 
     def __init__(self, der_bytes: bytes, this_update: float, next_update: float, refresh_at: float, kind: str,
@@ -64,6 +64,8 @@ class Entry:
         self.refresh_at = refresh_at
         self.kind = kind
         self.status = status
+        #: where the hot path counts it (ocsp.stats.SLOTS)
+        self.slot = stats.SLOTS[(kind, status)]
         self.keys: list = []
         #: (second, headers) of the last :meth:`headers` call
         self.cached_headers: tuple[int, list] = (-1, [])
@@ -180,7 +182,7 @@ class Responder:
         self.statuses: dict[tuple[int, int], CertStatus] = {}
         #: issuer id -> LiveFrame of the current second
         self._frames: dict[int, LiveFrame] = {}
-        self.read_seq = rt.epoch.read if self.cfg.revocation_check == "epoch" else rt.status.current_seq
+        self.read_seq = rt.epoch.reader() if self.cfg.revocation_check == "epoch" else rt.status.current_seq
         self.seen = self.read_seq()
         self._issuers: dict[tuple[str, bytes, bytes], Issuer] = {}
         self._issuers_latest = 0
@@ -370,8 +372,8 @@ class Responder:
                                                     tu, nu)
         return frame
 
-    def nonced(self, shape: Shape, data: bytes, kinds: frozenset | None, now: float) -> tuple[bytes, str, str] | None:
-        """(answer, certificate kind, status label) for a nonced request ``data`` about one issued
+    def nonced(self, shape: Shape, data: bytes, kinds: frozenset | None, now: float) -> tuple[bytes, int] | None:
+        """(answer, its ocsp.stats.SLOTS index) for a nonced request ``data`` about one issued
         certificate, in the shape of one parsed before (:func:`ocsp.request.known_shape`): the
         bytes :meth:`answer` signs, in a handful of steps instead of its general ones.
 
@@ -392,7 +394,8 @@ class Responder:
         status, label = self._cert_status(issuer, st)
         frame = self._frame(issuer, now)
         single = response.single_response(cid.der, status, frame.this_update, frame.next_update)
-        return self._sign(frame.signer, frame.head + seq(single), data[shape.ext_start:shape.ext_end]), issuer.kind, label
+        signed = self._sign(frame.signer, frame.head + seq(single), data[shape.ext_start:shape.ext_end])
+        return signed, stats.SLOT_OF[issuer.kind][label]
 
     def _live(self, issuer: Issuer, cert_ids, statuses, nonce_ext, seen, raw, cacheable: bool) -> Answer:
         """Sign an answer now: misses, stale entries, nonced and multi-CertID requests.  A

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from cryptography.x509 import ocsp
@@ -70,6 +71,31 @@ def test_counters_by_kind_status_party_and_day(make_app, items, ort, parties):
     assert stats.summary(ort.store)["total"] == before
 
 
+@pytest.mark.parametrize("access_control", [True, False])
+def test_hot_path_counts_go_to_the_jst_day_they_happen_on(make_app, items, ort, parties, access_control):
+    """The hot path counts on a tally per relying party and day (ocsp.stats.Counters.tally): at
+    midnight JST it must move to the next day's, with access control (the party's cached
+    credential ends with the day) and without."""
+    app = make_app(access_control=access_control)
+    name, cred = parties["both"] if access_control else ("-", None)
+    hdr = {"Authorization": f"Bearer {cred}"} if access_control else {}
+    path = get_path(request_der(items[0]))
+    before_midnight = datetime(2026, 11, 26, 14, 59, 58, tzinfo=timezone.utc)  # 23:59:58 JST
+    ort.clock.set(before_midnight)
+    for _ in range(3):  # the first is signed, the others come from the hot path
+        assert call(app, "GET", path, headers=hdr).ocsp.certificate_status == ocsp.OCSPCertStatus.GOOD
+    ort.clock.set(before_midnight + timedelta(seconds=3))  # 00:00:01 JST on the 27th
+    for _ in range(4):
+        assert call(app, "GET", path, headers=hdr).ocsp.certificate_status == ocsp.OCSPCertStatus.GOOD
+    totals = app.counters.totals()
+    assert totals[("2026-11-26", "sign", "good", name)] == 3
+    assert totals[("2026-11-27", "sign", "good", name)] == 4
+    if access_control:
+        app.counters.flush()
+        rows = {r["day"]: r["count"] for r in stats.rows(ort.store) if r["relying_party"] == name}
+        assert rows == {"2026-11-26": 3, "2026-11-27": 4}
+
+
 def test_metrics_endpoint_is_prometheus_text(app, items):
     call(app, "GET", get_path(request_der(items[0])))
     resp = call(app, "GET", "/metrics")
@@ -87,7 +113,7 @@ def test_hot_path_counts_without_touching_the_store(app, items, ort, monkeypatch
     for _ in range(5):
         assert call(app, "GET", path).status == 200
     monkeypatch.undo()
-    assert sum(v for (d, k, s, p), v in app.counters.counts.items() if (k, s) == ("sign", "good")) == 6
+    assert sum(v for (d, k, s, p), v in app.counters.totals().items() if (k, s) == ("sign", "good")) == 6
 
 
 def test_admin_api_and_cli_summary(ort, items):

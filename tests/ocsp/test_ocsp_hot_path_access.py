@@ -26,5 +26,5 @@ def test_cached_get_with_access_control_takes_the_hot_path(make_app, items, ort,
     monkeypatch.undo()
     # Without a credential the cached answer is not handed out: refused, as before.
     assert call(app, "GET", path).ocsp.response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
-    counts = {key[1:]: n for key, n in app.counters.counts.items()}
+    counts = {key[1:]: n for key, n in app.counters.totals().items()}
     assert counts[("sign", "good", "rp-hot")] == 6

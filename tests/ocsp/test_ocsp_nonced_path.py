@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from asn1crypto import ocsp as a_ocsp
 from cryptography.x509 import ReasonFlags, ocsp
 from ocsp_helpers import call, cert_id, multi_request, request_der, verify
@@ -92,7 +91,7 @@ def test_access_control_and_counts(make_app, items, ort, monkeypatch):
     assert call(app, "POST", "/", request_der(sign, nonce=b"2" * 16)).ocsp.response_status == S.UNAUTHORIZED
     wrong = {"Authorization": "Bearer rp_wrong"}
     assert call(app, "POST", "/", request_der(sign, nonce=b"3" * 16), headers=wrong).ocsp.response_status == S.UNAUTHORIZED
-    counts = {key[1:]: n for key, n in app.counters.counts.items()}
+    counts = {key[1:]: n for key, n in app.counters.totals().items()}
     assert counts[("sign", "good", name)] == 4
     assert counts[("auth", "unauthorized", name)] == 1
     assert counts[("sign", "unauthorized", "-")] == 2
