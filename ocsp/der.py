@@ -9,7 +9,7 @@ requests with more than one CertID (PEERS.md).
 
 from __future__ import annotations
 
-from ca.der import generalized_time, header, length, oid, tlv  # noqa: F401  (re-exported for the responder)
+from ca.der import generalized_time, header, oid, tlv  # noqa: F401  (re-exported for the responder)
 from ca.errors import MalformedData
 
 SEQUENCE = 0x30
