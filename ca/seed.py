@@ -14,7 +14,7 @@ import os
 import random
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from asn1crypto import keys as asn1_keys
 from cryptography import x509
