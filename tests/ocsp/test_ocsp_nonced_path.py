@@ -97,19 +97,6 @@ def test_access_control_and_counts(make_app, items, ort, monkeypatch):
     assert counts[("sign", "unauthorized", "-")] == 2
 
 
-def test_saturated_signer_answers_try_later(make_app, items, ort):
-    app = make_app(live_sign_concurrency=1, live_sign_wait_ms=0)
-    assert call(app, "POST", "/", request_der(items[0], nonce=b"w" * 16)).status == 200
-    app.responder._signing.acquire()
-    try:
-        resp = call(app, "POST", "/", request_der(items[0], nonce=b"x" * 16))
-    finally:
-        app.responder._signing.release()
-    assert resp.status == 503 and resp.headers["Retry-After"] == "1"
-    assert resp.ocsp.response_status == S.TRY_LATER
-    assert call(app, "POST", "/", request_der(items[0], nonce=b"y" * 16)).ocsp.response_status == S.SUCCESSFUL
-
-
 def test_other_requests_keep_the_general_path(make_app, items, ort):
     # Never issued: nothing to read from memory, answered (and extended-revoked) in full each time.
     app = make_app(unknown_serial="revoked")

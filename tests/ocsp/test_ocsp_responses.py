@@ -337,8 +337,11 @@ def test_store_failure_is_internal_error_and_the_app_keeps_serving(app, items, o
     assert call(app, "POST", "/", request_der(items[0])).ocsp.response_status == S.SUCCESSFUL
 
 
-def test_saturated_signer_answers_try_later(make_app, items):
+@pytest.mark.parametrize("shape_known", [False, True], ids=["general path", "short nonced path"])
+def test_saturated_signer_answers_try_later(make_app, items, shape_known):
     app = make_app(live_sign_concurrency=1, live_sign_wait_ms=0)
+    if shape_known:  # a request like it answered before: the next one takes Responder.nonced
+        assert call(app, "POST", "/", request_der(items[0], nonce=b"w" * 16)).status == 200
     app.responder._signing.acquire()
     try:
         resp = call(app, "POST", "/", request_der(items[0], nonce=b"x" * 16))
