@@ -395,7 +395,7 @@ class Responder:
         frame = self._frame(issuer, now)
         single = response.single_response(cid.der, status, frame.this_update, frame.next_update)
         signed = self._sign(frame.signer, frame.head + seq(single), data[shape.ext_start:shape.ext_end])
-        return signed, stats.SLOT_OF[issuer.kind][label]
+        return signed, stats.SLOTS[(issuer.kind, label)]
 
     def _live(self, issuer: Issuer, cert_ids, statuses, nonce_ext, seen, raw, cacheable: bool) -> Answer:
         """Sign an answer now: misses, stale entries, nonced and multi-CertID requests.  A

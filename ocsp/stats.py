@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from collections import defaultdict
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
@@ -25,30 +24,26 @@ from .models import OcspLookup
 log = logging.getLogger("jpki_mock.ocsp.stats")
 
 
-#: (kind, status) of every answer the hot paths serve: pre-signed entries and short nonced
-#: answers are about issued certificates, so good or revoked.  The value is its index in a
-#: tally (:meth:`Counters.tally`).
-SLOTS: dict[tuple[str, str], int] = {("sign", "good"): 0, ("sign", "revoked"): 1, ("auth", "good"): 2,
-                                     ("auth", "revoked"): 3}
-#: kind -> status -> slot, for callers holding the two apart
-SLOT_OF: dict[str, dict[str, int]] = {"sign": {"good": 0, "revoked": 1}, "auth": {"good": 2, "revoked": 3}}
+#: What an answer is counted by, besides the day and the relying party: the certificate kind
+#: ("-" when no issuer was matched) and the status (an OCSP certStatus, or the OCSP error).
+KINDS = ("sign", "auth", "-")
+STATUSES = ("good", "revoked", "unknown", "unauthorized", "malformedRequest", "tryLater", "internalError")
+#: (kind, status) -> its index in a tally (:meth:`Counters.tally`)
+SLOTS: dict[tuple[str, str], int] = {ks: i for i, ks in enumerate((k, s) for k in KINDS for s in STATUSES)}
 
 
 class Counters:
-    """Per-process counts by (day, kind, status, relying party), in two forms.
+    """Per-process counts by (day, kind, status, relying party).
 
-    * ``counts[(day, kind, status, relying_party)] += 1``: every answer of the general path.
-    * ``tally[slot] += 1``: the hot paths, on a list per (day, relying party) with one item per
-      :data:`SLOTS` entry, which they hold on to (:meth:`tally`, :attr:`anonymous`).  Building
-      and hashing the four-part key cost a cached GET about 4 % of its throughput under
-      granian; a list item costs a sixth of that in process.
-
-    :meth:`totals` adds both up.  Under CPython's GIL ``dict[key] += 1`` and ``list[i] += 1``
-    do not switch threads in the middle, so no lock is needed for the increments."""
+    Each (day, relying party) has a tally: a list with one item per :data:`SLOTS` entry.  The
+    hot paths hold on to their party's tally (:meth:`tally`, :attr:`anonymous`) and add to
+    ``tally[slot]``, one list item: building and hashing a four-part key per answer cost a
+    cached GET about 4 % of its throughput under granian.  :meth:`add` is the same for callers
+    without a tally at hand.  Under CPython's GIL ``list[i] += 1`` does not switch threads in
+    the middle, so no lock is needed for the increments."""
 
     def __init__(self, store: Store):
         self.store = store
-        self.counts: defaultdict[tuple[str, str, str, str], int] = defaultdict(int)
         #: (day, relying party) -> counts by SLOTS index
         self._tallies: dict[tuple[str, str], list[int]] = {}
         self._flushed: dict[tuple[str, str, str, str], int] = {}
@@ -70,7 +65,7 @@ class Counters:
         return self.day
 
     def tally(self, party: str) -> list[int]:
-        """The hot paths' counts of ``party`` on :attr:`day` (roll first): add to ``[slot]``.
+        """The counts of ``party`` on :attr:`day` (roll first): add to ``[SLOTS[(kind, status)]]``.
         Holders must take a new one when the day ends (:attr:`day_end`)."""
         key = (self.day, party)
         tally = self._tallies.get(key)
@@ -81,16 +76,15 @@ class Counters:
     def add(self, now_ts: float, kind: str, status: str, party: str = "-") -> None:
         if now_ts >= self.day_end:
             self.roll(now_ts)
-        self.counts[(self.day, kind, status, party)] += 1
+        self.tally(party)[SLOTS[(kind, status)]] += 1
 
     def totals(self) -> dict[tuple[str, str, str, str], int]:
         """Every count so far, by (day, kind, status, relying party)."""
-        out = dict(self.counts)  # C-level copies: atomic under the GIL
-        for (day, party), tally in list(self._tallies.items()):
+        out = {}
+        for (day, party), tally in list(self._tallies.items()):  # a C-level copy: atomic under the GIL
             for (kind, status), slot in SLOTS.items():
                 if tally[slot]:
-                    key = (day, kind, status, party)
-                    out[key] = out.get(key, 0) + tally[slot]
+                    out[(day, kind, status, party)] = tally[slot]
         return out
 
     def flush(self) -> int:

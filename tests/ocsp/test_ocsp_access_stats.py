@@ -96,6 +96,15 @@ def test_hot_path_counts_go_to_the_jst_day_they_happen_on(make_app, items, ort, 
         assert rows == {"2026-11-26": 3, "2026-11-27": 4}
 
 
+def test_every_answer_the_responder_gives_has_a_counter():
+    """Counters hold a slot per (kind, status): a label without one would turn counting into an
+    internalError."""
+    from ocsp.source import LABEL_FOR_STATUS
+
+    labels = set(LABEL_FOR_STATUS.values()) | {"good", "revoked", "unknown"}
+    assert {(kind, label) for kind in ("sign", "auth", "-") for label in labels} <= set(stats.SLOTS)
+
+
 def test_metrics_endpoint_is_prometheus_text(app, items):
     call(app, "GET", get_path(request_der(items[0])))
     resp = call(app, "GET", "/metrics")
