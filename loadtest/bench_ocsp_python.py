@@ -19,22 +19,21 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import subprocess
 import sys
 import tempfile
 import time
+
+from .bench_ocsp import BenchError, jpki
 
 
 def _setup(data: str, holders: int) -> str:
     """A seeded CA with access control on; returns a relying party's credential."""
     os.environ.update(JPKI_MOCK_DATA=data, JPKI_MOCK_KEY_PASSPHRASE="bench-passphrase",
                       JPKI_MOCK_OCSP_ACCESS_CONTROL="true")
-    cli = [sys.executable, "-m", "ca.cli"]
-    subprocess.run(cli + ["init"], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(cli + ["seed", "--holders", str(holders), "--seed", "1"], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    done = subprocess.run(cli + ["rp", "add", "bench", "--kinds", "both"], check=True, capture_output=True, text=True)
-    return done.stdout.strip().splitlines()[-1]
+    env = dict(os.environ)
+    jpki(env, "init")
+    jpki(env, "seed", "--holders", str(holders), "--seed", "1")
+    return jpki(env, "rp", "add", "bench", "--kinds", "both").strip().splitlines()[-1]
 
 
 def _per_request(app, environs: list[dict], n: int) -> float:
@@ -65,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--holders, --requests and --repeats must be at least 1")
 
     with tempfile.TemporaryDirectory(prefix="jpki-bench-python-") as data:
-        credential = _setup(data, args.holders)
+        try:
+            credential = _setup(data, args.holders)
+        except BenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         from sqlalchemy import select
 
         from ca.config import load_config

@@ -26,3 +26,14 @@ def test_counts_below_one_are_refused(flag):
     done = subprocess.run([sys.executable, "-m", "loadtest.bench_ocsp_python", flag, "0"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "must be at least 1" in done.stderr
+
+
+def test_a_failing_setup_is_a_clear_error_not_a_traceback():
+    import os
+
+    env = dict(os.environ, JPKI_MOCK_OCSP_WORKERS="abc")  # a configuration `jpki-mock init` refuses
+    done = subprocess.run([sys.executable, "-m", "loadtest.bench_ocsp_python", "--holders", "2"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 1
+    assert "error: jpki-mock init failed" in done.stderr and "JPKI_MOCK_OCSP_WORKERS" in done.stderr
+    assert "Traceback" not in done.stderr
