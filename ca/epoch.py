@@ -10,15 +10,32 @@ pre-signed responses.  Processes on other hosts poll the database instead.
 from __future__ import annotations
 
 import fcntl
-import functools
 import mmap
 import os
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 _FMT = struct.Struct("<Q")
+
+
+class CallCell(Sequence[int]):
+    """A one-item sequence whose item is what ``read`` returns when asked: the same shape as
+    :meth:`RevocationEpoch.cell` for another source of the revocation sequence number."""
+
+    __slots__ = ("read",)
+
+    def __init__(self, read: Callable[[], int]):
+        self.read = read
+
+    def __getitem__(self, index):
+        if index != 0:
+            raise IndexError(index)
+        return self.read()
+
+    def __len__(self) -> int:
+        return 1
 
 
 class RevocationEpoch:
@@ -39,15 +56,16 @@ class RevocationEpoch:
     def read(self) -> int:
         return _FMT.unpack_from(self._map, 0)[0]
 
-    def reader(self) -> Callable[[], int]:
-        """:meth:`read` for a caller that reads on every request: on a little-endian host an
-        item of a memoryview over the map, reached without a Python-level call (a third of
-        :meth:`read`'s cost in process; the OCSP hot path reads it per request)."""
+    def cell(self) -> Sequence[int]:
+        """The epoch as item 0 of a sequence, for a caller that reads it on every request: on a
+        little-endian host a memoryview over the map, whose ``[0]`` costs no Python-level call
+        (about 45 ns against 105 for a bound call in process; the OCSP hot path reads it per
+        request)."""
         if sys.byteorder != "little":
-            return self.read
+            return CallCell(self.read)
         view = memoryview(self._map).cast("Q")  # the map starts on a page boundary: aligned
         self._views.append(view)
-        return functools.partial(view.__getitem__, 0)
+        return view
 
     def publish(self, seq: int) -> None:
         """Raise the epoch to ``seq`` (never lower it: concurrent revokers may finish out of order)."""

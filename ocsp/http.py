@@ -97,7 +97,7 @@ class OcspApp:
         only ever cleared in place, never replaced, so capturing it is safe.)"""
         r = self.responder
         by_request = r.by_request
-        read_seq = r.read_seq
+        epoch = r.epoch  # item 0: the revocation sequence number (ca/epoch.py)
         counters = self.counters
         parties = self._parties
         access = self.access is not None
@@ -114,7 +114,7 @@ class OcspApp:
             try:
                 method = environ["REQUEST_METHOD"]
                 if method == "GET":
-                    if read_seq() != r.seen:
+                    if epoch[0] != r.seen:
                         r.sync()
                     key = environ.get("PATH_INFO", "")
                 elif method == "POST":
@@ -131,7 +131,8 @@ class OcspApp:
                 shape = known_shape(key) if entry is None and method == "POST" and live_nonced else None
                 if (entry is not None or shape is not None) and (not time_travel or _pinned() is None):
                     now = _time() if system_clock else clock.now().timestamp()
-                    if entry is None or now < entry.refresh_at:
+                    # an entry is served while fresh; renew() rebuilds its headers once a second
+                    if entry is None or now < entry.hot_until or entry.renew(now):
                         if access:
                             hit = parties.get(environ.get("HTTP_AUTHORIZATION")
                                               or environ.get("HTTP_X_JPKI_RELYING_PARTY"))
@@ -160,18 +161,15 @@ class OcspApp:
                             tally[slot] += 1
                             start_response("200 OK", [CONTENT_TYPE, ("Content-Length", str(len(der)))])
                             return [der]
-                        sec = int(now)
-                        headers = entry.cached_headers
-                        if headers[0] != sec:
-                            headers = entry.headers(sec)
                         if method == "POST":  # RFC 5019 caching headers are for GET
-                            start_response("200 OK", headers[1][:2])
+                            start_response("200 OK", entry.post_headers)
                             return [entry.der]
+                        headers = entry.header_list
                         inm = environ.get("HTTP_IF_NONE_MATCH")
                         if inm is not None and _etag_matches(inm, entry.etag):
-                            start_response("304 Not Modified", headers[1][2:])
+                            start_response("304 Not Modified", headers[2:])
                             return [b""]
-                        start_response("200 OK", headers[1])
+                        start_response("200 OK", headers)
                         return [entry.der]
                 # ---- end of hot path ---------------------------------------------------------
                 return respond(environ, start_response, key, method == "GET")
@@ -232,7 +230,7 @@ class OcspApp:
         for kind, status in answer.labels:
             self.counters.add(now, kind, status, party)
         if answer.entry is not None:
-            headers = answer.entry.headers(int(now))[1]
+            headers = answer.entry.headers(int(now))
             inm = environ.get("HTTP_IF_NONE_MATCH")
             if inm is not None and _etag_matches(inm, answer.entry.etag):
                 start_response("304 Not Modified", headers[2:])

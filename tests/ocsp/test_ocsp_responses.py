@@ -255,6 +255,29 @@ def test_caching_headers_on_get(app, items, ort):
     assert call(app, "GET", path, headers={"If-None-Match": '"other"'}).status == 200
 
 
+def test_cached_headers_follow_the_second_and_stop_at_the_refresh_time(app, items, ort):
+    """The hot path keeps one header list per entry and second (max-age counts down by whole
+    seconds) and stops serving the entry at its refresh time, whatever the fraction of a second."""
+    path = get_path(request_der(items[1]))
+    first = call(app, "GET", path)
+    cache_control = first.headers["Cache-Control"]
+    max_age = int(cache_control.split(",")[0].removeprefix("max-age="))
+    ort.clock.advance(seconds=0.5)
+    assert call(app, "GET", path).headers["Cache-Control"] == cache_control
+    ort.clock.advance(seconds=0.5)
+    assert call(app, "GET", path).headers["Cache-Control"].startswith(f"max-age={max_age - 1},")
+    cfg = ort.config.ocsp
+    refresh_at = first.ocsp.produced_at_utc + timedelta(seconds=cfg.refresh_seconds)
+    ort.clock.set(refresh_at - timedelta(seconds=0.25))
+    last = call(app, "GET", path)
+    assert last.body == first.body  # still pre-signed
+    assert last.headers["Cache-Control"].startswith(f"max-age={max_age - cfg.refresh_seconds + 1},")
+    ort.clock.set(refresh_at + timedelta(seconds=0.25))
+    again = call(app, "GET", path).ocsp
+    assert again.produced_at_utc == refresh_at  # signed afresh
+    assert again.serial_number == items[1].serial and again.certificate_status == ocsp.OCSPCertStatus.GOOD
+
+
 def test_no_caching_headers_for_post_or_nonce(app, items):
     assert "Cache-Control" not in call(app, "POST", "/", request_der(items[0])).headers
     assert "Cache-Control" not in call(app, "GET", get_path(request_der(items[0], nonce=b"x" * 16))).headers
