@@ -1,17 +1,24 @@
-"""What a nonced OCSP POST costs besides its RSA signature, measured in one process.
+"""What the responder's own Python costs per answer, measured in one process.
 
     python -m loadtest.bench_ocsp_python [--holders 300] [--requests 20000] [--repeats 5]
 
 ``make bench-ocsp`` measures the responder under granian against openssl; this script isolates
-the responder's own Python on the live path (decode, access check, status, encoding, count),
-which that benchmark cannot separate from the server and the signature. It seeds a throwaway
-CA, registers a relying party, and calls the WSGI app directly, the way a server worker does,
-with nonced POSTs for up to 200 certificates in turn:
+the responder's own Python, which that benchmark cannot separate from the server, the kernel,
+the load generator and the signature. It seeds a throwaway CA with access control on,
+registers a relying party, and calls the WSGI app directly, the way a server worker does:
 
-* ``python``: the signature replaced by 256 constant octets, so only the rest is timed;
-* ``total`` and ``sign``: with the real RSA-2048 signature, and that signature alone.
+* ``cached_python``: GETs for up to 200 certificates in turn, answered from pre-signed
+  responses (the hot path), each with an environ as granian builds one and a ``PATH_INFO``
+  string of its own (a server's is new per request, so its hash is computed every time);
+* ``ceiling_app``: the same environs through the benchmark's ceiling (``loadtest/ceiling.py``,
+  fixed bytes), for what any WSGI app costs here;
+* ``nonced_python``: nonced POSTs for the same certificates, with the signature replaced by
+  256 constant octets, so only the rest of the live path (decode, access check, status,
+  encoding, count) is timed;
+* ``nonced_total`` and ``sign``: with the real RSA-2048 signature, and that signature alone.
 
-Prints one line: ``nonced_python_us=<x> nonced_total_us=<x> sign_us=<x>`` (best of the repeats).
+Prints one line, microseconds per request (best of the repeats): ``cached_python_us=<x>
+ceiling_app_us=<x> nonced_python_us=<x> nonced_total_us=<x> sign_us=<x>``.
 """
 
 from __future__ import annotations
@@ -36,6 +43,15 @@ def _setup(data: str, holders: int) -> str:
     return jpki(env, "rp", "add", "bench", "--kinds", "both").strip().splitlines()[-1]
 
 
+#: what granian puts in every WSGI environ besides the request's own items
+GRANIAN_ENVIRON = {
+    "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr, "wsgi.multithread": False,
+    "wsgi.multiprocess": True, "wsgi.run_once": False, "SERVER_SOFTWARE": "granian", "SERVER_NAME": "127.0.0.1",
+    "SERVER_PORT": "8081", "REMOTE_ADDR": "127.0.0.1", "SCRIPT_NAME": "", "QUERY_STRING": "",
+    "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "127.0.0.1:8081", "HTTP_CONNECTION": "keep-alive",
+}
+
+
 def _per_request(app, environs: list[dict], n: int) -> float:
     """Microseconds per request over ``n`` calls cycling through ``environs``."""
     status = []
@@ -51,6 +67,24 @@ def _per_request(app, environs: list[dict], n: int) -> float:
     elapsed = time.perf_counter() - start
     if set(status) != {"200 OK"}:
         raise SystemExit(f"the responder answered {sorted(set(status))}, not only 200 OK")
+    return elapsed / n * 1e6
+
+
+def _per_get(app, base: dict, paths: list[str], n: int) -> float:
+    """Microseconds per GET over ``n`` calls cycling through ``paths``, each with a new environ
+    and a new ``PATH_INFO`` string (made before the clock starts)."""
+    environs = [dict(base, PATH_INFO=paths[i % len(paths)].encode().decode()) for i in range(n)]
+    status = []
+
+    def start_response(s, headers, exc_info=None):
+        status.append(s)
+
+    start = time.perf_counter()
+    for env in environs:
+        app(env, start_response)
+    elapsed = time.perf_counter() - start
+    if set(status) != {"200 OK"}:
+        raise SystemExit(f"the app answered {sorted(set(status))}, not only 200 OK")
     return elapsed / n * 1e6
 
 
@@ -77,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         from ca.signer import ResponderSigner
         from ocsp.http import make_app
 
-        from .ocsp_requests import request_der
+        from . import ceiling
+        from .ocsp_requests import get_path, request_der
 
         rt = Runtime.open(load_config())
         try:
@@ -87,10 +122,21 @@ def main(argv: list[str] | None = None) -> int:
             environs = []
             for serial in serials:
                 body = request_der(issuer.name_hash["sha1"], issuer.key_hash["sha1"], serial, os.urandom(16))
-                environs.append({"REQUEST_METHOD": "POST", "PATH_INFO": "/", "CONTENT_TYPE": "application/ocsp-request",
-                                 "CONTENT_LENGTH": str(len(body)), "HTTP_AUTHORIZATION": f"Bearer {credential}",
-                                 "wsgi.input": io.BytesIO(body)})
+                environs.append(dict(GRANIAN_ENVIRON, REQUEST_METHOD="POST", PATH_INFO="/",
+                                     CONTENT_TYPE="application/ocsp-request", CONTENT_LENGTH=str(len(body)),
+                                     HTTP_AUTHORIZATION=f"Bearer {credential}", **{"wsgi.input": io.BytesIO(body)}))
             app = make_app(rt)
+            get_base = dict(GRANIAN_ENVIRON, REQUEST_METHOD="GET", HTTP_AUTHORIZATION=f"Bearer {credential}",
+                            **{"wsgi.input": io.BytesIO(b"")})
+            paths = [get_path("", request_der(issuer.name_hash["sha1"], issuer.key_hash["sha1"], serial))
+                     for serial in serials]
+            _per_get(app, get_base, paths, 2 * len(paths))  # pre-signed, as in a warmed server
+            cached = min(_per_get(app, get_base, paths, args.requests) for _ in range(args.repeats))
+            captured = {}
+            body = b"".join(app(dict(get_base, PATH_INFO=paths[0]),
+                                lambda status, headers, exc_info=None: captured.update(headers=headers)))
+            bare = ceiling.make_app(body, ceiling.app_headers(captured["headers"]))
+            ceiling_app = min(_per_get(bare, get_base, paths, args.requests) for _ in range(args.repeats))
             _per_request(app, environs, len(environs))  # statuses and shapes known, as in a running server
             total = min(_per_request(app, environs, max(1, args.requests // 20)) for _ in range(args.repeats))
             signer = rt.keyring.responder_signer(issuer.id)
@@ -108,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             app.ocsp.counters.stop()  # its flush thread must not outlive the data directory
         finally:
             rt.close()
-    print(f"nonced_python_us={python:.1f} nonced_total_us={total:.1f} sign_us={sign:.1f}", flush=True)
+    print(f"cached_python_us={cached:.2f} ceiling_app_us={ceiling_app:.2f} nonced_python_us={python:.1f} "
+          f"nonced_total_us={total:.1f} sign_us={sign:.1f}", flush=True)
     return 0
 
 

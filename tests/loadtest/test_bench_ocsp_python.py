@@ -9,15 +9,18 @@ import sys
 import pytest
 
 
-def test_prints_the_python_cost_beside_the_signature(tmp_path):
+def test_prints_the_python_costs_beside_the_signature(tmp_path):
     done = subprocess.run([sys.executable, "-m", "loadtest.bench_ocsp_python", "--holders", "20",
-                           "--requests", "200", "--repeats", "1"], capture_output=True, text=True, timeout=300)
+                           "--requests", "2000", "--repeats", "3"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    m = re.fullmatch(r"nonced_python_us=([\d.]+) nonced_total_us=([\d.]+) sign_us=([\d.]+)", done.stdout.strip())
+    m = re.fullmatch(r"cached_python_us=([\d.]+) ceiling_app_us=([\d.]+) nonced_python_us=([\d.]+) "
+                     r"nonced_total_us=([\d.]+) sign_us=([\d.]+)", done.stdout.strip())
     assert m, done.stdout
-    python, total, sign = map(float, m.groups())
+    cached, ceiling, python, total, sign = map(float, m.groups())
     # with the real signature a request costs at least the signature; without it, far less
     assert 0 < python < sign and python < total
+    # a pre-signed answer costs more than fixed bytes and less than signing one
+    assert 0 < ceiling < cached < python
     assert "could not flush" not in done.stderr  # the counters thread stopped before the data went
 
 
