@@ -27,7 +27,7 @@ from ca.runtime import Runtime
 
 from . import response, stats
 from .request import MalformedRequest, decode_get_path, known_shape, parse_request
-from .source import Answer, Overloaded, Responder, error_answer
+from .source import CONTENT_TYPE, Answer, Overloaded, Responder, error_answer
 
 log = logging.getLogger("jpki_mock.ocsp")
 
@@ -35,7 +35,6 @@ OCSP_REQUEST = "application/ocsp-request"
 #: the time a time-travelled request is pinned to (None normally): such requests skip the caches.
 _pinned = timetravel.pinned
 PLAIN = [("Content-Type", "text/plain; charset=utf-8")]
-CONTENT_TYPE = ("Content-Type", "application/ocsp-response")
 
 
 def _etag_matches(header: str, etag: str) -> bool:

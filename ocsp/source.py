@@ -49,6 +49,9 @@ MAX_REQUEST_KEYS = 500_000
 MAX_KEYS_PER_ENTRY = 8
 
 
+CONTENT_TYPE = ("Content-Type", "application/ocsp-response")
+
+
 class Entry:
     """One pre-signed response and what the HTTP layer needs to serve it."""
 
@@ -69,7 +72,7 @@ class Entry:
         self.slot = stats.SLOTS[(kind, status)]
         self.keys: list = []
         #: a POST gets no caching headers (RFC 5019 section 6.2 is about GET)
-        self.post_headers = [("Content-Type", "application/ocsp-response"), ("Content-Length", str(len(der_bytes)))]
+        self.post_headers = [CONTENT_TYPE, ("Content-Length", str(len(der_bytes)))]
         #: the GET headers of the second :meth:`renew` last built them for, valid until ``hot_until``
         self.header_list: list[tuple[str, str]] = []
         #: the hot path serves ``header_list`` while the clock is below this: the end of that
@@ -90,7 +93,8 @@ class Entry:
 
     def renew(self, now: float) -> bool:
         """For the hot path once ``now`` reached ``hot_until``: False if the entry is due for
-        re-signing, else ``header_list`` rebuilt for this second."""
+        re-signing, else ``header_list`` rebuilt for this second.  (A system clock stepped back
+        keeps the later second's headers until then: a max-age a little short, never too long.)"""
         if now >= self.refresh_at:
             return False
         sec = int(now)
