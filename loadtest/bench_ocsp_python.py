@@ -52,28 +52,9 @@ GRANIAN_ENVIRON = {
 }
 
 
-def _per_request(app, environs: list[dict], n: int) -> float:
-    """Microseconds per request over ``n`` calls cycling through ``environs``."""
-    status = []
-
-    def start_response(s, headers, exc_info=None):
-        status.append(s)
-
-    start = time.perf_counter()
-    for i in range(n):
-        env = environs[i % len(environs)]
-        env["wsgi.input"].seek(0)
-        app(env, start_response)
-    elapsed = time.perf_counter() - start
-    if set(status) != {"200 OK"}:
-        raise SystemExit(f"the responder answered {sorted(set(status))}, not only 200 OK")
-    return elapsed / n * 1e6
-
-
-def _per_get(app, base: dict, paths: list[str], n: int) -> float:
-    """Microseconds per GET over ``n`` calls cycling through ``paths``, each with a new environ
-    and a new ``PATH_INFO`` string (made before the clock starts)."""
-    environs = [dict(base, PATH_INFO=paths[i % len(paths)].encode().decode()) for i in range(n)]
+def _per_request(app, environs: list[dict]) -> float:
+    """Microseconds per request over one call for each of ``environs``: made before the clock
+    starts, each a dict of its own as a server makes one per request (:func:`_gets`, :func:`_posts`)."""
     status = []
 
     def start_response(s, headers, exc_info=None):
@@ -85,7 +66,19 @@ def _per_get(app, base: dict, paths: list[str], n: int) -> float:
     elapsed = time.perf_counter() - start
     if set(status) != {"200 OK"}:
         raise SystemExit(f"the app answered {sorted(set(status))}, not only 200 OK")
-    return elapsed / n * 1e6
+    return elapsed / len(environs) * 1e6
+
+
+def _gets(base: dict, paths: list[str], n: int) -> list[dict]:
+    """``n`` GETs cycling through ``paths``, each ``PATH_INFO`` a new string (its hash is
+    computed again, as for a server's)."""
+    return [dict(base, PATH_INFO=paths[i % len(paths)].encode().decode()) for i in range(n)]
+
+
+def _posts(base: dict, bodies: list[bytes], n: int) -> list[dict]:
+    """``n`` POSTs cycling through ``bodies``, each with an input stream of its own."""
+    return [dict(base, CONTENT_LENGTH=str(len(body)), **{"wsgi.input": io.BytesIO(body)})
+            for body in (bodies[i % len(bodies)] for i in range(n))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,26 +112,26 @@ def main(argv: list[str] | None = None) -> int:
             issuer = rt.authority.issuer("auth")
             with rt.store.session() as s:
                 serials = s.scalars(select(Certificate.serial).where(Certificate.ca_id == issuer.id).limit(200)).all()
-            environs = []
-            for serial in serials:
-                body = request_der(issuer.name_hash["sha1"], issuer.key_hash["sha1"], serial, os.urandom(16))
-                environs.append(dict(GRANIAN_ENVIRON, REQUEST_METHOD="POST", PATH_INFO="/",
-                                     CONTENT_TYPE="application/ocsp-request", CONTENT_LENGTH=str(len(body)),
-                                     HTTP_AUTHORIZATION=f"Bearer {credential}", **{"wsgi.input": io.BytesIO(body)}))
+            bodies = [request_der(issuer.name_hash["sha1"], issuer.key_hash["sha1"], serial, os.urandom(16))
+                      for serial in serials]
+            post_base = dict(GRANIAN_ENVIRON, REQUEST_METHOD="POST", PATH_INFO="/",
+                             CONTENT_TYPE="application/ocsp-request", HTTP_AUTHORIZATION=f"Bearer {credential}")
             app = make_app(rt)
             get_base = dict(GRANIAN_ENVIRON, REQUEST_METHOD="GET", HTTP_AUTHORIZATION=f"Bearer {credential}",
                             **{"wsgi.input": io.BytesIO(b"")})
             paths = [get_path("", request_der(issuer.name_hash["sha1"], issuer.key_hash["sha1"], serial))
                      for serial in serials]
-            _per_get(app, get_base, paths, 2 * len(paths))  # pre-signed, as in a warmed server
-            cached = min(_per_get(app, get_base, paths, args.requests) for _ in range(args.repeats))
+            _per_request(app, _gets(get_base, paths, 2 * len(paths)))  # pre-signed, as in a warmed server
+            cached = min(_per_request(app, _gets(get_base, paths, args.requests)) for _ in range(args.repeats))
             captured = {}
             body = b"".join(app(dict(get_base, PATH_INFO=paths[0]),
                                 lambda status, headers, exc_info=None: captured.update(headers=headers)))
             bare = ceiling.make_app(body, ceiling.app_headers(captured["headers"]))
-            ceiling_app = min(_per_get(bare, get_base, paths, args.requests) for _ in range(args.repeats))
-            _per_request(app, environs, len(environs))  # statuses and shapes known, as in a running server
-            total = min(_per_request(app, environs, max(1, args.requests // 20)) for _ in range(args.repeats))
+            ceiling_app = min(_per_request(bare, _gets(get_base, paths, args.requests)) for _ in range(args.repeats))
+            # statuses and shapes known, as in a running server
+            _per_request(app, _posts(post_base, bodies, len(bodies)))
+            total = min(_per_request(app, _posts(post_base, bodies, max(1, args.requests // 20)))
+                        for _ in range(args.repeats))
             signer = rt.keyring.responder_signer(issuer.id)
             data_to_sign = b"x" * 400
             start = time.perf_counter()
@@ -148,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             real_sign = ResponderSigner.sign
             ResponderSigner.sign = lambda self, tbs: b"\x01" * 256  # the rest of the path, alone
             try:
-                python = min(_per_request(app, environs, args.requests) for _ in range(args.repeats))
+                python = min(_per_request(app, _posts(post_base, bodies, args.requests))
+                             for _ in range(args.repeats))
             finally:
                 ResponderSigner.sign = real_sign
             app.ocsp.counters.stop()  # its flush thread must not outlive the data directory
