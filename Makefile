@@ -27,16 +27,16 @@ test: $(STAMP)
 	$(PY) tests/run.py
 
 bench-crl: $(STAMP)
-	$(PY) -m loadtest.bench_crl
+	$(PY) -m jpki_mock.loadtest.bench.crl
 
 bench-ocsp: $(STAMP)
-	$(PY) -m loadtest.bench_ocsp
+	$(PY) -m jpki_mock.loadtest.bench.ocsp
 
 bench-ocsp-python: $(STAMP)
-	$(PY) -m loadtest.bench_ocsp_python
+	$(PY) -m jpki_mock.loadtest.bench.ocsp_python
 
 bench-seed: $(STAMP)
-	$(PY) -m loadtest.bench_seed
+	$(PY) -m jpki_mock.loadtest.bench.seed
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

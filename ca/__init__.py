@@ -5,4 +5,4 @@
 (signing CRL and OCSP response bytes without ever seeing a key).
 """
 
-__version__ = "0.1.0"
+

@@ -11,66 +11,18 @@ import base64
 import logging
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from flask import Blueprint, Response, jsonify, request
 
-from . import errors, plugins
-from .authority import Issued, der_to_pem
-from .models import Certificate, Holder, RelyingParty
-from .runtime import Runtime
-from .status import REASON_NAMES
+from jpki_mock import errors
+from jpki_mock.ca.authority import Issued, der_to_pem
+from jpki_mock.access import RelyingParty
+from jpki_mock.ca.models import Certificate, Holder
+from jpki_mock.web import args_dict, body, iso, runtime
+from jpki_mock.ca.status import REASON_NAMES
 
 log = logging.getLogger("jpki_mock.api")
 
-HTTP_STATUS = [
-    (errors.Unauthorized, 401),
-    (errors.Forbidden, 403),
-    (errors.UnknownIssuer, 404),
-    (errors.NotFound, 404),
-    (errors.TooLarge, 413),
-    (errors.InvalidInput, 400),
-    (errors.Conflict, 409),
-    (errors.NotInitialised, 503),
-    (errors.Overloaded, 503),
-    (errors.StorageError, 503),
-    (errors.PublishError, 409),
-    (errors.ConfigError, 500),
-]
-
-
-def http_status(err: errors.JpkiError) -> int:
-    for cls, code in HTTP_STATUS:
-        if isinstance(err, cls):
-            return code
-    return 400
-
-
 bp = Blueprint("admin", __name__)
-
-
-def runtime() -> Runtime:
-    return current_app.extensions["jpki_runtime"]
-
-
-def body() -> dict[str, Any]:
-    """The JSON object body; a specific error for anything else."""
-    if request.content_length is not None and request.content_length > runtime().config.max_body_bytes:
-        raise errors.TooLarge(f"body is {request.content_length} bytes", field="body",
-                              allowed=f"at most {runtime().config.max_body_bytes} bytes")
-    raw = request.get_data(cache=True)
-    if not raw:
-        return {}
-    if request.mimetype != "application/json":
-        raise errors.InvalidInput(f"content type {request.mimetype or 'none'!r} is not JSON", field="Content-Type",
-                                  allowed="application/json")
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise errors.InvalidInput("is not a JSON object", field="body")
-    return data
-
-
-def iso(dt) -> str | None:
-    return None if dt is None else dt.isoformat().replace("+00:00", "Z")
 
 
 def holder_json(h: Holder, with_certs: bool = False) -> dict[str, Any]:
@@ -112,14 +64,6 @@ def issued_json(items: list[Issued]) -> list[dict[str, Any]]:
 
 def rp_json(rp: RelyingParty) -> dict[str, Any]:
     return {"id": rp.id, "name": rp.name, "kinds": rp.kinds, "active": rp.active, "created_at": iso(rp.created_at)}
-
-
-def args_dict(*names: str) -> dict[str, Any]:
-    unknown = set(request.args) - set(names)
-    if unknown:
-        raise errors.InvalidInput(f"unknown query parameter(s) {sorted(unknown)}", field=sorted(unknown)[0],
-                                  allowed=list(names))
-    return {k: request.args[k] for k in names if k in request.args}
 
 
 def _format() -> str:
@@ -260,18 +204,18 @@ def release(issuer: str, serial: str):
 @bp.post("/relying-parties")
 def add_rp():
     data = body()
-    rp, credential = runtime().authority.add_relying_party(data.get("name"), data.get("kinds", "both"))
+    rp, credential = runtime().registry.add_relying_party(data.get("name"), data.get("kinds", "both"))
     return jsonify({**rp_json(rp), "credential": credential}), 201
 
 
 @bp.get("/relying-parties")
 def list_rps():
-    return jsonify([rp_json(rp) for rp in runtime().authority.list_relying_parties()])
+    return jsonify([rp_json(rp) for rp in runtime().registry.list_relying_parties()])
 
 
 @bp.delete("/relying-parties/<name>")
 def remove_rp(name: str):
-    runtime().authority.remove_relying_party(name)
+    runtime().registry.remove_relying_party(name)
     return jsonify({"name": name, "active": False})
 
 
@@ -282,13 +226,13 @@ def create_token():
     label = data.get("label", "api")
     if not isinstance(label, str) or not 1 <= len(label) <= 64:
         raise errors.InvalidInput("must be 1-64 characters", field="label")
-    return jsonify({"label": label, "token": runtime().authority.create_token(label)}), 201
+    return jsonify({"label": label, "token": runtime().registry.create_token(label)}), 201
 
 
 # ---------------------------------------------------------------- seeding
 @bp.post("/seed")
 def seed():
-    from .seed import MAX_API_HOLDERS, seed_holders
+    from jpki_mock.ca.seed import MAX_API_HOLDERS, seed_holders
 
     data = body()
     n = data.get("holders")
@@ -297,76 +241,3 @@ def seed():
                                   allowed=f"1-{MAX_API_HOLDERS} (use the CLI for more)")
     result = seed_holders(runtime(), n, progress=False, workers=1)
     return jsonify(result.as_dict()), 201
-
-
-def create_admin_app(rt: Runtime) -> Flask:
-    app = Flask("jpki_mock_admin")
-    app.extensions["jpki_runtime"] = rt
-    app.config["MAX_CONTENT_LENGTH"] = rt.config.max_body_bytes
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.url_map.strict_slashes = False
-
-    @app.before_request
-    def _auth():
-        if request.path.startswith("/admin/api"):
-            header = request.headers.get("Authorization", "")
-            scheme, _, token = header.partition(" ")
-            rt.authority.check_token(token.strip() if scheme.lower() == "bearer" else None)
-            g.authenticated = True
-
-    @app.errorhandler(errors.JpkiError)
-    def _domain_error(err: errors.JpkiError):
-        status = http_status(err)
-        resp = jsonify(err.to_dict())
-        resp.status_code = status
-        if status == 401:
-            resp.headers["WWW-Authenticate"] = 'Bearer realm="jpki-mock admin"'
-        return resp
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def _too_large(_err):
-        return jsonify(errors.TooLarge("body is too large", field="body",
-                                       allowed=f"at most {rt.config.max_body_bytes} bytes").to_dict()), 413
-
-    @app.errorhandler(HTTPException)
-    def _http_error(err: HTTPException):
-        return jsonify({"error": err.name.lower().replace(" ", "_"), "message": err.description}), err.code
-
-    @app.errorhandler(Exception)
-    def _unexpected(err: Exception):
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return jsonify({"error": "internal_error", "message": "internal error; see the server log"}), 500
-
-    @app.get("/")
-    def index():
-        return jsonify(urls(rt))
-
-    @app.get("/cps")
-    def cps():
-        return Response(CPS_TEXT, mimetype="text/plain; charset=utf-8")
-
-    app.register_blueprint(bp, url_prefix="/admin/api")
-    for extra in plugins.available(plugins.ADMIN_BLUEPRINTS):
-        app.register_blueprint(extra, url_prefix="/admin/api")
-    return app
-
-
-CPS_TEXT = """jpki-mock certification practice statement (mock)
-
-These certificates come from jpki-mock, a test double of Japan's JPKI. They certify nothing
-about anyone: every name, address and key is test data. Do not trust them outside tests.
-"""
-
-
-def urls(rt: Runtime) -> dict[str, Any]:
-    from . import urls as u
-
-    base = rt.config.public_url
-    out: dict[str, Any] = {"service": "jpki-mock", "admin_api": base + "/admin/api", "ocsp": u.ocsp_url(base), "crls": {}}
-    try:
-        for i in rt.authority.issuers():
-            out["crls"][i.label] = {"full": u.crl_url(base, i.kind, i.generation), "arl": u.crl_url(base, i.kind, i.generation, "arl")}
-    except Exception:  # not initialised yet
-        pass
-    return out

@@ -8,8 +8,6 @@ once a revoke call has returned no responder answers "good" for that certificate
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Mapping
@@ -20,19 +18,20 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import func, select, update
 
-from . import basic4 as b4
-from . import keys, municipalities, names, profile
-from .clock import JST, Clock
-from .config import Config
-from .epoch import RevocationEpoch
-from .errors import (
-    AlreadyRevoked, Conflict, HoldNotReleasable, InvalidInput, NotEligible, NotFound, Unauthorized, UnknownIssuer,
+from jpki_mock.ca import basic4 as b4
+from jpki_mock.ca import keys, municipalities, names, profile
+from jpki_mock.clock import JST, Clock
+from jpki_mock.config import Config
+from jpki_mock.epoch import RevocationEpoch
+from jpki_mock.errors import (
+    AlreadyRevoked, Conflict, HoldNotReleasable, InvalidInput, NotEligible, NotFound, UnknownIssuer,
 )
-from .issuers import Issuer
-from .models import ApiToken, CAGeneration, Certificate, Counter, Holder, RelyingParty
-from .signer import RESPONDER_SERIAL_START, RESPONDER_SERIALS, Keyring
-from .status import HOLD, REASON_NAMES, REASONS, REVOCATION_SEQ
-from .store import SERIAL_START, Store, next_values
+from jpki_mock.ca.issuers import Issuer
+from jpki_mock.ca.models import CAGeneration, Certificate, Holder
+from jpki_mock.ca.signer import RESPONDER_SERIAL_START, RESPONDER_SERIALS, Keyring
+from jpki_mock.ca.status import HOLD, REASON_NAMES, REASONS, REVOCATION_SEQ
+from jpki_mock.access import new_token
+from jpki_mock.db import SERIAL_START, Counter, Store, next_values
 
 MIN_SIGN_AGE = 15  # no signature certificate for under-15s [C]
 CERT_YEARS = 5  # valid until the 5th birthday after issuance [C]
@@ -99,7 +98,7 @@ class Authority:
             s.flush()
             for kind in names.KINDS:
                 self._new_generation(s, kind, hierarchy, 1)
-            token = self._new_token(s, "init")
+            token = new_token(s, "init", self.clock.now())
         self._issuers = None
         return token
 
@@ -590,53 +589,6 @@ class Authority:
                 revoked.append(row)
         self._publish(seq)
         return {**self._summary("renewal", revoked), "issued": issued}
-
-    # ------------------------------------------------------------------ admin tokens
-    def _new_token(self, s, label: str) -> str:
-        token = "jpkim_" + secrets.token_urlsafe(32)
-        s.add(ApiToken(label=label, token_sha256=hashlib.sha256(token.encode()).hexdigest(), created_at=self.clock.now()))
-        return token
-
-    def create_token(self, label: str = "cli") -> str:
-        self.store.require_initialised()
-        with self.store.session() as s:
-            return self._new_token(s, label)
-
-    def check_token(self, token: str | None) -> None:
-        if not token:
-            raise Unauthorized("missing bearer token", field="Authorization", allowed="Authorization: Bearer <token>")
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        with self.store.session() as s:
-            row = s.scalars(select(ApiToken).where(ApiToken.token_sha256 == digest, ApiToken.revoked.is_(False))).first()
-        if row is None:
-            raise Unauthorized("invalid bearer token", field="Authorization")
-
-    # ------------------------------------------------------------------ relying parties
-    def add_relying_party(self, name: Any, kinds: Any = "both") -> tuple[RelyingParty, str]:
-        """Register a verifier; returns it and its credential (shown once)."""
-        if not isinstance(name, str) or not 1 <= len(name) <= 100 or not name.isprintable():
-            raise InvalidInput("must be 1-100 printable characters", field="name")
-        if kinds not in ("sign", "auth", "both"):
-            raise InvalidInput(f"{kinds!r} is not allowed", field="kinds", allowed=["sign", "auth", "both"])
-        credential = "rp_" + secrets.token_urlsafe(24)
-        with self.store.session() as s:
-            if s.scalars(select(RelyingParty).where(RelyingParty.name == name)).first() is not None:
-                raise Conflict(f"a relying party named {name!r} exists", field="name")
-            rp = RelyingParty(name=name, kinds=kinds, credential_sha256=hashlib.sha256(credential.encode()).hexdigest(),
-                              active=True, created_at=self.clock.now())
-            s.add(rp)
-        return rp, credential
-
-    def list_relying_parties(self) -> list[RelyingParty]:
-        with self.store.session() as s:
-            return list(s.scalars(select(RelyingParty).order_by(RelyingParty.id)).all())
-
-    def remove_relying_party(self, name: str) -> None:
-        with self.store.session() as s:
-            rp = s.scalars(select(RelyingParty).where(RelyingParty.name == name)).first()
-            if rp is None:
-                raise NotFound(f"no relying party named {name!r}", field="name")
-            rp.active = False
 
 
 def parse_serial(value: Any) -> int:

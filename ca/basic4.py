@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Mapping
 
-from . import municipalities
-from .errors import InvalidInput
+from jpki_mock.ca import municipalities
+from jpki_mock.errors import InvalidInput
 
 FULLWIDTH_SPACE = "\u3000"
 MAX_ADDRESS = 200

@@ -1,158 +1,19 @@
-"""``jpki-mock``: every operation of the mock from the command line.
-
-Errors from the domain tree become one ``error: ...`` line on stderr and an exit code:
-2 invalid input, 3 not found, 4 conflict, 5 not initialised / configuration, 1 anything else.
-"""
+"""The authority's commands: ``jpki-mock ca``, ``holder``, ``cert`` and ``seed``
+(added to ``jpki-mock`` by the composition root, :mod:`jpki_mock.cli`)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import errors, plugins
-from .config import load_config, write_initial_config
-
-EXIT_CODES = [
-    (errors.InvalidInput, 2),
-    (errors.NotFound, 3),
-    (errors.Conflict, 4),
-    (errors.NotInitialised, 5),
-    (errors.ConfigError, 5),
-    (errors.Unauthorized, 6),
-    (errors.Forbidden, 6),
-    (errors.PublishError, 7),
-]
-
-
-def exit_code(err: errors.JpkiError) -> int:
-    for cls, code in EXIT_CODES:
-        if isinstance(err, cls):
-            return code
-    return 1
-
-
-class JpkiGroup(click.Group):
-    """Translates domain errors at the edge: a message, never a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except errors.JpkiError as err:
-            click.echo(f"error: {err}", err=True)
-            if err.allowed is not None:
-                click.echo(f"allowed: {err.allowed if isinstance(err.allowed, str) else json.dumps(err.allowed, ensure_ascii=False)}", err=True)
-            ctx.exit(exit_code(err))
-
-
-class Ctx:
-    """Lazily opened runtime shared by the sub-commands."""
-
-    def __init__(self):
-        self._rt = None
-
-    @property
-    def config(self):
-        return self.runtime.config
-
-    @property
-    def runtime(self):
-        if self._rt is None:
-            from .runtime import Runtime
-
-            self._rt = Runtime.open(load_config())
-        return self._rt
-
-    def ready(self):
-        rt = self.runtime
-        rt.store.require_initialised()
-        return rt
-
-
-pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
-
-
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
-
-
-@click.group(cls=JpkiGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="jpki-mock")
-@click.pass_context
-def main(ctx: click.Context) -> None:
-    """A mock of Japan's JPKI: signature and user-authentication CAs, CRLs and OCSP.
-
-    Data lives in ./var unless JPKI_MOCK_DATA is set; see docs/configuration.md."""
-    ctx.ensure_object(Ctx)
-
-
-@main.command()
-@click.option("--hierarchy", type=click.Choice(["production", "test"]), default=None,
-              help="production: O=JPKI; test: O=JPKI-TEST with the test policy OIDs.")
-@click.option("--if-needed", is_flag=True, help="Do nothing (exit 0) when the CA already exists.")
-def init(hierarchy: str | None, if_needed: bool) -> None:
-    """Create the signature CA and the user-authentication CA (generation 1) and an admin token."""
-    import secrets
-
-    from .runtime import Runtime
-
-    config = load_config()
-    probe = Runtime.open(config)
-    if probe.store.is_initialised():
-        probe.close()
-        if if_needed:
-            click.echo(f"CA already initialised in {config.data_dir}")
-            return
-        raise errors.Conflict("this data directory already has a CA", field="data_dir",
-                              allowed="use `jpki-mock ca rollover` for a new key generation")
-    probe.close()
-    if hierarchy:
-        config = config.replace(hierarchy=hierarchy)
-    if not config.key_passphrase:
-        passphrase = secrets.token_urlsafe(24)
-        if not config.config_file.exists():
-            write_initial_config(config, passphrase)
-            click.echo(f"wrote {config.config_file} (key passphrase for the CA keys; keep it private)")
-        config = config.replace(key_passphrase=passphrase)
-    rt = Runtime.open(config)
-    token = rt.authority.init(config.hierarchy)
-    for issuer in rt.authority.issuers():
-        click.echo(f"created {issuer.label}: {issuer.certificate.subject.rfc4514_string()} "
-                   f"(serial {issuer.certificate.serial_number}, until {issuer.not_after:%Y-%m-%d %H:%M:%SZ})")
-    token_file = Path(config.data_dir) / "admin-token"
-    token_file.touch(mode=0o600)
-    token_file.write_text(token + "\n")
-    click.echo(f"admin API token (shown once; also saved to {token_file} for local use):")
-    click.echo(token)
-
-
-@main.command()
-@click.option("--workers", type=int, default=None, help="Worker processes (default: config workers).")
-@click.option("--no-background", is_flag=True, help="Do not run the CRL schedule in this server.")
-@click.option("--init/--no-init", "do_init", default=False, help="Initialise the CA first if needed (make run).")
-def serve(workers: int | None, no_background: bool, do_init: bool) -> None:
-    """Run the combined server (admin API, CRLs, OCSP) under granian on HOST:PORT."""
-    from .server import serve as run
-
-    if do_init:
-        ctx = click.get_current_context()
-        ctx.invoke(init, hierarchy=None, if_needed=True)
-    run(load_config(), workers=workers, background=not no_background)
-
-
-@main.command()
-@click.option("--label", default="cli", show_default=True)
-@pass_ctx
-def token(c: Ctx, label: str) -> None:
-    """Create a new admin API bearer token (shown once)."""
-    click.echo(c.ready().authority.create_token(label))
-
+from jpki_mock import errors
+from jpki_mock.commands import Ctx, JpkiGroup, echo_json, pass_ctx
 
 # ------------------------------------------------------------------ ca
-@main.group(cls=JpkiGroup)
+@click.group(cls=JpkiGroup)
 def ca() -> None:
     """CA generations: show, list, rollover, revoke."""
 
@@ -207,7 +68,7 @@ def ca_revoke(c: Ctx, kind: str, generation: int, reason: str) -> None:
 
 
 # ------------------------------------------------------------------ holders
-@main.group(cls=JpkiGroup)
+@click.group(cls=JpkiGroup)
 def holder() -> None:
     """Card holders: add, show, list, events."""
 
@@ -232,7 +93,7 @@ def holder_add(c: Ctx, **data: Any) -> None:
 @click.argument("holder_id")
 @pass_ctx
 def holder_show(c: Ctx, holder_id: str) -> None:
-    from .authority import Authority  # noqa: F401
+    from jpki_mock.ca.authority import Authority  # noqa: F401
 
     h = c.ready().authority.get_holder(holder_id)
     echo_json({"id": h.id, "name": h.name, "date_of_birth": h.date_of_birth, "gender": h.gender,
@@ -294,7 +155,7 @@ def holder_event(c: Ctx, holder_id: str, event: str, changes: tuple[str, ...], r
 
 
 # ------------------------------------------------------------------ certificates
-@main.group(cls=JpkiGroup)
+@click.group(cls=JpkiGroup)
 def cert() -> None:
     """Certificates: issue, show, list, expiring, revoke, release."""
 
@@ -319,7 +180,7 @@ def cert_issue(c: Ctx, holder_id: str, kinds: str, public_key: Path | None, csr:
         spec["pkcs12_passphrase"] = p12_passphrase
     issued = c.ready().authority.issue(holder_id, kinds, **spec)
     out_dir.mkdir(parents=True, exist_ok=True)
-    from .authority import der_to_pem
+    from jpki_mock.ca.authority import der_to_pem
 
     for item in issued:
         crt = item.certificate
@@ -339,8 +200,8 @@ def cert_issue(c: Ctx, holder_id: str, kinds: str, public_key: Path | None, csr:
 @click.option("--der", "fmt", flag_value="der")
 @pass_ctx
 def cert_show(c: Ctx, issuer: str, serial: str, fmt: str | None) -> None:
-    from .authority import der_to_pem
-    from .status import REASON_NAMES
+    from jpki_mock.ca.authority import der_to_pem
+    from jpki_mock.ca.status import REASON_NAMES
 
     rt = c.ready()
     crt = rt.authority.get_certificate(issuer, serial)
@@ -403,39 +264,8 @@ def cert_release(c: Ctx, issuer: str, serial: str) -> None:
     c.ready().authority.release_hold(issuer, serial)
 
 
-# ------------------------------------------------------------------ relying parties
-@main.group(cls=JpkiGroup)
-def rp() -> None:
-    """Registered relying parties (verifiers) for CRL/OCSP access control."""
-
-
-@rp.command("add")
-@click.argument("name")
-@click.option("--kinds", type=click.Choice(["sign", "auth", "both"]), default="both", show_default=True)
-@pass_ctx
-def rp_add(c: Ctx, name: str, kinds: str) -> None:
-    party, credential = c.ready().authority.add_relying_party(name, kinds)
-    click.echo(f"relying party {party.name} ({party.kinds}); credential (shown once):")
-    click.echo(credential)
-
-
-@rp.command("list")
-@pass_ctx
-def rp_list(c: Ctx) -> None:
-    for party in c.ready().authority.list_relying_parties():
-        click.echo(f"{party.id}\t{party.name}\t{party.kinds}\t{'active' if party.active else 'removed'}")
-
-
-@rp.command("remove")
-@click.argument("name")
-@pass_ctx
-def rp_remove(c: Ctx, name: str) -> None:
-    c.ready().authority.remove_relying_party(name)
-    click.echo(f"removed {name}")
-
-
 # ------------------------------------------------------------------ seeding
-@main.command()
+@click.command()
 @click.option("--holders", type=click.IntRange(1, 50_000_000), required=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Signing processes (default: CPU count).")
 @click.option("--seed", "rng_seed", type=int, default=None, help="Random seed for a reproducible mix.")
@@ -448,17 +278,9 @@ def rp_remove(c: Ctx, name: str) -> None:
 def seed(c: Ctx, holders: int, workers: int | None, rng_seed: int | None, key_pool: int, public_keys: Path | None,
          progress: bool) -> None:
     """Issue N holders' real, signed certificates fast, with a realistic revocation mix."""
-    from .seed import seed_holders, split_pem
+    from jpki_mock.ca.seed import seed_holders, split_pem
 
     supplied = split_pem(public_keys.read_bytes(), "--public-keys") if public_keys else None
     result = seed_holders(c.ready(), holders, workers=workers, rng_seed=rng_seed, key_pool=key_pool,
                           public_keys=supplied, progress=progress)
     click.echo(result.summary_line())
-
-
-for _command in plugins.available(plugins.COMMANDS):
-    main.add_command(_command)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -20,11 +20,12 @@ from asn1crypto import x509 as ax509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from . import der, names, oids, profile
-from .basic4 import Basic4
-from .der import integer, tlv, x509_time
-from .municipalities import Municipality
-from .signer import SHA256_RSA_ALGORITHM
+from jpki_mock import der
+from jpki_mock.ca import names, oids, profile
+from jpki_mock.ca.basic4 import Basic4
+from jpki_mock.der import integer, tlv, x509_time
+from jpki_mock.ca.municipalities import Municipality
+from jpki_mock.ca.signer import SHA256_RSA_ALGORITHM
 
 SAN_OID, SKI_OID = "2.5.29.17", "2.5.29.14"
 _V3 = tlv(0xA0, integer(2))

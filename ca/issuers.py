@@ -14,7 +14,7 @@ from datetime import datetime
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 
-from .profile import IssuerInfo
+from jpki_mock.ca.profile import IssuerInfo
 
 HASH_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 

@@ -7,7 +7,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .errors import ConfigError, InvalidInput, MalformedData
+from jpki_mock.errors import ConfigError, InvalidInput, MalformedData
 
 RSA_BITS = 2048  # JPKI: RSA-2048, e=65537 for the CAs and the card keys [C]
 MAX_PEM = 16384

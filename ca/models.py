@@ -1,5 +1,6 @@
-"""SQLAlchemy 2 typed models. ``ca/`` owns the schema; other packages add tables on the same
-:class:`Base` in their own ``models`` module (listed in :data:`ca.store.MODEL_MODULES`).
+"""The authority's tables: CA generations, delegated responder certificates, holders and their
+certificates.  Every part adds its own tables on the kernel's :class:`jpki_mock.db.Base` in its
+own ``models`` module; the composition root (:mod:`jpki_mock.runtime`) imports them all.
 
 Hot paths: certificate status by (ca_id, serial) is one unique-index read; the revoked set
 streams in serial order per CA generation (and per municipality partition) for CRLs.
@@ -10,61 +11,11 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
-    BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String,
-    TypeDecorator, UniqueConstraint,
+    BigInteger, Date, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String, UniqueConstraint,
 )
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .clock import UTC
-
-
-class _SQLiteDateTime(sqlite.DATETIME):
-    """SQLite's DATETIME with a one-call bind step.  ``isoformat(" ", "microseconds")`` of a naive
-    datetime is exactly the stock storage format 'YYYY-MM-DD HH:MM:SS.ffffff', which the stock
-    processor builds from a seven-key dict per value: a measurable share of bulk seeding.  Text
-    comparisons in SQL (not_after < :now) depend on every row having that one format."""
-
-    def bind_processor(self, dialect):
-        def process(value):
-            return None if value is None else value.isoformat(" ", "microseconds")
-        return process
-
-
-class UTCDateTime(TypeDecorator):
-    """Stores naive UTC, returns aware UTC: SQLite has no time zones, PostgreSQL gets the same values."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect):
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(_SQLiteDateTime())
-        return dialect.type_descriptor(DateTime())
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; use aware UTC datetimes")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Counter(Base):
-    """Named monotonic counters: certificate serials per CA kind, the revocation sequence."""
-
-    __tablename__ = "counters"
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    value: Mapped[int] = mapped_column(BigInteger, nullable=False)
+from jpki_mock.db import Base, UTCDateTime
 
 
 class _KeyedCertificate:
@@ -159,29 +110,3 @@ class Certificate(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     holder: Mapped[Holder | None] = relationship(back_populates="certificates")
-
-
-class ApiToken(Base):
-    """Admin API bearer tokens, stored as SHA-256 (shown once at creation)."""
-
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    label: Mapped[str] = mapped_column(String(64))
-    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
-class RelyingParty(Base):
-    """A registered verifier (署名検証者 / 利用者証明検証者) allowed to query CRLs and OCSP."""
-
-    __tablename__ = "relying_parties"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    #: sign | auth | both: which certificate kinds it may query
-    kinds: Mapped[str] = mapped_column(String(4))
-    credential_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import InvalidInput, NotFound
+from jpki_mock.errors import InvalidInput, NotFound
 
 
 @dataclass(frozen=True)

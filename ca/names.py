@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 
-from .municipalities import Municipality
+from jpki_mock.ca.municipalities import Municipality
 
 AGENCY_EN = "Japan Agency for Local Authority Information Systems"
 AGENCY_JA = "地方公共団体情報システム機構"

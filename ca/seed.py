@@ -9,6 +9,8 @@ shared counter, validity rules) is the same code.
 
 from __future__ import annotations
 
+from typing import Any
+
 import multiprocessing as mp
 import os
 import random
@@ -21,13 +23,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, insert, select
 
-from . import basic4 as b4
-from . import fastcert, keys, municipalities, names, profile
-from .clock import JST
-from .models import Certificate, Holder
-from .runtime import Runtime
-from .status import REASONS, REVOCATION_SEQ
-from .store import next_values
+from jpki_mock.ca import basic4 as b4
+from jpki_mock.ca import fastcert, keys, municipalities, names, profile
+from jpki_mock.clock import JST
+from jpki_mock.ca.models import Certificate, Holder
+from jpki_mock.ca.status import REASONS, REVOCATION_SEQ
+from jpki_mock.db import next_values
 
 MAX_API_HOLDERS = 10_000
 BATCH = 2_000
@@ -129,7 +130,7 @@ def _pick_fate(rng: random.Random) -> str:
 class _Batches:
     """Prepares batches of holders + signing jobs, and stores signed batches, for :func:`seed_holders`."""
 
-    def __init__(self, rt: Runtime, rng: random.Random, key_pool: int):
+    def __init__(self, rt: Any, rng: random.Random, key_pool: int):
         self.rt, self.rng, self.key_pool = rt, rng, key_pool
         self.now = rt.clock.now()
         self.today = self.now.astimezone(JST).date()
@@ -211,7 +212,7 @@ class _Batches:
         return revoked
 
 
-def seed_holders(rt: Runtime, n: int, *, workers: int | None = None, rng_seed: int | None = None,
+def seed_holders(rt: Any, n: int, *, workers: int | None = None, rng_seed: int | None = None,
                  key_pool: int = 16, public_keys: list[bytes] | None = None, progress: bool = True) -> SeedResult:
     """Seed ``n`` holders.  ``public_keys``: caller-supplied subject public keys (PEM or DER) used
     instead of a generated pool of ``key_pool`` keys."""
@@ -228,7 +229,7 @@ def seed_holders(rt: Runtime, n: int, *, workers: int | None = None, rng_seed: i
     per_worker = key_pool if pool_der is not None else -(-key_pool // workers)
     batches = _Batches(rt, random.Random(rng_seed), key_pool)
     with rt.store.session() as s:
-        from .models import CAGeneration
+        from jpki_mock.ca.models import CAGeneration
 
         ca_blobs = {i.id: (i.der, bytes(s.get(CAGeneration, i.id).key_pkcs8), i.kind, i.generation)
                     for i in batches.issuers.values()}
@@ -277,7 +278,7 @@ def split_pem(data: bytes, field: str) -> list[bytes]:
     """The PEM blocks of a file of public keys."""
     blocks = [b"-----BEGIN" + part for part in data.split(b"-----BEGIN")[1:]]
     if not blocks:
-        from .errors import MalformedData
+        from jpki_mock.errors import MalformedData
 
         raise MalformedData("contains no PEM public key", field=field, allowed="-----BEGIN PUBLIC KEY----- blocks")
     return blocks

@@ -21,13 +21,13 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from sqlalchemy import select
 
-from . import keys, profile
-from .clock import Clock
-from .config import Config
-from .errors import UnknownIssuer
-from .issuers import Issuer, key_bits
-from .models import CAGeneration, ResponderCert
-from .store import Store, next_values
+from jpki_mock.ca import keys, profile
+from jpki_mock.clock import Clock
+from jpki_mock.config import Config
+from jpki_mock.errors import UnknownIssuer
+from jpki_mock.ca.issuers import Issuer, key_bits
+from jpki_mock.ca.models import CAGeneration, ResponderCert
+from jpki_mock.db import Store, next_values
 
 #: DER of AlgorithmIdentifier sha256WithRSAEncryption with NULL parameters (RFC 4055 section 5).
 SHA256_RSA_ALGORITHM = bytes.fromhex("300d06092a864886f70d01010b0500")

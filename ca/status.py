@@ -14,10 +14,11 @@ from typing import Iterator
 
 from sqlalchemy import BigInteger, and_, cast, func, select
 
-from .clock import UTC
-from .issuers import Issuer
-from .models import CAGeneration, Certificate, Counter
-from .store import Store
+from jpki_mock.clock import UTC
+from jpki_mock.ca.issuers import Issuer
+from jpki_mock.db import Counter
+from jpki_mock.ca.models import CAGeneration, Certificate
+from jpki_mock.db import Store
 
 REVOCATION_SEQ = "revocation_seq"
 

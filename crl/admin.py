@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from ca import errors
-from ca.api import body
+from jpki_mock import errors
+from jpki_mock.web import body
 
-from .publisher import Publisher, record_json
+from jpki_mock.crl.publisher import Publisher, record_json
 
 bp = Blueprint("crl", __name__)
 

@@ -6,10 +6,10 @@ import sys
 
 import click
 
-from ca import errors
-from ca.cli import JpkiGroup, echo_json, pass_ctx
+from jpki_mock import errors
+from jpki_mock.commands import JpkiGroup, echo_json, pass_ctx
 
-from .publisher import Publisher, record_json
+from jpki_mock.crl.publisher import Publisher, record_json
 
 CA_HELP = "sign, auth (every generation) or sign-g2 / auth-g1 (one generation). Default: all."
 PARTITION_HELP = "full, arl or a 5-digit municipality code. Default: all."
@@ -82,7 +82,7 @@ def show(c, ca_ref: str, partition: str, delta: bool, number: int | None, max_en
 
     from cryptography import x509
 
-    from .publisher import check_scope
+    from jpki_mock.crl.publisher import check_scope
 
     rt = c.ready()
     pub = Publisher(rt)

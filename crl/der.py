@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from ca.der import header, integer, length, tlv  # noqa: F401  (re-exported: the writer's vocabulary)
+from jpki_mock.der import header, integer, length, tlv  # noqa: F401  (re-exported: the writer's vocabulary)
 
 SEQUENCE = 0x30
 INTEGER = 0x02

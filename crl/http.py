@@ -14,6 +14,8 @@ file, so a publication renaming a new CRL into place mid-request never mixes two
 
 from __future__ import annotations
 
+from typing import Any
+
 import base64
 import hashlib
 import json
@@ -26,12 +28,12 @@ from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import parse_qs
 
-from ca import errors, timetravel
-from ca.access import AccessControl
-from ca.runtime import Runtime
+from jpki_mock import errors
+from jpki_mock import travel as timetravel
+from jpki_mock.access import AccessControl
 
-from . import der
-from .publisher import Publisher
+from jpki_mock.crl import der
+from jpki_mock.crl.publisher import Publisher
 
 log = logging.getLogger("jpki_mock.crl.http")
 
@@ -75,7 +77,7 @@ class _Meta:
 
 
 class CrlApp:
-    def __init__(self, rt: Runtime):
+    def __init__(self, rt: Any):
         self.rt = rt
         self.publisher = Publisher(rt)
         self.access = AccessControl(rt.store) if rt.config.crl.access_control else None
@@ -101,7 +103,7 @@ class CrlApp:
         return [data]
 
     def _error(self, start_response, err: errors.JpkiError):
-        from ca.api import http_status  # the one error -> HTTP status table
+        from jpki_mock.web import http_status  # the one error -> HTTP status table
 
         status = http_status(err)
         extra = [("WWW-Authenticate", 'Bearer realm="jpki-mock CRL"')] if status == 401 else []
@@ -297,8 +299,8 @@ def _pem_chunks(fh) -> _FileBody:
     return _FileBody(fh, _pem_lines)
 
 
-def make_app(rt: Runtime):
-    """The ``/crl`` mount of the combined server (ca/plugins.py MOUNTS).  With ``time_travel =
+def make_app(rt: Any):
+    """The ``/crl`` mount of the combined server (mounted by jpki_mock.app).  With ``time_travel =
     true``, ``X-JPKI-Mock-Time`` serves the CRL that was current at that time."""
     return timetravel.wsgi(CrlApp(rt), rt)
 

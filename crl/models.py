@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ca.models import Base, UTCDateTime
+from jpki_mock.ca.models import Base, UTCDateTime
 
 
 class PublishedCrl(Base):

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -34,15 +34,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, utils
 from sqlalchemy import func, select
 
-from ca import municipalities, names, urls
-from ca.errors import Conflict, InvalidInput, NotFound, PublishError
-from ca.issuers import Issuer
-from ca.runtime import Runtime
+from jpki_mock.ca import municipalities, names
+from jpki_mock import urls
+from jpki_mock.errors import Conflict, InvalidInput, NotFound, PublishError
+from jpki_mock.ca.issuers import Issuer
 
-from . import der, extensions
-from .models import PublishedCrl
-from .prefetch import prefetched
-from .writer import CrlHeader, write_crl
+from jpki_mock.crl import der, extensions
+from jpki_mock.crl.models import PublishedCrl
+from jpki_mock.crl.prefetch import prefetched
+from jpki_mock.crl.writer import CrlHeader, write_crl
 
 log = logging.getLogger("jpki_mock.crl")
 
@@ -89,7 +89,7 @@ def record_json(rec: PublishedCrl, stream: Stream, base_url: str) -> dict:
 
 
 class Publisher:
-    def __init__(self, rt: Runtime):
+    def __init__(self, rt: Any):
         self.rt = rt
         self.config = rt.config
         self.root = Path(rt.config.data_dir) / "crl"

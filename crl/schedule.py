@@ -1,4 +1,4 @@
-"""The CRL schedule of the running server (ca/plugins.py BACKGROUND).
+"""The CRL schedule of the running server (started by the launcher, :mod:`jpki_mock.server`).
 
 J-LIS publishes its CRLs daily [S]; ``crl.period_seconds`` (default 86400) sets the period and
 ``crl.delta_period_seconds`` that of the delta CRLs.  The first pass runs before the server
@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from typing import Any, Callable
 
-from ca.runtime import Runtime
 
-from .publisher import Publisher
+from jpki_mock.crl.publisher import Publisher
 
 log = logging.getLogger("jpki_mock.crl.schedule")
 
 
-def tick_seconds(rt: Runtime) -> float:
+def tick_seconds(rt: Any) -> float:
     """How often to look for due streams: a quarter of the shortest period, between 0.5 s and 60 s."""
     cfg = rt.config.crl
     shortest = min(cfg.period_seconds, cfg.delta_period_seconds) if cfg.delta else cfg.period_seconds
@@ -34,7 +33,7 @@ def run_once(publisher: Publisher) -> int:
     return len(done)
 
 
-def start(rt: Runtime) -> Callable[[], None]:
+def start(rt: Any) -> Callable[[], None]:
     if not rt.config.crl.schedule:
         return lambda: None
     publisher = Publisher(rt)

@@ -31,8 +31,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Iterable, Protocol
 
-from . import der
-from .extensions import ENTRY_EXTENSIONS
+from jpki_mock.crl import der
+from jpki_mock.crl.extensions import ENTRY_EXTENSIONS
 
 _FLUSH_AT = 1 << 20
 _COPY_CHUNK = 1 << 20

@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.x509 import ocsp
 
-from .corpus import Expect
+from jpki_mock.loadtest.corpus import Expect
 
 OCSP_RESPONSE_TYPE = "application/ocsp-response"
 #: accepted difference between the target's clock and ours, seconds (the mock backdates

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
-from ca.cli import JpkiGroup
-from ca.errors import InvalidInput, NotInitialised
+from jpki_mock.commands import open_runtime
+from jpki_mock.commands import JpkiGroup
+from jpki_mock.errors import InvalidInput, NotInitialised
 
-from . import sizing
-from .profiles import CLASSES, PROFILES
+from jpki_mock.loadtest import sizing
+from jpki_mock.loadtest.profiles import CLASSES, PROFILES
 
 TOKEN_ENV = "JPKI_MOCK_ADMIN_TOKEN"
 RP_ENV = "JPKI_MOCK_RP_CREDENTIAL"
@@ -36,12 +37,10 @@ def sizing_cmd() -> None:
 @click.option("--seed", "rng_seed", type=int, default=None, help="Random seed for a reproducible sample.")
 def corpus_cmd(certificates: int, out: Path, rng_seed: int | None) -> None:
     """Build the request corpus from this data directory's database (read-only)."""
-    from ca.config import load_config
-    from ca.runtime import Runtime
 
-    from . import corpus
+    from jpki_mock.loadtest import corpus
 
-    rt = Runtime.open(load_config())
+    rt = open_runtime()
     try:
         if not rt.store.is_initialised():
             raise NotInitialised("no CA in this data directory: run `jpki-mock init` and `jpki-mock seed` first")
@@ -113,8 +112,8 @@ def plan_extra(kw: dict) -> dict:
 def plan_cmd(profile: str, duration: str, scale: float, users: int, corpus: Path, out: Path, workers: int,
              token: str | None, rp_credential: str | None, **kw) -> None:
     """Write plan.json for running Locust yourself (e.g. workers on other machines)."""
-    from .profiles import PlanSpec
-    from .runner import parse_duration
+    from jpki_mock.loadtest.profiles import PlanSpec
+    from jpki_mock.loadtest.runner import parse_duration
 
     extra = plan_extra(kw)
     token = token or os.environ.get(TOKEN_ENV)
@@ -150,8 +149,8 @@ def run_cmd(profile: str, duration: str, scale: float, users: int, target: str |
             server_workers: int | None, holders: int, certificates: int, corpus: Path | None, out: Path | None,
             token: str | None, rp_credential: str | None, **kw) -> None:
     """Run one load profile headless and write reports; the last line sums it up."""
-    from . import report
-    from .runner import Run, RunOptions, check_target, default_out, locust_installed, parse_duration
+    from jpki_mock.loadtest import report
+    from jpki_mock.loadtest.runner import Run, RunOptions, check_target, default_out, locust_installed, parse_duration
 
     if not locust_installed():
         raise InvalidInput("Locust is not installed", field="loadtest", allowed="pip install -e '.[loadtest]'")
@@ -168,7 +167,7 @@ def run_cmd(profile: str, duration: str, scale: float, users: int, target: str |
                       corpus=corpus, token=token or os.environ.get(TOKEN_ENV),
                       rp_credential=rp_credential or os.environ.get(RP_ENV), plan_extra=extra, echo=click.echo)
     # Validate the profile parameters before starting anything.
-    from .profiles import PlanSpec
+    from jpki_mock.loadtest.profiles import PlanSpec
 
     PlanSpec(profile=profile, duration=seconds, corpus="-", out=str(out), scale=scale, users=users, workers=workers,
              **extra)

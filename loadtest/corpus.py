@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote
 
-from ca.status import HOLD, REASON_NAMES
+from jpki_mock.ca.status import HOLD, REASON_NAMES
 
 FORMAT = "jpki-mock-loadtest-corpus/1"
 ALGORITHMS = ("sha1", "sha256")
@@ -133,7 +133,7 @@ def _posix(dt: datetime | None) -> float | None:
     if dt is None:
         return None
     if dt.tzinfo is None:
-        from ca.clock import UTC
+        from jpki_mock.clock import UTC
 
         dt = dt.replace(tzinfo=UTC)
     return round(dt.timestamp(), 3)
@@ -150,7 +150,7 @@ def expect_for(status) -> tuple[str, Expect]:
 def _serial_range(store, ca_id: int) -> tuple[int, int] | None:
     from sqlalchemy import func, select
 
-    from ca.models import Certificate
+    from jpki_mock.ca.models import Certificate
 
     with store.engine.connect() as conn:
         lo, hi = conn.execute(select(func.min(Certificate.serial), func.max(Certificate.serial))
@@ -236,10 +236,10 @@ def build(rt, certificates: int = 1000, *, seed: int | None = None, progress: bo
     from cryptography.x509.oid import NameOID
     from tqdm import tqdm
 
-    from ca import urls
+    from jpki_mock import urls
 
     if certificates < 2:
-        from ca.errors import InvalidInput
+        from jpki_mock.errors import InvalidInput
 
         raise InvalidInput(f"{certificates} is too few", field="certificates", allowed="at least 2")
     rng = random.Random(seed)
@@ -248,7 +248,7 @@ def build(rt, certificates: int = 1000, *, seed: int | None = None, progress: bo
     marker = os.urandom(NONCE_LEN)
     issuers = reader.issuers()
     if not issuers:
-        from ca.errors import NotInitialised
+        from jpki_mock.errors import NotInitialised
 
         raise NotInitialised("the database has no CA: run `jpki-mock init` and `jpki-mock seed` first")
     unknown_policy = rt.config.ocsp.unknown_serial
@@ -323,7 +323,7 @@ def _digest(alg: str, data: bytes) -> bytes:
 
 
 def _mix() -> dict[str, float]:
-    from . import sizing
+    from jpki_mock.loadtest import sizing
 
     return dict(sizing.OCSP_MIX)
 

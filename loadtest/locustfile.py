@@ -7,8 +7,8 @@ Locust yourself for a set-up it does not cover, such as workers on several machi
 the user classes the plan enables are defined, with the user counts it needs.
 """
 
-from loadtest.shapes import JpkiShape  # noqa: F401  (Locust finds the shape class here)
-from loadtest.users import USER_CLASSES, context
+from jpki_mock.loadtest.shapes import JpkiShape  # noqa: F401  (Locust finds the shape class here)
+from jpki_mock.loadtest.users import USER_CLASSES, context
 
 _ctx = context()
 for _name, _cls in USER_CLASSES.items():

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from ca.status import REASONS
+from jpki_mock.ca.status import REASONS
 
 #: RFC 6960 section 4.2.1 CertStatus tags: good [0] IMPLICIT NULL, revoked [1] IMPLICIT
 #: RevokedInfo (constructed), unknown [2] IMPLICIT NULL.

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ca.errors import InvalidInput
+from jpki_mock.errors import InvalidInput
 
-from . import sizing
+from jpki_mock.loadtest import sizing
 
 PROFILES = ("fy2020", "peak", "stress", "soak")
 CLASSES = ("auth", "sign", "crl", "operator")

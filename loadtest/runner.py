@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
-from ca.errors import InvalidInput
+from jpki_mock.commands import open_runtime
+from jpki_mock.errors import InvalidInput
 
-from . import report
-from .profiles import PlanSpec
+from jpki_mock.loadtest import report
+from jpki_mock.loadtest.profiles import PlanSpec
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 #: seconds allowed beyond --duration for Locust to start, stop and write its reports.
@@ -98,7 +99,7 @@ class Process:
 
 
 def jpki(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ca.cli", *args]
+    return [sys.executable, "-m", "jpki_mock.cli", *args]
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
@@ -142,15 +143,14 @@ class Run:
         return env
 
     def prepare_local(self) -> tuple[str, Path, str | None, str | None]:
-        from ca.config import load_config
-        from ca.runtime import Runtime
+        from jpki_mock.config import load_config
 
-        from . import corpus as corpus_mod
+        from jpki_mock.loadtest import corpus as corpus_mod
 
         opts, env = self.opts, self._local_env()
         config = load_config()
         opts.echo(f"data directory {config.data_dir}")
-        rt = Runtime.open(config)
+        rt = open_runtime(config)
         try:
             initialised = rt.store.is_initialised()
         finally:
@@ -158,24 +158,24 @@ class Run:
         if not initialised:
             _cli(env, "init", "--if-needed")
             config = load_config()  # init may have written the key passphrase
-        rt = Runtime.open(config)
+        rt = open_runtime(config)
         try:
             holders_needed = max(0, opts.holders - _holder_count(rt))
             if holders_needed:
                 opts.echo(f"seeding {holders_needed} holders (jpki-mock seed)")
                 _cli(env, "seed", "--holders", str(holders_needed), "--seed", "20201", "--no-progress")
-            token = opts.token or rt.authority.create_token("loadtest")
+            token = opts.token or rt.registry.create_token("loadtest")
             rp = opts.rp_credential
             if rp is None and (config.ocsp.access_control or config.crl.access_control):
                 name = "loadtest-" + datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")
-                rp = rt.authority.add_relying_party(name, "both")[1]
+                rp = rt.registry.add_relying_party(name, "both")[1]
                 opts.echo(f"registered relying party {name} (access control is on)")
         finally:
             rt.close()
         if opts.corpus is not None:
             corpus_path = opts.corpus
         else:
-            rt = Runtime.open(config)
+            rt = open_runtime(config)
             try:
                 data = corpus_mod.build(rt, opts.certificates, seed=20201, progress=False)
             finally:
@@ -198,10 +198,6 @@ class Run:
     def _publish_crls(self, env: dict[str, str]) -> None:
         """Publish CRLs now, so they list what was just seeded (the schedule is daily; the
         server also publishes at start-up whatever is due)."""
-        from ca import plugins
-
-        if plugins.load("crl.cli:crl") is None:
-            return
         done = subprocess.run(jpki("crl", "publish"), env=env, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             self.notes.append(f"`jpki-mock crl publish` failed: {done.stderr.strip()[:200]}")
@@ -228,7 +224,7 @@ class Run:
         start-up cost, not steady-state latency."""
         import json
 
-        from .corpus import Corpus
+        from jpki_mock.loadtest.corpus import Corpus
 
         data = Corpus(json.loads(Path(corpus_path).read_text(encoding="utf-8")))
         headers = {"Content-Type": "application/ocsp-request"}
@@ -293,9 +289,6 @@ class Run:
                 assert opts.corpus is not None, "the CLI requires --corpus with --target"
                 corpus_path, token, rp = opts.corpus, opts.token, opts.rp_credential
             classes = list(opts.plan_extra.pop("classes", None) or ("auth", "sign", "crl", "operator"))
-            if opts.target is None and "crl" in classes and not _serves_crls():
-                classes.remove("crl")
-                self.notes.append("this installation has no CRL service (crl package): the CRL downloader is left out")
             if token is None and "operator" in classes:
                 classes.remove("operator")
                 self.notes.append("no admin token (--token / JPKI_MOCK_ADMIN_TOKEN): the operator user is left out")
@@ -376,16 +369,10 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _serves_crls() -> bool:
-    from ca import plugins
-
-    return any(prefix == "/crl" and plugins.load(spec) is not None for prefix, spec in plugins.MOUNTS)
-
-
 def _holder_count(rt) -> int:
     from sqlalchemy import func, select
 
-    from ca.models import Holder
+    from jpki_mock.ca.models import Holder
 
     with rt.store.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(Holder)).scalar() or 0)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from locust import LoadTestShape
 
-from .profiles import OCSP_NAME_PREFIX, KneeFinder, Window, window_result
-from .users import context
+from jpki_mock.loadtest.profiles import OCSP_NAME_PREFIX, KneeFinder, Window, window_result
+from jpki_mock.loadtest.users import context
 
 #: a step's window starts this long after the step began, so that it holds only that step's
 #: requests: workers report their counters to the master every second (users.py sets

@@ -20,9 +20,9 @@ from cryptography import x509
 import locust.runners
 from locust import FastHttpUser, events, task
 
-from . import checks, sizing
-from .corpus import NONCE_LEN, Corpus, Expect, get_suffix
-from .profiles import Plan, PlanSpec
+from jpki_mock.loadtest import checks, sizing
+from jpki_mock.loadtest.corpus import NONCE_LEN, Corpus, Expect, get_suffix
+from jpki_mock.loadtest.profiles import Plan, PlanSpec
 
 PLAN_ENV = "JPKI_LOADTEST_PLAN"
 # Workers report counters every second instead of every 3 s, so that the master's view (the

@@ -6,9 +6,9 @@ from datetime import date
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ca.errors import InvalidInput
+from jpki_mock.errors import InvalidInput
 
-from . import stats
+from jpki_mock.ocsp import stats
 
 bp = Blueprint("ocsp_admin", __name__)
 

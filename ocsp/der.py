@@ -9,8 +9,8 @@ requests with more than one CertID (PEERS.md).
 
 from __future__ import annotations
 
-from ca.der import generalized_time, header, oid, tlv  # noqa: F401  (re-exported for the responder)
-from ca.errors import MalformedData
+from jpki_mock.der import generalized_time, header, oid, tlv  # noqa: F401  (re-exported for the responder)
+from jpki_mock.errors import MalformedData
 
 SEQUENCE = 0x30
 INTEGER = 0x02

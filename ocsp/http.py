@@ -15,19 +15,18 @@ OCSPResponse, never an HTML page or a traceback.
 
 from __future__ import annotations
 
-import gc
+from typing import Any
+
 import logging
 from time import time as _time
 
-from ca import timetravel
-from ca.access import AccessControl
-from ca.clock import SystemClock
-from ca.config import load_config
-from ca.runtime import Runtime
+from jpki_mock import travel as timetravel
+from jpki_mock.access import AccessControl
+from jpki_mock.clock import SystemClock
 
-from . import response, stats
-from .request import MalformedRequest, decode_get_path, known_shape, parse_request
-from .source import CONTENT_TYPE, Answer, Overloaded, Responder, error_answer
+from jpki_mock.ocsp import response, stats
+from jpki_mock.ocsp.request import MalformedRequest, decode_get_path, known_shape, parse_request
+from jpki_mock.ocsp.source import CONTENT_TYPE, Answer, Overloaded, Responder, error_answer
 
 log = logging.getLogger("jpki_mock.ocsp")
 
@@ -51,7 +50,7 @@ def _etag_matches(header: str, etag: str) -> bool:
 class OcspApp:
     """One per process: ``make_app(runtime)``; mounted at /ocsp or served at / standalone."""
 
-    def __init__(self, rt: Runtime):
+    def __init__(self, rt: Any):
         self.rt = rt
         self.cfg = rt.config.ocsp
         self.responder = Responder(rt)
@@ -242,21 +241,10 @@ class OcspApp:
         return [answer.der]
 
 
-def make_app(rt: Runtime) -> OcspApp:
-    """The plug-in factory (``ca.plugins.MOUNTS``): one responder per worker process.  With
+def make_app(rt: Any) -> OcspApp:
+    """The plug-in factory (mounted by :mod:`jpki_mock.app`): one responder per worker process.  With
     ``time_travel = true`` it honours ``X-JPKI-Mock-Time`` (docs/time-travel.md); otherwise
     :func:`ca.timetravel.wsgi` returns the app itself."""
     app = OcspApp(rt)
     app.counters.start(rt.config.ocsp.stats_flush_seconds)
     return timetravel.wsgi(app.wsgi, rt)
-
-
-def app_factory() -> OcspApp:
-    """Entry point for granian workers of ``jpki-mock ocsp serve`` (configuration from the environment)."""
-    app = make_app(Runtime.open(load_config()))
-    # Everything loaded so far (SQLAlchemy, cryptography, the issuers) lives as long as the
-    # worker: move it out of the collector's generations so that the garbage collections the
-    # per-request allocations trigger do not walk it again and again.
-    gc.collect()
-    gc.freeze()
-    return app

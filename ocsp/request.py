@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import unquote
 
-from ca.errors import MalformedData
+from jpki_mock.errors import MalformedData
 
-from . import der
-from .der import OCTET_STRING, SEQUENCE, DerError
+from jpki_mock.ocsp import der
+from jpki_mock.ocsp.der import OCTET_STRING, SEQUENCE, DerError
 
 #: CertID hash algorithms answered (RFC 9919 recommends SHA-256, RFC 5019 used SHA-1).
 HASH_OIDS = {

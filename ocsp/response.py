@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from ca.signer import ResponderSigner
+from jpki_mock.ca.signer import ResponderSigner
 
-from . import der
-from .der import ENUMERATED, OCTET_STRING, seq, tlv
+from jpki_mock.ocsp import der
+from jpki_mock.ocsp.der import ENUMERATED, OCTET_STRING, seq, tlv
 
 # OCSPResponseStatus (RFC 6960 section 4.2.1); 4 is not used.
 SUCCESSFUL, MALFORMED_REQUEST, INTERNAL_ERROR, TRY_LATER, SIG_REQUIRED, UNAUTHORIZED = 0, 1, 2, 3, 5, 6

@@ -21,6 +21,8 @@ stored (``seen`` guard), so a slow signer cannot put a stale "good" back into th
 
 from __future__ import annotations
 
+from typing import Any
+
 import hashlib
 import queue
 import threading
@@ -30,18 +32,17 @@ from time import time as _time
 
 from sqlalchemy import func, select
 
-from ca import timetravel
-from ca.clock import SystemClock
-from ca.epoch import CallCell
-from ca.errors import Overloaded
-from ca.issuers import HASH_ALGORITHMS, Issuer
-from ca.models import CAGeneration
-from ca.runtime import Runtime
-from ca.status import HOLD, CertStatus
+from jpki_mock import travel as timetravel
+from jpki_mock.clock import SystemClock
+from jpki_mock.epoch import CallCell
+from jpki_mock.errors import Overloaded
+from jpki_mock.ca.issuers import HASH_ALGORITHMS, Issuer
+from jpki_mock.ca.models import CAGeneration
+from jpki_mock.ca.status import HOLD, CertStatus
 
-from . import response, stats
-from .der import seq
-from .request import CertID, MalformedRequest, OcspRequest, Shape
+from jpki_mock.ocsp import response, stats
+from jpki_mock.ocsp.der import seq
+from jpki_mock.ocsp.request import CertID, MalformedRequest, OcspRequest, Shape
 
 #: bounds on the per-process maps: a flood of distinct requests must not exhaust memory.
 MAX_ENTRIES = 500_000
@@ -180,7 +181,7 @@ class SigningSlots:
 class Responder:
     """The answering core of one process (thread-safe; one per WSGI app)."""
 
-    def __init__(self, rt: Runtime):
+    def __init__(self, rt: Any):
         self.rt = rt
         self.cfg = rt.config.ocsp
         self._lock = threading.Lock()

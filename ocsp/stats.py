@@ -16,10 +16,10 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ca.clock import JST
-from ca.store import Store
+from jpki_mock.clock import JST
+from jpki_mock.db import Store
 
-from .models import OcspLookup
+from jpki_mock.ocsp.models import OcspLookup
 
 log = logging.getLogger("jpki_mock.ocsp.stats")
 

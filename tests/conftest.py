@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ca.clock import UTC, FixedClock
-from ca.config import load_config
-from ca.runtime import Runtime
+from jpki_mock.clock import UTC, FixedClock
+from jpki_mock.config import load_config
+from jpki_mock.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = Path(__file__).resolve().parent / "vectors"
@@ -102,7 +102,7 @@ class Server:
         self.log = data_dir / f"server-{self.port}.log"
 
     def cli(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "ca.cli", *args], env=self.env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "jpki_mock.cli", *args], env=self.env, capture_output=True,
                               check=check, input=input, cwd=ROOT)
 
     def init(self) -> str:
@@ -114,7 +114,7 @@ class Server:
 
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as fh:
-            self.proc = subprocess.Popen([sys.executable, "-m", "ca.cli", *self.args, "--workers", str(self.workers)],
+            self.proc = subprocess.Popen([sys.executable, "-m", "jpki_mock.cli", *self.args, "--workers", str(self.workers)],
                                          env=self.env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
                                          start_new_session=True)
         deadline = time.monotonic() + 60

@@ -5,7 +5,7 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from ca.api import create_admin_app
+from jpki_mock.app import create_admin_app
 from tests.conftest import HOLDER
 
 
@@ -82,7 +82,7 @@ def test_rollover_and_ca_pem(client, rt):
 def test_relying_parties(client, rt):
     r = call(client, "post", "/admin/api/relying-parties", json={"name": "clinic-a", "kinds": "auth"})
     assert r.status_code == 201 and r.json["credential"].startswith("rp_")
-    from ca.access import AccessControl
+    from jpki_mock.access import AccessControl
 
     party = AccessControl(rt.store).party(r.json["credential"])
     assert party.name == "clinic-a" and party.may_query("auth") and not party.may_query("sign")
@@ -146,7 +146,7 @@ def test_new_token_works_and_is_stored_hashed(client, rt):
     assert client.get("/admin/api/cas", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     from sqlalchemy import select
 
-    from ca.models import ApiToken
+    from jpki_mock.access import ApiToken
 
     with rt.store.session() as s:
         stored = s.scalars(select(ApiToken.token_sha256)).all()

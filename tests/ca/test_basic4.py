@@ -4,8 +4,8 @@ from datetime import date
 
 import pytest
 
-from ca import basic4
-from ca.errors import InvalidInput, NotFound
+from jpki_mock.ca import basic4
+from jpki_mock.errors import InvalidInput, NotFound
 from tests.conftest import HOLDER
 
 

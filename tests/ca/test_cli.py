@@ -5,7 +5,7 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from ca.cli import main
+from jpki_mock.cli import main
 from tests.conftest import PASSPHRASE
 
 

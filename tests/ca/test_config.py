@@ -2,8 +2,8 @@
 
 import pytest
 
-from ca.config import load_config
-from ca.errors import ConfigError
+from jpki_mock.config import load_config
+from jpki_mock.errors import ConfigError
 
 
 def test_defaults_and_environment_overrides(tmp_path):
@@ -52,7 +52,7 @@ def test_unparsable_file(tmp_path):
 
 
 def test_wrong_passphrase_is_a_clear_error_without_the_secret(rt):
-    from ca.runtime import Runtime
+    from jpki_mock.runtime import Runtime
 
     other = Runtime.open(rt.config.replace(key_passphrase="not-the-one"), rt.clock)
     with pytest.raises(ConfigError) as err:

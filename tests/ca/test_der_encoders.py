@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 from asn1crypto import core
 
-from ca import der
+from jpki_mock import der
 
 
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 255, 256, 1_000_001, 2**63 - 1, 2**159 + 5])

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from ca.epoch import CallCell, RevocationEpoch
+from jpki_mock.epoch import CallCell, RevocationEpoch
 
 
 def test_cell_sees_what_any_process_publishes(tmp_path):

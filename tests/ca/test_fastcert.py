@@ -6,10 +6,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ca import fastcert, keys, municipalities, names, profile
-from ca.basic4 import Basic4
-from ca.clock import UTC
-from ca.issuers import key_bits
+from jpki_mock.ca import fastcert, keys, municipalities, names, profile
+from jpki_mock.ca.basic4 import Basic4
+from jpki_mock.clock import UTC
+from jpki_mock.ca.issuers import key_bits
 
 
 @pytest.mark.parametrize("kind", ["sign", "auth"])

@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from ca.errors import AlreadyRevoked, Conflict, HoldNotReleasable, InvalidInput, NotEligible, NotFound
-from ca.models import Certificate, Holder
-from ca.status import HOLD, REASONS
+from jpki_mock.errors import AlreadyRevoked, Conflict, HoldNotReleasable, InvalidInput, NotEligible, NotFound
+from jpki_mock.ca.models import Certificate, Holder
+from jpki_mock.ca.status import HOLD, REASONS
 from tests.conftest import HOLDER
 
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import DateTime, column, select, table, text
 from sqlalchemy.dialects import sqlite
 
-from ca.models import Holder
+from jpki_mock.ca.models import Holder
 
 
 def _holder(hid: int, created: datetime) -> Holder:

@@ -7,7 +7,7 @@ import pytest
 from asn1crypto import core, parser
 from asn1crypto import x509 as ax509
 
-from ca.clock import UTC
+from jpki_mock.clock import UTC
 from tests.conftest import HOLDER
 
 SAN_OIDS = ["1.2.392.200149.8.5.5.1", "1.2.392.200149.8.5.5.4", "1.2.392.200149.8.5.5.3",
@@ -85,8 +85,8 @@ def test_user_auth_certificate_has_no_personal_data(rt, issued):
 
 
 def test_faithful_mode_has_no_uri_and_no_aia(tmp_path, clock):
-    from ca.config import load_config
-    from ca.runtime import Runtime
+    from jpki_mock.config import load_config
+    from jpki_mock.runtime import Runtime
 
     runtime = Runtime.open(load_config({}, data_dir=tmp_path / "f", key_passphrase="pw-test", faithful=True), clock)
     runtime.authority.init()
@@ -114,7 +114,7 @@ def verify(tmp_path, ca_pem: str, cert_pem: str) -> subprocess.CompletedProcess:
 
 
 def test_openssl_verifies_both_kinds_and_generations(rt, tmp_path):
-    from ca.authority import der_to_pem
+    from jpki_mock.ca.authority import der_to_pem
 
     first = rt.authority.create_holder(HOLDER)
     gen1 = {i.certificate.kind: i for i in rt.authority.issue(first.id, "both", pkcs12_passphrase="pass1234")}

@@ -73,8 +73,8 @@ def test_generated_root_matches_real_root(rt, kind, which):
 
 
 def test_test_hierarchy_uses_jpki_test_org(tmp_path, clock):
-    from ca.config import load_config
-    from ca.runtime import Runtime
+    from jpki_mock.config import load_config
+    from jpki_mock.runtime import Runtime
 
     cfg = load_config({}, data_dir=tmp_path / "t", key_passphrase="pw-test", hierarchy="test")
     runtime = Runtime.open(cfg, clock)

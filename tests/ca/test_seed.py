@@ -7,8 +7,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 
-from ca.models import Certificate, Holder
-from ca.seed import seed_holders
+from jpki_mock.ca.models import Certificate, Holder
+from jpki_mock.ca.seed import seed_holders
 
 
 def test_seed_issues_real_certificates_with_a_mix(db_rt, tmp_path):

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 
-from ca.api import create_admin_app
-from ca.cli import main
-from crl import schedule
-from crl.publisher import Publisher, Stream
+from jpki_mock.app import create_admin_app
+from jpki_mock.cli import main
+from jpki_mock.crl import schedule
+from jpki_mock.crl.publisher import Publisher, Stream
 
 from cli_env import env_for
 from crl_helpers import entries
@@ -121,8 +121,8 @@ def test_schedule_publishes_everything_at_start_then_what_is_due(rt, clock, monk
 
 
 def test_schedule_can_be_turned_off(config, clock):
-    from ca.config import CrlConfig
-    from ca.runtime import Runtime
+    from jpki_mock.config import CrlConfig
+    from jpki_mock.runtime import Runtime
 
     runtime = Runtime.open(config.replace(crl=CrlConfig(schedule=False)), clock)
     runtime.authority.init()
@@ -135,6 +135,6 @@ def test_schedule_can_be_turned_off(config, clock):
 
 def test_tick_follows_the_shortest_period(rt):
     assert schedule.tick_seconds(rt) == 60.0
-    from ca.config import CrlConfig
+    from jpki_mock.config import CrlConfig
     rt.config = rt.config.replace(crl=CrlConfig(period_seconds=2))
     assert schedule.tick_seconds(rt) == 0.5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from loadtest import bench_crl
+from jpki_mock.loadtest.bench import crl as bench_crl
 
 
 def test_small_benchmark_run_prints_the_summary_line(capsys):

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from asn1crypto import core
 
-from crl import der
+from jpki_mock.crl import der
 
 
 @pytest.mark.parametrize("when, tag", [

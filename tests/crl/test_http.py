@@ -11,10 +11,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from werkzeug.test import Client
 
-from ca.config import CrlConfig
-from ca.runtime import Runtime
-from crl.http import make_app
-from crl.publisher import Publisher, Stream
+from jpki_mock.config import CrlConfig
+from jpki_mock.runtime import Runtime
+from jpki_mock.crl.http import make_app
+from jpki_mock.crl.publisher import Publisher, Stream
 
 from crl_helpers import entries
 
@@ -37,8 +37,8 @@ def client(rt):
 @pytest.fixture(scope="module")
 def shared_client(tmp_path_factory):
     """One published CA for the read-only tests (initialising a CA costs two RSA key generations)."""
-    from ca.clock import UTC, FixedClock
-    from ca.config import load_config
+    from jpki_mock.clock import UTC, FixedClock
+    from jpki_mock.config import load_config
 
     config = load_config({}, data_dir=tmp_path_factory.mktemp("http") / "data", key_passphrase="shared-http")
     runtime = Runtime.open(config, FixedClock(datetime(2026, 11, 26, 3, 0, 0, tzinfo=UTC)))
@@ -131,8 +131,8 @@ def test_access_control_for_registered_relying_parties(config, clock):
     runtime.authority.init()
     try:
         Publisher(runtime).publish(Stream(runtime.authority.issuer("sign"), "full"))
-        _, both = runtime.authority.add_relying_party("bank", "both")
-        _, auth_only = runtime.authority.add_relying_party("shop", "auth")
+        _, both = runtime.registry.add_relying_party("bank", "both")
+        _, auth_only = runtime.registry.add_relying_party("shop", "auth")
         client = Client(make_app(runtime))
         anonymous = client.get("/sign/g1/full.crl")
         assert anonymous.status_code == 401 and "registered relying parties" in anonymous.get_json()["message"]

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from crl.prefetch import prefetched
+from jpki_mock.crl.prefetch import prefetched
 
 
 def test_items_come_out_in_order_across_batches():

@@ -8,10 +8,10 @@ import pytest
 from asn1crypto import x509 as ax509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ca.config import CrlConfig
-from ca.errors import InvalidInput, PublishError, UnknownIssuer
-from ca.runtime import Runtime
-from crl.publisher import Publisher, Stream, check_crl
+from jpki_mock.config import CrlConfig
+from jpki_mock.errors import InvalidInput, PublishError, UnknownIssuer
+from jpki_mock.runtime import Runtime
+from jpki_mock.crl.publisher import Publisher, Stream, check_crl
 
 from crl_helpers import entries, parse
 
@@ -165,7 +165,7 @@ def test_expired_certificates_leave_after_one_period(rt, issue, clock):
 
 
 class WrongKeySigner:
-    from ca.signer import SHA256_RSA_ALGORITHM as algorithm_der
+    from jpki_mock.ca.signer import SHA256_RSA_ALGORITHM as algorithm_der
 
     def __init__(self):
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -11,8 +11,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from crl.extensions import HOLD_INSTRUCTION_REJECT, crl_extensions
-from crl.writer import CrlHeader, encode_entries, write_crl
+from jpki_mock.crl.extensions import HOLD_INSTRUCTION_REJECT, crl_extensions
+from jpki_mock.crl.writer import CrlHeader, encode_entries, write_crl
 
 T = datetime(2026, 11, 26, 3, 0, 0, tzinfo=timezone.utc)
 
@@ -20,7 +20,7 @@ T = datetime(2026, 11, 26, 3, 0, 0, tzinfo=timezone.utc)
 class KeySigner:
     """A CASigner stand-in around a local key: the writer needs only sign_prehashed."""
 
-    from ca.signer import SHA256_RSA_ALGORITHM as algorithm_der
+    from jpki_mock.ca.signer import SHA256_RSA_ALGORITHM as algorithm_der
 
     def __init__(self, key):
         self.key = key

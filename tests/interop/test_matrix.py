@@ -25,10 +25,10 @@ from pyhanko_certvalidator import errors as pv_errors
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationCheckingPolicy, RevocationCheckingRule
 
-from ca.card.card import CardService
-from ca.card.scenarios import CATALOG, build
-from ca.config import load_config
-from ca.runtime import Runtime
+from jpki_mock.kit.card import CardService
+from jpki_mock.kit.scenarios import CATALOG, build
+from jpki_mock.config import load_config
+from jpki_mock.runtime import Runtime
 from tests.conftest import Server
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -56,7 +56,7 @@ def mock(tmp_path_factory):
 
     The build and the publication run in this process on the server's data directory (what
     ``jpki-mock scenarios build`` and ``jpki-mock crl publish`` do), saving two interpreter starts."""
-    from crl.publisher import Publisher
+    from jpki_mock.crl.publisher import Publisher
 
     srv = Server(tmp_path_factory.mktemp("matrix") / "data", workers=1)
     srv.token = srv.init()

@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ocsp"))
 
 from ocsp_helpers import PASSPHRASE, issue, request_der, start_responder, verify  # noqa: E402
 
-from ca.config import load_config  # noqa: E402
-from ca.runtime import Runtime  # noqa: E402
+from jpki_mock.config import load_config  # noqa: E402
+from jpki_mock.runtime import Runtime  # noqa: E402
 
 pytestmark = pytest.mark.server
 
@@ -156,7 +156,7 @@ def test_combined_server_mount_with_access_control(tmp_path, files):
     try:
         rt = Runtime.open(load_config({}, data_dir=srv.data_dir, key_passphrase=PASSPHRASE))
         item = issue(rt, "auth")[0]
-        _, credential = rt.authority.add_relying_party("clinic", "auth")
+        _, credential = rt.registry.add_relying_party("clinic", "auth")
         rt.close()
         cert, ca = _pem(tmp_path / "c.pem", item.cert), _pem(tmp_path / "ca.pem", item.issuer)
         args = ["openssl", "ocsp", "-url", srv.base + "/ocsp", "-issuer", str(ca), "-cert", str(cert), "-CAfile", str(ca)]

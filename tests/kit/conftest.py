@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ca.clock import FixedClock
-from ca.config import load_config
-from ca.runtime import Runtime
+from jpki_mock.clock import FixedClock
+from jpki_mock.config import load_config
+from jpki_mock.runtime import Runtime
 from tests.conftest import PASSPHRASE, T0
 
 

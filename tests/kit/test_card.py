@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from ca.api import create_admin_app
-from ca.card.card import CardService, PinLocked, WrongPin
-from ca.card.models import Card
-from ca.errors import Conflict, InvalidInput, NotEligible, NotFound
-from ca.runtime import Runtime
+from jpki_mock.app import create_admin_app
+from jpki_mock.kit.card import CardService, PinLocked, WrongPin
+from jpki_mock.kit.models import Card
+from jpki_mock.errors import Conflict, InvalidInput, NotEligible, NotFound
+from jpki_mock.runtime import Runtime
 from tests.conftest import HOLDER
 
 PASSWORD = "ABC123XYZ"
@@ -278,7 +278,7 @@ def test_rest_locked_is_409_and_needs_the_token(kit_rt, client, card):
 def test_cli_card_commands(tmp_path, kit_rt, holder):
     from click.testing import CliRunner
 
-    from ca.cli import main
+    from jpki_mock.cli import main
 
     env = {"JPKI_MOCK_DATA": str(kit_rt.config.data_dir), "JPKI_MOCK_KEY_PASSPHRASE": kit_rt.config.key_passphrase}
     runner = CliRunner()

@@ -14,9 +14,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from ca.card.card import CardService
-from ca.card.scenarios import CATALOG, build
-from ca.status import REASON_NAMES
+from jpki_mock.kit.card import CardService
+from jpki_mock.kit.scenarios import CATALOG, build
+from jpki_mock.ca.status import REASON_NAMES
 
 
 @pytest.fixture(scope="module")

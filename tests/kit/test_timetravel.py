@@ -9,14 +9,15 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 
-from ca import timetravel
-from ca.api import create_admin_app
-from ca.cli import main
-from ca.clock import FixedClock
-from ca.config import load_config
-from ca.errors import ConfigError, Forbidden, InvalidInput
-from ca.runtime import Runtime
-from ca.timetravel import TravellingClock, parse_delta, parse_time
+from jpki_mock import travel as timetravel
+
+from jpki_mock.app import create_admin_app
+from jpki_mock.cli import main
+from jpki_mock.clock import FixedClock
+from jpki_mock.config import load_config
+from jpki_mock.errors import ConfigError, Forbidden, InvalidInput
+from jpki_mock.runtime import Runtime
+from jpki_mock.travel import TravellingClock, parse_delta, parse_time
 from tests.conftest import PASSPHRASE, ROOT, T0
 
 
@@ -165,7 +166,7 @@ def test_cli(tt_config, rt):
 
 def test_cli_refuses_shared_server(tmp_path):
     env = {"JPKI_MOCK_DATA": str(tmp_path), "JPKI_MOCK_TIME_TRAVEL": "1", "JPKI_MOCK_SHARED": "1", "PATH": "/usr/bin:/bin"}
-    res = subprocess.run([sys.executable, "-m", "ca.cli", "clock", "advance", "1d"], env=env, cwd=ROOT,
+    res = subprocess.run([sys.executable, "-m", "jpki_mock.cli", "clock", "advance", "1d"], env=env, cwd=ROOT,
                          capture_output=True, text=True)
     assert res.returncode == 5 and "shared" in res.stderr
 
@@ -178,7 +179,7 @@ def test_ocsp_header_answers_at_that_time_and_caches_nothing(tmp_path):
     from asn1crypto import ocsp as asn1_ocsp
     from werkzeug.test import Client
 
-    from ocsp.http import make_app
+    from jpki_mock.ocsp.http import make_app
 
     config = load_config({"JPKI_MOCK_TIME_TRAVEL": "1"}, data_dir=tmp_path / "o", key_passphrase=PASSPHRASE)
     rt = Runtime.open(config, FixedClock(T0))
@@ -227,8 +228,8 @@ def test_crl_header_serves_the_crl_current_at_that_time(tmp_path):
     from cryptography import x509
     from werkzeug.test import Client
 
-    from crl.http import make_app
-    from crl.publisher import Publisher
+    from jpki_mock.crl.http import make_app
+    from jpki_mock.crl.publisher import Publisher
 
     config = load_config({"JPKI_MOCK_TIME_TRAVEL": "1"}, data_dir=tmp_path / "c", key_passphrase=PASSPHRASE)
     base = FixedClock(T0)

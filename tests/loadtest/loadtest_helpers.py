@@ -24,7 +24,7 @@ def only(data: dict, category: str, **expect) -> dict:
 
 def run_loadtest(*args: str, env: dict | None = None, timeout: float = 240) -> tuple[dict, str]:
     """Run `jpki-mock loadtest run ...`; returns the parsed last line and the whole output."""
-    done = subprocess.run([sys.executable, "-m", "ca.cli", "loadtest", "run", *args], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "jpki_mock.cli", "loadtest", "run", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output

@@ -16,10 +16,10 @@ from asn1crypto import core
 from cryptography import x509
 from cryptography.x509 import ocsp
 
-from ca.status import REASONS
-from loadtest import ocsp_requests as oreq
-from loadtest.openssl_peer import IndexRow, build_index, index_line, serial_hex, write_index
-from loadtest.wrkrun import WrkError, duration_ms, parse_wrk
+from jpki_mock.ca.status import REASONS
+from jpki_mock.loadtest import ocsp_requests as oreq
+from jpki_mock.loadtest.bench.openssl_peer import IndexRow, build_index, index_line, serial_hex, write_index
+from jpki_mock.loadtest.bench.wrk import WrkError, duration_ms, parse_wrk
 
 WRK_REPORT = """\
 Running 5s test @ http://127.0.0.1:18082

@@ -10,7 +10,7 @@ import pytest
 
 
 def test_prints_the_python_costs_beside_the_signature(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "loadtest.bench_ocsp_python", "--holders", "20",
+    done = subprocess.run([sys.executable, "-m", "jpki_mock.loadtest.bench.ocsp_python", "--holders", "20",
                            "--requests", "2000", "--repeats", "3"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     m = re.fullmatch(r"cached_python_us=([\d.]+) ceiling_app_us=([\d.]+) nonced_python_us=([\d.]+) "
@@ -26,7 +26,7 @@ def test_prints_the_python_costs_beside_the_signature(tmp_path):
 
 @pytest.mark.parametrize("flag", ["--holders", "--requests", "--repeats"])
 def test_counts_below_one_are_refused(flag):
-    done = subprocess.run([sys.executable, "-m", "loadtest.bench_ocsp_python", flag, "0"],
+    done = subprocess.run([sys.executable, "-m", "jpki_mock.loadtest.bench.ocsp_python", flag, "0"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "must be at least 1" in done.stderr
 
@@ -35,7 +35,7 @@ def test_a_failing_setup_is_a_clear_error_not_a_traceback():
     import os
 
     env = dict(os.environ, JPKI_MOCK_OCSP_WORKERS="abc")  # a configuration `jpki-mock init` refuses
-    done = subprocess.run([sys.executable, "-m", "loadtest.bench_ocsp_python", "--holders", "2"],
+    done = subprocess.run([sys.executable, "-m", "jpki_mock.loadtest.bench.ocsp_python", "--holders", "2"],
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 1
     assert "error: jpki-mock init failed" in done.stderr and "JPKI_MOCK_OCSP_WORKERS" in done.stderr

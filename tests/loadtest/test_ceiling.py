@@ -15,9 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ocsp"))
 
 from ocsp_helpers import call  # noqa: E402
 
-from loadtest import ocsp_requests as oreq  # noqa: E402
-from loadtest.ceiling import app_factory, app_headers, make_app  # noqa: E402
-from ocsp.http import OcspApp  # noqa: E402
+from jpki_mock.loadtest import ocsp_requests as oreq  # noqa: E402
+from jpki_mock.loadtest.bench.ceiling import app_factory, app_headers, make_app  # noqa: E402
+from jpki_mock.ocsp.http import OcspApp  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from loadtest.checks import SignatureCheck, check_crl, check_ocsp
-from loadtest.corpus import Expect
+from jpki_mock.loadtest.checks import SignatureCheck, check_crl, check_ocsp
+from jpki_mock.loadtest.corpus import Expect
 
 from fake_ocsp_target import NOW, build_response, make_ca, unauthorized
 

@@ -6,8 +6,8 @@ import json
 import pytest
 from asn1crypto import ocsp as asn1_ocsp
 
-from ca.errors import InvalidInput
-from loadtest import corpus
+from jpki_mock.errors import InvalidInput
+from jpki_mock.loadtest import corpus
 
 
 @pytest.fixture(scope="module")

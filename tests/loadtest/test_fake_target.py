@@ -12,7 +12,7 @@ from cryptography import x509
 from fake_ocsp_target import FakeTarget, build_response, make_ca
 from loadtest_helpers import only, run_loadtest
 
-from loadtest import corpus
+from jpki_mock.loadtest import corpus
 
 pytestmark = pytest.mark.server
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from ca.errors import InvalidInput
-from loadtest import sizing
-from loadtest.profiles import KneeFinder, Plan, PlanSpec, StepResult, Window, percentile, slope, window_result
+from jpki_mock.errors import InvalidInput
+from jpki_mock.loadtest import sizing
+from jpki_mock.loadtest.profiles import KneeFinder, Plan, PlanSpec, StepResult, Window, percentile, slope, window_result
 
 
 def spec(**kw):

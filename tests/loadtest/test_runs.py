@@ -26,7 +26,7 @@ def env(tmp_path_factory):
     data = tmp_path_factory.mktemp("lt") / "data"
     env = {**os.environ, "JPKI_MOCK_DATA": str(data), "JPKI_MOCK_KEY_PASSPHRASE": "test-passphrase"}
     for args in (["init"], ["seed", "--holders", HOLDERS, "--seed", "5", "--no-progress"]):
-        subprocess.run([sys.executable, "-m", "ca.cli", *args], env=env, cwd=ROOT, check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "jpki_mock.cli", *args], env=env, cwd=ROOT, check=True, capture_output=True)
     return env
 
 
@@ -79,7 +79,7 @@ def test_stress_reports_a_knee(env, tmp_path):
 
 def test_soak_counts_a_deliberately_wrong_expectation(env, tmp_path):
     corpus_path = tmp_path / "corpus.json"
-    subprocess.run([sys.executable, "-m", "ca.cli", "loadtest", "corpus", "--certificates", "200", "--out",
+    subprocess.run([sys.executable, "-m", "jpki_mock.cli", "loadtest", "corpus", "--certificates", "200", "--out",
                     str(corpus_path)], env=env, cwd=ROOT, check=True, capture_output=True)
     data = json.loads(corpus_path.read_text())
     # Revoked certificates, wrongly expected good; good ones expected right: half the lookups each.
@@ -111,7 +111,7 @@ def test_soak_counts_a_deliberately_wrong_expectation(env, tmp_path):
 def test_bad_input_is_refused_before_anything_starts(tmp_path, args, message):
     from click.testing import CliRunner
 
-    from ca.cli import main
+    from jpki_mock.cli import main
 
     result = CliRunner().invoke(main, ["loadtest", "run", *args, "--out", str(tmp_path / "o")],
                                 env={"JPKI_MOCK_DATA": str(tmp_path / "untouched")})

@@ -2,7 +2,7 @@
 
 import pytest
 
-from loadtest import sizing
+from jpki_mock.loadtest import sizing
 
 
 def test_average_rate_is_the_reports_volume_over_the_year():

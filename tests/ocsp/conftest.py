@@ -13,10 +13,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ocsp_helpers import PASSPHRASE, T0, issue  # noqa: E402
 
-from ca.clock import FixedClock  # noqa: E402
-from ca.config import load_config  # noqa: E402
-from ca.runtime import Runtime  # noqa: E402
-from ocsp.http import OcspApp  # noqa: E402
+from jpki_mock.clock import FixedClock  # noqa: E402
+from jpki_mock.config import load_config  # noqa: E402
+from jpki_mock.runtime import Runtime  # noqa: E402
+from jpki_mock.ocsp.http import OcspApp  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ import pytest
 from cryptography.x509 import ocsp
 from ocsp_helpers import call, get_path, request_der
 
-from ca.clock import JST
-from ocsp import stats
+from jpki_mock.clock import JST
+from jpki_mock.ocsp import stats
 
 S = ocsp.OCSPResponseStatus
 
@@ -21,7 +21,7 @@ def parties(ort):
     names = {}
     for kinds in ("sign", "auth", "both"):
         name = f"rp-{kinds}-{uuid.uuid4().hex[:6]}"
-        _, credential = ort.authority.add_relying_party(name, kinds)
+        _, credential = ort.registry.add_relying_party(name, kinds)
         names[kinds] = (name, credential)
     return names
 
@@ -99,7 +99,7 @@ def test_hot_path_counts_go_to_the_jst_day_they_happen_on(make_app, items, ort, 
 def test_every_answer_the_responder_gives_has_a_counter():
     """Counters hold a slot per (kind, status): a label without one would turn counting into an
     internalError."""
-    from ocsp.source import LABEL_FOR_STATUS
+    from jpki_mock.ocsp.source import LABEL_FOR_STATUS
 
     labels = set(LABEL_FOR_STATUS.values()) | {"good", "revoked", "unknown"}
     assert {(kind, label) for kind in ("sign", "auth", "-") for label in labels} <= set(stats.SLOTS)
@@ -128,8 +128,8 @@ def test_hot_path_counts_without_touching_the_store(app, items, ort, monkeypatch
 def test_admin_api_and_cli_summary(ort, items):
     from flask.testing import FlaskClient  # noqa: F401 - the admin app is Flask
 
-    from ca.api import create_admin_app
-    from ocsp.http import OcspApp
+    from jpki_mock.app import create_admin_app
+    from jpki_mock.ocsp.http import OcspApp
 
     app = OcspApp(ort)
     call(app, "GET", get_path(request_der(items[1])))
@@ -146,7 +146,7 @@ def test_admin_api_and_cli_summary(ort, items):
 
     from click.testing import CliRunner
 
-    from ca.cli import main
+    from jpki_mock.cli import main
 
     env = {"JPKI_MOCK_DATA": str(ort.config.data_dir), "JPKI_MOCK_KEY_PASSPHRASE": ort.config.key_passphrase}
     result = CliRunner().invoke(main, ["ocsp", "stats", "--json"], env=env)

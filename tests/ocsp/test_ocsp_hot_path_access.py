@@ -5,12 +5,12 @@ from __future__ import annotations
 from cryptography.x509 import ocsp
 from ocsp_helpers import call, get_path, request_der
 
-import ocsp.http as ocsp_http
+import jpki_mock.ocsp.http as ocsp_http
 
 
 def test_cached_get_with_access_control_takes_the_hot_path(make_app, items, ort, monkeypatch):
     app = make_app(access_control=True)
-    credential = ort.authority.add_relying_party("rp-hot", "both")[1]
+    credential = ort.registry.add_relying_party("rp-hot", "both")[1]
     hdr = {"Authorization": f"Bearer {credential}"}
     path = get_path(request_der(items[0]))
     assert call(app, "GET", path, headers=hdr).ocsp.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL

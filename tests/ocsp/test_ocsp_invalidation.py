@@ -14,8 +14,8 @@ import pytest
 from cryptography.x509 import ocsp
 from ocsp_helpers import PASSPHRASE, call, get_path, issue, request_der, root_conftest, start_responder
 
-from ca.config import load_config
-from ca.runtime import Runtime
+from jpki_mock.config import load_config
+from jpki_mock.runtime import Runtime
 
 GOOD = ocsp.OCSPCertStatus.GOOD
 REVOKED = ocsp.OCSPCertStatus.REVOKED

@@ -10,8 +10,8 @@ from asn1crypto import ocsp as a_ocsp
 from cryptography.x509 import ReasonFlags, ocsp
 from ocsp_helpers import call, cert_id, multi_request, request_der, verify
 
-import ocsp.http as ocsp_http
-from ocsp.source import Responder
+import jpki_mock.ocsp.http as ocsp_http
+from jpki_mock.ocsp.source import Responder
 
 S = ocsp.OCSPResponseStatus
 
@@ -74,9 +74,9 @@ def test_revocation_and_hold_show_at_once(app, items, ort, monkeypatch):
 def test_access_control_and_counts(make_app, items, ort, monkeypatch):
     app = make_app(access_control=True)
     name = f"rp-sign-{uuid.uuid4().hex[:6]}"
-    credential = ort.authority.add_relying_party(name, "sign")[1]
+    credential = ort.registry.add_relying_party(name, "sign")[1]
     hdr = {"Authorization": f"Bearer {credential}"}
-    both = {"Authorization": f"Bearer {ort.authority.add_relying_party(f'rp-both-{uuid.uuid4().hex[:6]}', 'both')[1]}"}
+    both = {"Authorization": f"Bearer {ort.registry.add_relying_party(f'rp-both-{uuid.uuid4().hex[:6]}', 'both')[1]}"}
     sign, auth = items
     for item in items:  # shapes learnt and statuses read, for a party that may ask about both kinds
         assert call(app, "POST", "/", request_der(item, nonce=b"0" * 16), headers=both).ocsp.response_status == S.SUCCESSFUL

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ocsp_helpers import call, cert_id, get_path, multi_request, request_der
 
-from ocsp.request import MalformedRequest, parse_request
+from jpki_mock.ocsp.request import MalformedRequest, parse_request
 
 EXPECTED_HTTP = {"successful": 200, "malformed_request": 400, "unauthorized": 200, "try_later": 503}
 
@@ -91,7 +91,7 @@ def test_random_get_paths_get_defined_answers(app, path):
 
 
 def _outcome(parse, body):
-    from ocsp.der import DerError
+    from jpki_mock.ocsp.der import DerError
 
     try:
         return parse(body)
@@ -105,7 +105,7 @@ def test_reading_from_a_shape_agrees_with_a_full_parse(items, which, data):
     """ocsp/request.py remembers the shape of nonced requests (everything but the nonce
     octets): whatever the mutation, a parse with those shapes known gives what a full parse
     of the same bytes gives."""
-    from ocsp import request
+    from jpki_mock.ocsp import request
 
     seed = [request_der(items[0], nonce=b"s" * 16),
             multi_request([cert_id(items[1].issuer, 99, "sha256")], nonce=b"t" * 40)][which]

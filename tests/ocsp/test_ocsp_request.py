@@ -9,7 +9,7 @@ import pytest
 from asn1crypto import ocsp as a_ocsp
 from ocsp_helpers import cert_id, multi_request, request_der
 
-from ocsp.request import MalformedRequest, decode_get_path, parse_request
+from jpki_mock.ocsp.request import MalformedRequest, decode_get_path, parse_request
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_nonce_without_inner_octet_string_is_accepted(items):
 
 def _fix_lengths(der: bytes) -> bytes:
     """Re-encode with asn1crypto-independent length fixing: parse the outer layers and rebuild."""
-    from ocsp import der as d
+    from jpki_mock.ocsp import der as d
 
     def rebuild(data: bytes, start: int, end: int) -> bytes:
         out = b""
@@ -211,7 +211,7 @@ def test_nonced_requests_share_the_parsed_certid_but_not_the_nonce(items):
 def test_a_request_differing_only_in_its_nonce_is_read_from_its_shape(items, monkeypatch):
     """After one nonced request is parsed in full, the next with other nonce octets of the same
     length is read from its shape, and gives what a full parse gives."""
-    from ocsp import request
+    from jpki_mock.ocsp import request
 
     a = request_der(items[0], nonce=b"\x01" * 16)
     b = request_der(items[0], nonce=bytes(range(16)))
@@ -241,7 +241,7 @@ def test_a_nonce_without_inner_octet_string_is_never_read_from_a_shape(items):
 
 
 def test_signing_slots_bound_concurrency():
-    from ocsp.source import SigningSlots
+    from jpki_mock.ocsp.source import SigningSlots
 
     slots = SigningSlots(2)
     assert slots.acquire(0) and slots.acquire(0.01)

@@ -96,7 +96,7 @@ def test_never_issued_serial_revoked_with_extended_revoke(make_app, items):
 def test_never_issued_answer_is_not_cached_so_a_later_issue_shows_good(app, ort, items):
     from ocsp_helpers import PUBLIC_PEM, HOLDER
 
-    from ca.store import next_values
+    from jpki_mock.db import next_values
 
     with ort.store.session() as s:  # the next serial the auth CA will hand out
         upcoming = next_values(s, "serial_auth") + 1

@@ -13,10 +13,11 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from ca.api import body, cert_json, runtime
-from ca.errors import InvalidInput
+from jpki_mock.ca.api import cert_json
+from jpki_mock.web import body, runtime
+from jpki_mock.errors import InvalidInput
 
-from .card import CardService
+from jpki_mock.kit.card import CardService
 
 bp = Blueprint("card", __name__)
 

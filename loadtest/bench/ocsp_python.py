@@ -1,6 +1,6 @@
 """What the responder's own Python costs per answer, measured in one process.
 
-    python -m loadtest.bench_ocsp_python [--holders 300] [--requests 20000] [--repeats 5]
+    python -m jpki_mock.loadtest.bench.ocsp_python [--holders 300] [--requests 20000] [--repeats 5]
 
 ``make bench-ocsp`` measures the responder under granian against openssl; this script isolates
 the responder's own Python, which that benchmark cannot separate from the server, the kernel,
@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from .bench_ocsp import BenchError, jpki
+from jpki_mock.loadtest.bench.ocsp import BenchError, jpki
 
 
 def _setup(data: str, holders: int) -> str:
@@ -82,7 +82,7 @@ def _posts(base: dict, bodies: list[bytes], n: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m loadtest.bench_ocsp_python", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m jpki_mock.loadtest.bench.ocsp_python", description=__doc__.split("\n\n")[0])
     ap.add_argument("--holders", type=int, default=300, help="holders seeded into the throwaway CA")
     ap.add_argument("--requests", type=int, default=20000, help="requests per repeat without the signature")
     ap.add_argument("--repeats", type=int, default=5, help="repeats (the best is printed)")
@@ -98,14 +98,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         from sqlalchemy import select
 
-        from ca.config import load_config
-        from ca.models import Certificate
-        from ca.runtime import Runtime
-        from ca.signer import ResponderSigner
-        from ocsp.http import make_app
+        from jpki_mock.config import load_config
+        from jpki_mock.ca.models import Certificate
+        from jpki_mock.runtime import Runtime
+        from jpki_mock.ca.signer import ResponderSigner
+        from jpki_mock.ocsp.http import make_app
 
-        from . import ceiling
-        from .ocsp_requests import get_path, request_der
+        from jpki_mock.loadtest.bench import ceiling
+        from jpki_mock.loadtest.ocsp_requests import get_path, request_der
 
         rt = Runtime.open(load_config())
         try:

@@ -1,6 +1,6 @@
 """OCSP benchmark: this responder against a bare-server ceiling and `openssl ocsp -multi 2`.
 
-``make bench-ocsp`` (``python -m loadtest.bench_ocsp``), as root, on this machine, in one go:
+``make bench-ocsp`` (``python -m jpki_mock.loadtest.bench.ocsp``), as root, on this machine, in one go:
 
 1. seeds a CA with a few thousand real certificates (``jpki-mock seed``) in a temporary
    data directory and picks a set of good and revoked serials of the user-authentication CA;
@@ -51,13 +51,13 @@ from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import Path
 
-from ca.config import OcspConfig
+from jpki_mock.config import OcspConfig
 
-from . import ocsp_requests as oreq
-from . import openssl_peer
-from .ceiling import app_headers as ceiling_app_headers
-from .procs import ancestors, stop_tree, tree_cpu_seconds
-from .wrkrun import WrkError, WrkResult, run_wrk, wrk_binary
+from jpki_mock.loadtest import ocsp_requests as oreq
+from jpki_mock.loadtest.bench import openssl_peer
+from jpki_mock.loadtest.bench.ceiling import app_headers as ceiling_app_headers
+from jpki_mock.loadtest.bench.procs import ancestors, stop_tree, tree_cpu_seconds
+from jpki_mock.loadtest.bench.wrk import WrkError, WrkResult, run_wrk, wrk_binary
 
 CLONE_NEWNET = 0x40000000
 HOST = "127.0.0.1"
@@ -194,7 +194,7 @@ class DataSet:
 
 
 def jpki(env: dict, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "ca.cli", *args], env=env, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "jpki_mock.cli", *args], env=env, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise BenchError(f"jpki-mock {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-1500:]}")
@@ -207,9 +207,9 @@ def prepare(work: Path, holders: int, n_serials: int, workers: int, rng: random.
     from cryptography.hazmat.primitives.serialization import Encoding
     from sqlalchemy import select
 
-    from ca.config import load_config
-    from ca.models import Certificate
-    from ca.runtime import Runtime
+    from jpki_mock.config import load_config
+    from jpki_mock.ca.models import Certificate
+    from jpki_mock.runtime import Runtime
 
     data = work / "data"
     env = dict(os.environ, JPKI_MOCK_DATA=str(data), JPKI_MOCK_HOST=HOST, JPKI_MOCK_PORT=str(PORTS["responder"]),
@@ -339,7 +339,7 @@ def ratio(a: float, b: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m loadtest.bench_ocsp", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m jpki_mock.loadtest.bench.ocsp", description=__doc__.split("\n\n")[0])
     ap.add_argument("--holders", type=int, default=2000, help="holders seeded (about 1.9 certificates each)")
     ap.add_argument("--serials", type=int, default=512, help="distinct serials asked about")
     ap.add_argument("--workers", type=int, default=2, help="server worker processes (responder and ceiling)")
@@ -418,7 +418,7 @@ class Bench:
         first_get = oreq.get_path(RESPONDER_PREFIX, oreq.request_der(ds.name_hash, ds.key_hash, first.serial))
 
         # The responder, standalone, as users run it.
-        responder = self.start("responder", [sys.executable, "-m", "ca.cli", "ocsp", "serve", "--workers", str(args.workers),
+        responder = self.start("responder", [sys.executable, "-m", "jpki_mock.cli", "ocsp", "serve", "--workers", str(args.workers),
                     "--port", str(PORTS["responder"])]
                                + (["--threads", str(args.server_threads)] if args.server_threads else []),
                    ds.env, lambda: _expect_200(http(bases["responder"] + first_get, headers=ds.headers)))
@@ -583,7 +583,7 @@ def ceiling_command(workers: int, port: int, threads: int | None = None) -> list
     """granian with the settings ``jpki-mock ocsp serve`` uses, serving :mod:`loadtest.ceiling`."""
     return [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", str(workers), "--factory",
             "--backlog", "2048", "--no-access-log", "--host", HOST, "--port", str(port)] \
-        + (["--blocking-threads", str(threads)] if threads else []) + ["loadtest.ceiling:app_factory"]
+        + (["--blocking-threads", str(threads)] if threads else []) + ["jpki_mock.loadtest.bench.ceiling:app_factory"]
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-OCSP_LUA = Path(__file__).resolve().parent / "wrk" / "ocsp.lua"
+OCSP_LUA = Path(__file__).resolve().parent / "wrk_scripts" / "ocsp.lua"
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 _DURATION = re.compile(r"^([0-9.]+)(us|ms|s|m|h)$")

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, LargeBinary, SmallInteger
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ca.models import Base, UTCDateTime
+from jpki_mock.ca.models import Base, UTCDateTime
 
 
 class Card(Base):

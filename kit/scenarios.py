@@ -39,15 +39,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import func, select
 from tqdm import tqdm
 
-from ca import keys, municipalities, names, profile, urls
-from ca.authority import Authority
-from ca.clock import JST, OffsetClock
-from ca.issuers import Issuer
-from ca.models import Certificate
-from ca.runtime import Runtime
-from ca.signer import Keyring, ResponderSigner
+from jpki_mock.ca import keys, municipalities, names, profile
+from jpki_mock import urls
+from jpki_mock.ca.authority import Authority
+from jpki_mock.clock import JST, OffsetClock
+from jpki_mock.ca.issuers import Issuer
+from jpki_mock.ca.models import Certificate
+from jpki_mock.ca.signer import Keyring, ResponderSigner
 
-from .card import MAX_TRIES, CardService, WrongPin
+from jpki_mock.kit.card import MAX_TRIES, CardService, WrongPin
 
 CATALOG_NAME = "jpki-mock-scenarios/1"
 SIGN_PASSWORD = "MOCK2026"
@@ -133,14 +133,14 @@ def _holder_data(index: int, dob: date, address: str = "東京都千代田区千
             "address": f"{address}-{index + 1}" if address[-1].isdigit() else address}
 
 
-def _shifted(rt: Runtime, delta: timedelta) -> Authority:
+def _shifted(rt: Any, delta: timedelta) -> Authority:
     """The same CA with its clock moved: certificates issued 'back then' or 'later', the way
     time passes on the real service (no special validity rules needed)."""
     return Authority(rt.config, rt.store, OffsetClock(rt.clock, delta), rt.keyring, rt.epoch)
 
 
 class Builder:
-    def __init__(self, rt: Runtime, out: Path, progress: bool):
+    def __init__(self, rt: Any, out: Path, progress: bool):
         self.rt = rt
         self.a = rt.authority
         self.cards = CardService(rt.authority)
@@ -412,7 +412,7 @@ def _der(out: Path, item: dict[str, Any]) -> bytes:
 
 
 def _basic4_of(authority: Authority, item: dict[str, Any]):
-    from ca import basic4 as b4
+    from jpki_mock.ca import basic4 as b4
 
     h = authority.get_holder(item["card"]["holder"])
     return b4.Basic4(h.name, h.date_of_birth, h.gender, h.address, h.name_flags, h.address_flags, h.municipality)
@@ -445,7 +445,7 @@ def ocsp_response(signer: ResponderSigner, issuer: Issuer, serial: int, this_upd
     }).dump()
 
 
-def build(rt: Runtime, out: Path, progress: bool = True) -> dict[str, Any]:
+def build(rt: Any, out: Path, progress: bool = True) -> dict[str, Any]:
     """Build the catalog in ``rt``'s CA and write it under ``out``; returns the manifest."""
     return Builder(rt, Path(out), progress).build()
 

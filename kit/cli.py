@@ -14,14 +14,13 @@ from typing import Any
 
 import click
 
-from .card import MAX_DATA, SCHEMES, CardService, CardState
+from jpki_mock.commands import open_runtime
+from jpki_mock.kit.card import MAX_DATA, SCHEMES, CardService, CardState
 
 
 def _service() -> CardService:
-    from ca.config import load_config
-    from ca.runtime import Runtime
 
-    rt = Runtime.open(load_config())
+    rt = open_runtime()
     rt.store.require_initialised()
     return CardService(rt.authority)
 
@@ -62,7 +61,7 @@ def card_create(holder_id: str, sign_password: str | None, auth_pin: str | None)
     """Give HOLDER a card: two key pairs generated on it, certified by the CAs."""
     service = _service()
     holder = service.authority.get_holder(holder_id)
-    from .card import MIN_SIGN_AGE, age_today
+    from jpki_mock.kit.card import MIN_SIGN_AGE, age_today
 
     if sign_password is None and age_today(holder, service.clock.now()) >= MIN_SIGN_AGE:
         sign_password = click.prompt("signature password (6-16 A-Z 0-9)", hide_input=True, confirmation_prompt=True)
@@ -166,7 +165,7 @@ def scenarios() -> None:
 @scenarios.command("list")
 def scenarios_list() -> None:
     """The catalog's items and what each one teaches."""
-    from .scenarios import CATALOG
+    from jpki_mock.kit.scenarios import CATALOG
 
     for item in CATALOG:
         click.echo(f"{item.name:28s} {item.expected_text():26s} {item.description}")
@@ -178,12 +177,10 @@ def scenarios_list() -> None:
 def scenarios_build(out_dir: Path, progress: bool) -> None:
     """Create the catalog's holders and certificates in the configured CA; write bundles and
     OUT/manifest.json."""
-    from ca.config import load_config
-    from ca.runtime import Runtime
 
-    from .scenarios import build
+    from jpki_mock.kit.scenarios import build
 
-    rt = Runtime.open(load_config())
+    rt = open_runtime()
     rt.store.require_initialised()
     try:
         manifest = build(rt, out_dir, progress=progress)

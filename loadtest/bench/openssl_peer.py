@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-from ca.status import HOLD, REASONS
+from jpki_mock.ca.status import HOLD, REASONS
 
 #: openssl's spelling of the CRLReason names (apps/ca.c crl_reasons); ours follow RFC 5280's ASN.1.
 OPENSSL_REASONS = {

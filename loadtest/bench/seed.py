@@ -1,6 +1,6 @@
 """Seeding benchmark: `jpki-mock seed --holders N` three times in fresh data directories.
 
-    python -m loadtest.bench_seed [--holders 100000] [--runs 3]
+    python -m jpki_mock.loadtest.bench.seed [--holders 100000] [--runs 3]
 
 Beside each run it measures the machine's single-thread RSA-2048 signing rate (the floor of
 any certificate's cost), so a figure taken on a busy shared machine can be read as a ratio.
@@ -36,7 +36,7 @@ def rsa_sign_rate(seconds: float = 2.0) -> float:
 def run_once(holders: int, workers: int | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="jpki-seed-") as data:
         env = {**os.environ, "JPKI_MOCK_DATA": data, "JPKI_MOCK_KEY_PASSPHRASE": "bench-passphrase"}
-        cli = [sys.executable, "-m", "ca.cli"]
+        cli = [sys.executable, "-m", "jpki_mock.cli"]
         subprocess.run(cli + ["init"], env=env, check=True, stdout=subprocess.DEVNULL)
         args = cli + ["seed", "--holders", str(holders), "--seed", "1"]
         if workers:

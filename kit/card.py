@@ -31,14 +31,14 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from sqlalchemy import select
 
-from ca import basic4 as b4
-from ca import keys
-from ca.authority import MIN_SIGN_AGE, Authority
-from ca.clock import JST
-from ca.errors import ConfigError, Conflict, Forbidden, InvalidInput, NotEligible, NotFound
-from ca.models import Certificate, Holder
+from jpki_mock.ca import basic4 as b4
+from jpki_mock.ca import keys
+from jpki_mock.ca.authority import MIN_SIGN_AGE, Authority
+from jpki_mock.clock import JST
+from jpki_mock.errors import ConfigError, Conflict, Forbidden, InvalidInput, NotEligible, NotFound
+from jpki_mock.ca.models import Certificate, Holder
 
-from .models import Card
+from jpki_mock.kit.models import Card
 
 KINDS = ("sign", "auth")
 #: wrong tries before the PIN locks [C]

@@ -38,7 +38,7 @@ YEAR = 365 * 86400
 
 
 def _config(data_dir: Path):
-    from ca.config import load_config
+    from jpki_mock.config import load_config
 
     return load_config({}, data_dir=data_dir, key_passphrase=PASSPHRASE)
 
@@ -47,7 +47,7 @@ def seed(data_dir: Path, entries: int, progress: bool = True) -> None:
     """Initialise a CA and insert ``entries`` revoked sign-certificate rows with plain SQL."""
     from tqdm import tqdm
 
-    from ca.runtime import Runtime
+    from jpki_mock.runtime import Runtime
 
     rt = Runtime.open(_config(data_dir))
     rt.authority.init()
@@ -80,8 +80,8 @@ def _peak_mb() -> float:
 
 
 def run_stream(data_dir: Path) -> dict:
-    from ca.runtime import Runtime
-    from crl.publisher import Publisher, Stream
+    from jpki_mock.runtime import Runtime
+    from jpki_mock.crl.publisher import Publisher, Stream
 
     rt = Runtime.open(_config(data_dir))
     stream = Stream(rt.authority.issuer("sign"), "full")
@@ -101,7 +101,7 @@ def run_builder(data_dir: Path) -> dict:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from ca.runtime import Runtime
+    from jpki_mock.runtime import Runtime
 
     rt = Runtime.open(_config(data_dir))
     issuer = rt.authority.issuer("sign")
@@ -140,7 +140,7 @@ def run_builder(data_dir: Path) -> dict:
 
 
 def _worker(kind: str, data_dir: Path) -> dict:
-    out = subprocess.run([sys.executable, "-m", "loadtest.bench_crl", "--worker", kind, "--data", str(data_dir)],
+    out = subprocess.run([sys.executable, "-m", "jpki_mock.loadtest.bench.crl", "--worker", kind, "--data", str(data_dir)],
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{kind} run failed:\n{out.stderr}")

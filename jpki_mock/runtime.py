@@ -1,17 +1,27 @@
-"""Wiring for one process: configuration, clock, store, keyring, status view and authority."""
+"""Wiring for one process: configuration, clock, store, keyring, status view and authority.
+
+Part of the composition root: it imports every part's ``models`` module, so that the schema a
+store creates has every table (each part declares its own tables on :class:`jpki_mock.db.Base`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .authority import Authority
-from .clock import Clock, SystemClock
-from .config import Config, load_config
-from .epoch import RevocationEpoch
-from .signer import Keyring
-from .status import StatusReader
-from .store import Store
+# Every part's tables, declared on jpki_mock.db.Base by importing them (F401: imported for that).
+from jpki_mock.ca import models as _ca_models  # noqa: F401
+from jpki_mock.crl import models as _crl_models  # noqa: F401
+from jpki_mock.kit import models as _kit_models  # noqa: F401
+from jpki_mock.ocsp import models as _ocsp_models  # noqa: F401
+from jpki_mock.access import Registry
+from jpki_mock.ca.authority import Authority
+from jpki_mock.clock import Clock, SystemClock
+from jpki_mock.config import Config, load_config
+from jpki_mock.epoch import RevocationEpoch
+from jpki_mock.ca.signer import Keyring
+from jpki_mock.ca.status import StatusReader
+from jpki_mock.db import Store
 
 
 @dataclass
@@ -23,6 +33,7 @@ class Runtime:
     status: StatusReader
     authority: Authority
     epoch: RevocationEpoch
+    registry: Registry
     extras: dict = field(default_factory=dict)
 
     @classmethod
@@ -32,7 +43,7 @@ class Runtime:
         if config.time_travel:
             # Development only (config refuses it with shared = true): every "now" moves with the
             # operator offset and the per-request header (docs/time-travel.md).
-            from .timetravel import TravellingClock, offset_path
+            from jpki_mock.travel import TravellingClock, offset_path
 
             clock = TravellingClock(clock, offset_path(config.data_dir))
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)
@@ -40,7 +51,7 @@ class Runtime:
         keyring = Keyring(store, config, clock)
         epoch = RevocationEpoch(Path(config.data_dir) / "revocation.epoch")
         authority = Authority(config, store, clock, keyring, epoch)
-        return cls(config, clock, store, keyring, StatusReader(store), authority, epoch)
+        return cls(config, clock, store, keyring, StatusReader(store), authority, epoch, Registry(store, clock))
 
     def close(self) -> None:
         self.store.dispose()

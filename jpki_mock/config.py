@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, get_args, get_origin, get_type_hints
 
-from .errors import ConfigError
+from jpki_mock.errors import ConfigError
 
 ENV_PREFIX = "JPKI_MOCK_"
 

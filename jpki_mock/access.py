@@ -1,0 +1,157 @@
+"""Access control for registered relying parties, shared by the CRL and OCSP endpoints.
+
+J-LIS answers only registered verifiers (JPKI_PROFILE.md section 1).  A relying party sends
+its credential with any standard client as an HTTP header:
+
+    Authorization: Bearer rp_...        (e.g. ``openssl ocsp -header Authorization "Bearer rp_..."``)
+    X-JPKI-Relying-Party: rp_...        (for clients that reserve Authorization)
+
+Lookups are cached per process for ``ttl`` seconds (the hot path must not hit the database
+per request); a removed party stops being answered within that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from jpki_mock.clock import Clock
+from jpki_mock.db import Base, Store, UTCDateTime
+from jpki_mock.errors import Conflict, InvalidInput, NotFound, Unauthorized
+
+
+class ApiToken(Base):
+    """Admin API bearer tokens, stored as SHA-256 (shown once at creation)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(64))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RelyingParty(Base):
+    """A registered verifier (署名検証者 / 利用者証明検証者) allowed to query CRLs and OCSP."""
+
+    __tablename__ = "relying_parties"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    #: sign | auth | both: which certificate kinds it may query
+    kinds: Mapped[str] = mapped_column(String(4))
+    credential_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    id: int
+    name: str
+    kinds: str  # sign | auth | both
+
+    def may_query(self, kind: str) -> bool:
+        return self.kinds == "both" or self.kinds == kind
+
+
+def credential_from_environ(environ: dict) -> str | None:
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return environ.get("HTTP_X_JPKI_RELYING_PARTY") or None
+
+
+class AccessControl:
+    def __init__(self, store: Store, ttl: float = 5.0):
+        self.store = store
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, Party | None]] = {}
+        self._lock = threading.Lock()
+
+    def party(self, credential: str | None) -> Party | None:
+        """The active relying party holding ``credential``, or None."""
+        if not credential or len(credential) > 256:
+            return None
+        digest = hashlib.sha256(credential.encode()).hexdigest()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with self.store.session() as s:
+            row = s.scalars(select(RelyingParty).where(RelyingParty.credential_sha256 == digest,
+                                                       RelyingParty.active.is_(True))).first()
+            party = None if row is None else Party(row.id, row.name, row.kinds)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now + self.ttl, party)
+        return party
+
+    def from_environ(self, environ: dict) -> Party | None:
+        return self.party(credential_from_environ(environ))
+
+
+def new_token(session: Session, label: str, now: datetime) -> str:
+    """A new admin API bearer token, added to ``session`` (kept as SHA-256; shown once)."""
+    token = "jpkim_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(label=label, token_sha256=hashlib.sha256(token.encode()).hexdigest(), created_at=now))
+    return token
+
+
+class Registry:
+    """Who may use the mock: admin API tokens and registered relying parties."""
+
+    def __init__(self, store: Store, clock: Clock):
+        self.store = store
+        self.clock = clock
+
+    def create_token(self, label: str = "cli") -> str:
+        self.store.require_initialised()
+        with self.store.session() as s:
+            return new_token(s, label, self.clock.now())
+
+    def check_token(self, token: str | None) -> None:
+        if not token:
+            raise Unauthorized("missing bearer token", field="Authorization", allowed="Authorization: Bearer <token>")
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        with self.store.session() as s:
+            row = s.scalars(select(ApiToken).where(ApiToken.token_sha256 == digest, ApiToken.revoked.is_(False))).first()
+        if row is None:
+            raise Unauthorized("invalid bearer token", field="Authorization")
+
+    def add_relying_party(self, name: Any, kinds: Any = "both") -> tuple[RelyingParty, str]:
+        """Register a verifier; returns it and its credential (shown once)."""
+        if not isinstance(name, str) or not 1 <= len(name) <= 100 or not name.isprintable():
+            raise InvalidInput("must be 1-100 printable characters", field="name")
+        if kinds not in ("sign", "auth", "both"):
+            raise InvalidInput(f"{kinds!r} is not allowed", field="kinds", allowed=["sign", "auth", "both"])
+        credential = "rp_" + secrets.token_urlsafe(24)
+        with self.store.session() as s:
+            if s.scalars(select(RelyingParty).where(RelyingParty.name == name)).first() is not None:
+                raise Conflict(f"a relying party named {name!r} exists", field="name")
+            rp = RelyingParty(name=name, kinds=kinds, credential_sha256=hashlib.sha256(credential.encode()).hexdigest(),
+                              active=True, created_at=self.clock.now())
+            s.add(rp)
+        return rp, credential
+
+    def list_relying_parties(self) -> list[RelyingParty]:
+        with self.store.session() as s:
+            return list(s.scalars(select(RelyingParty).order_by(RelyingParty.id)).all())
+
+    def remove_relying_party(self, name: str) -> None:
+        with self.store.session() as s:
+            rp = s.scalars(select(RelyingParty).where(RelyingParty.name == name)).first()
+            if rp is None:
+                raise NotFound(f"no relying party named {name!r}", field="name")
+            rp.active = False

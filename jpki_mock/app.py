@@ -1,0 +1,129 @@
+"""The composition root of a worker process: one WSGI app for the admin API, CRLs and OCSP.
+
+Flask's application-factory pattern: :func:`create_admin_app` registers every blueprint by
+name (no string tables), and :func:`create_app` mounts the two raw WSGI parts in front of it,
+routed by path prefix before any framework runs, so the OCSP hot path never touches Flask.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from jpki_mock import errors, urls as u
+from jpki_mock.ca import api as ca_api
+from jpki_mock.crl import admin as crl_admin
+from jpki_mock.crl import http as crl_http
+from jpki_mock.kit import api as kit_api
+from jpki_mock.kit import timetravel as kit_timetravel
+from jpki_mock.ocsp import admin as ocsp_admin
+from jpki_mock.ocsp import http as ocsp_http
+from jpki_mock.runtime import Runtime
+from jpki_mock.web import RUNTIME_KEY, http_status
+
+log = logging.getLogger("jpki_mock.app")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+#: every admin blueprint, mounted under /admin/api behind the bearer token
+ADMIN_BLUEPRINTS = (ca_api.bp, crl_admin.bp, ocsp_admin.bp, kit_api.bp, kit_timetravel.bp)
+
+CPS_TEXT = """jpki-mock certification practice statement (mock)
+
+These certificates come from jpki-mock, a test double of Japan's JPKI. They certify nothing
+about anyone: every name, address and key is test data. Do not trust them outside tests.
+"""
+
+
+class PrefixDispatcher:
+    """Route by path prefix before any framework runs: the OCSP hot path never touches Flask."""
+
+    def __init__(self, default: WSGIApp, mounts: list[tuple[str, WSGIApp]]):
+        self.default = default
+        self.mounts = sorted(mounts, key=lambda m: -len(m[0]))
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        for prefix, app in self.mounts:
+            if path == prefix or path.startswith(prefix + "/"):
+                environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
+                environ["PATH_INFO"] = path[len(prefix):]
+                return app(environ, start_response)
+        return self.default(environ, start_response)
+
+
+def urls(rt: Runtime) -> dict[str, Any]:
+    """The service's public URLs: what ``/`` answers and ``make run`` prints."""
+    base = rt.config.public_url
+    out: dict[str, Any] = {"service": "jpki-mock", "admin_api": base + "/admin/api", "ocsp": u.ocsp_url(base), "crls": {}}
+    if rt.store.is_initialised():
+        for i in rt.authority.issuers():
+            out["crls"][i.label] = {"full": u.crl_url(base, i.kind, i.generation),
+                                    "arl": u.crl_url(base, i.kind, i.generation, "arl")}
+    return out
+
+
+def create_admin_app(rt: Runtime) -> Flask:
+    """The Flask app: the admin API (every blueprint), ``/`` and ``/cps``; the one place where
+    domain errors become JSON error answers."""
+    app = Flask("jpki_mock_admin")
+    app.extensions[RUNTIME_KEY] = rt
+    app.config["MAX_CONTENT_LENGTH"] = rt.config.max_body_bytes
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.url_map.strict_slashes = False
+
+    @app.before_request
+    def _auth() -> None:
+        if request.path.startswith("/admin/api"):
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            rt.registry.check_token(token.strip() if scheme.lower() == "bearer" else None)
+            g.authenticated = True
+
+    @app.errorhandler(errors.JpkiError)
+    def _domain_error(err: errors.JpkiError) -> Response:
+        status = http_status(err)
+        resp = jsonify(err.to_dict())
+        resp.status_code = status
+        if status == 401:
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="jpki-mock admin"'
+        return resp
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(_err: RequestEntityTooLarge) -> tuple[Response, int]:
+        return jsonify(errors.TooLarge("body is too large", field="body",
+                                       allowed=f"at most {rt.config.max_body_bytes} bytes").to_dict()), 413
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException) -> tuple[Response, int]:
+        return jsonify({"error": (err.name or "error").lower().replace(" ", "_"), "message": err.description}), \
+            err.code or 500
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception) -> tuple[Response, int]:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return jsonify({"error": "internal_error", "message": "internal error; see the server log"}), 500
+
+    @app.get("/")
+    def index() -> Response:
+        return jsonify(urls(rt))
+
+    @app.get("/cps")
+    def cps() -> Response:
+        return Response(CPS_TEXT, mimetype="text/plain; charset=utf-8")
+
+    for blueprint in ADMIN_BLUEPRINTS:
+        app.register_blueprint(blueprint, url_prefix="/admin/api")
+    return app
+
+
+def create_app(rt: Runtime | None = None) -> PrefixDispatcher:
+    """The combined server's WSGI app for one worker process."""
+    rt = rt or Runtime.open()
+    app = PrefixDispatcher(create_admin_app(rt), [("/ocsp", ocsp_http.make_app(rt)), ("/crl", crl_http.make_app(rt))])
+    app.runtime = rt  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,95 @@
+"""The launcher: ``jpki-mock serve`` (the combined server, ``make run``) and ``jpki-mock ocsp
+serve`` (the responder on its own, the part that scales out), both under granian.
+
+Background services (the CRL schedule) start once, in the launcher; then the socket goes to
+granian's worker processes, each of which builds its app through a factory below from the
+configuration the launcher passes on in the environment.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from typing import IO, Any
+
+from jpki_mock.app import PrefixDispatcher, create_app, urls
+from jpki_mock.config import Config, load_config
+from jpki_mock.crl import schedule
+from jpki_mock.ocsp import http as ocsp_http
+from jpki_mock.runtime import Runtime
+
+
+def app_factory() -> PrefixDispatcher:
+    """Entry point for the combined server's granian workers (``--factory``)."""
+    return create_app(Runtime.open(load_config()))
+
+
+def ocsp_app_factory() -> Any:
+    """Entry point for granian workers of ``jpki-mock ocsp serve`` (configuration from the environment)."""
+    app = ocsp_http.make_app(Runtime.open(load_config()))
+    # Everything loaded so far (SQLAlchemy, cryptography, the issuers) lives as long as the
+    # worker: move it out of the collector's generations so that the garbage collections the
+    # per-request allocations trigger do not walk it again and again.
+    gc.collect()
+    gc.freeze()
+    return app
+
+
+def print_urls(config: Config, rt: Runtime, out: IO[str] = sys.stdout) -> None:
+    info = urls(rt)
+    print(f"jpki-mock serving on http://{config.host}:{config.port} (data: {config.data_dir})", file=out)
+    print(f"  admin API : {info['admin_api']}   (Authorization: Bearer <token from init>)", file=out)
+    print(f"  OCSP      : {info['ocsp']}", file=out)
+    for label, crls in info["crls"].items():
+        print(f"  CRL {label:8s}: {crls['full']}", file=out)
+    out.flush()
+
+
+def _pass_on(config: Config) -> None:
+    # Workers rebuild the configuration from the environment: pass the resolved values on.
+    os.environ["JPKI_MOCK_DATA"] = str(config.data_dir)
+    os.environ["JPKI_MOCK_PORT"] = str(config.port)
+    os.environ["JPKI_MOCK_HOST"] = config.host
+
+
+def serve(config: Config, workers: int | None = None, background: bool = True) -> None:
+    """Run the combined server (admin API, CRLs, OCSP) on ``config.host:config.port``."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    rt = Runtime.open(config)
+    rt.store.require_initialised()
+    stop = schedule.start(rt) if background else None
+    print_urls(config, rt)
+    _pass_on(config)
+    try:
+        Granian(
+            "jpki_mock.server:app_factory", address=config.host, port=config.port, interface=Interfaces.WSGI,
+            workers=workers or config.workers, factory=True, log_access=False, backlog=2048,
+            # The combined server also streams CRLs and answers the admin API, requests that can
+            # take a while: 8 threads unless ocsp.threads says otherwise, so one slow download does
+            # not hold up OCSP (granian's default of hundreds of threads only adds GIL contention).
+            blocking_threads=config.ocsp.threads or 8,
+        ).serve()
+    finally:
+        if stop is not None:
+            stop()
+        rt.close()
+
+
+def serve_ocsp(config: Config, port: int, workers: int | None = None, threads: int | None = None) -> None:
+    """Run the OCSP responder alone on ``config.host:port``; its root path answers."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    rt = Runtime.open(config)
+    rt.store.require_initialised()
+    rt.close()
+    _pass_on(config)
+    print(f"jpki-mock OCSP responder on http://{config.host}:{port}/ (data: {config.data_dir})", flush=True)
+    Granian(
+        "jpki_mock.server:ocsp_app_factory", address=config.host, port=port, interface=Interfaces.WSGI,
+        workers=workers or config.ocsp.workers, blocking_threads=threads or config.ocsp.serve_threads, factory=True,
+        log_access=False, backlog=2048,
+    ).serve()
