@@ -31,14 +31,15 @@ from jpki_mock.ca.models import CAGeneration, Certificate, Holder
 from jpki_mock.ca.signer import RESPONDER_SERIAL_START, RESPONDER_SERIALS, Keyring
 from jpki_mock.ca.status import HOLD, REASON_NAMES, REASONS, REVOCATION_SEQ
 from jpki_mock.access import new_token
+from jpki_mock.vocab import HolderEvent, HolderState
 from jpki_mock.db import SERIAL_START, Counter, Store, next_values
 
 MIN_SIGN_AGE = 15  # no signature certificate for under-15s [C]
 CERT_YEARS = 5  # valid until the 5th birthday after issuance [C]
 SERIALS = {"sign": "serial_sign", "auth": "serial_auth"}
 CA_SERIALS = "serial_ca"
-HOLDER_STATES = ("active", "deceased", "returned", "lost")
-EVENTS = ("change", "death", "card_return", "renewal", "loss", "request")
+HOLDER_STATES = tuple(HolderState)
+EVENTS = tuple(HolderEvent)
 MAX_PAGE = 1000
 
 

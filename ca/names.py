@@ -10,6 +10,7 @@ from cryptography import x509
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 
+from jpki_mock import vocab
 from jpki_mock.ca.municipalities import Municipality
 
 AGENCY_EN = "Japan Agency for Local Authority Information Systems"
@@ -20,7 +21,7 @@ KIND_OU = {"sign": "JPKI for digital signature", "auth": "JPKI for user authenti
 KIND_OU_JA = {"sign": "公的個人認証サービス署名用", "auth": "公的個人認証サービス利用者証明用"}
 ORG = {"production": "JPKI", "test": "JPKI-TEST"}
 
-KINDS = ("sign", "auth")
+KINDS = vocab.KINDS
 
 
 def _attr(oid: x509.ObjectIdentifier, value: str) -> x509.RelativeDistinguishedName:

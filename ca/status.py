@@ -19,21 +19,11 @@ from jpki_mock.ca.issuers import Issuer
 from jpki_mock.db import Counter
 from jpki_mock.ca.models import CAGeneration, Certificate
 from jpki_mock.db import Store
+from jpki_mock.vocab import REASON_NAMES, REASONS, Reason  # noqa: F401 - REASONS re-exported for the API
 
 REVOCATION_SEQ = "revocation_seq"
 
-# RFC 5280 section 5.3.1 CRLReason values used by JPKI [S].
-REASONS = {
-    "unspecified": 0,
-    "keyCompromise": 1,
-    "cACompromise": 2,
-    "affiliationChanged": 3,
-    "superseded": 4,
-    "cessationOfOperation": 5,
-    "certificateHold": 6,
-}
-REASON_NAMES = {v: k for k, v in REASONS.items()}
-HOLD = REASONS["certificateHold"]
+HOLD = Reason.CERTIFICATE_HOLD
 
 
 @dataclass(frozen=True, slots=True)
