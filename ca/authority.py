@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import func, select, update
 
 from jpki_mock.ca import basic4 as b4
-from jpki_mock.ca import keys, municipalities, names, profile
+from jpki_mock import municipalities, names
+from jpki_mock.ca import keys, profile
 from jpki_mock.clock import JST, Clock
 from jpki_mock.config import Config
 from jpki_mock.epoch import RevocationEpoch

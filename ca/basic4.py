@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Mapping
 
-from jpki_mock.ca import municipalities
+from jpki_mock import municipalities
 from jpki_mock.errors import InvalidInput
 
 FULLWIDTH_SPACE = "\u3000"

@@ -21,10 +21,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from jpki_mock import der
-from jpki_mock.ca import names, oids, profile
+from jpki_mock import names
+from jpki_mock.ca import oids, profile
 from jpki_mock.ca.basic4 import Basic4
 from jpki_mock.der import integer, tlv, x509_time
-from jpki_mock.ca.municipalities import Municipality
+from jpki_mock.municipalities import Municipality
 from jpki_mock.ca.signer import SHA256_RSA_ALGORITHM
 
 SAN_OID, SKI_OID = "2.5.29.17", "2.5.29.14"

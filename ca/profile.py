@@ -18,11 +18,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from jpki_mock.ca import names, oids
+from jpki_mock import names
+from jpki_mock.ca import oids
 from jpki_mock import urls
 from jpki_mock.ca.basic4 import Basic4
 from jpki_mock.clock import JST, UTC
-from jpki_mock.ca.municipalities import Municipality
+from jpki_mock.municipalities import Municipality
 
 CA_YEARS = 10
 

@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, insert, select
 
 from jpki_mock.ca import basic4 as b4
-from jpki_mock.ca import fastcert, keys, municipalities, names, profile
+from jpki_mock import municipalities, names
+from jpki_mock.ca import fastcert, keys, profile
 from jpki_mock.clock import JST
 from jpki_mock.ca.models import Certificate, Holder
 from jpki_mock.ca.status import REASONS, REVOCATION_SEQ

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, utils
 from sqlalchemy import func, select
 
-from jpki_mock.ca import municipalities, names
+from jpki_mock import municipalities, names
 from jpki_mock import urls
 from jpki_mock.errors import Conflict, InvalidInput, NotFound, PublishError
 from jpki_mock.ca.issuers import Issuer

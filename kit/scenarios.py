@@ -39,7 +39,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import func, select
 from tqdm import tqdm
 
-from jpki_mock.ca import keys, municipalities, names, profile
+from jpki_mock import municipalities, names
+from jpki_mock.ca import keys, profile
 from jpki_mock import urls
 from jpki_mock.ca.authority import Authority
 from jpki_mock.clock import JST, OffsetClock

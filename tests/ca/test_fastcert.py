@@ -6,7 +6,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from jpki_mock.ca import fastcert, keys, municipalities, names, profile
+from jpki_mock import municipalities, names
+from jpki_mock.ca import fastcert, keys, profile
 from jpki_mock.ca.basic4 import Basic4
 from jpki_mock.clock import UTC
 from jpki_mock.ca.issuers import key_bits

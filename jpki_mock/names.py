@@ -11,7 +11,7 @@ from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 
 from jpki_mock import vocab
-from jpki_mock.ca.municipalities import Municipality
+from jpki_mock.municipalities import Municipality
 
 AGENCY_EN = "Japan Agency for Local Authority Information Systems"
 AGENCY_JA = "地方公共団体情報システム機構"
