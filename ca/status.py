@@ -19,7 +19,8 @@ from jpki_mock.ca.issuers import Issuer
 from jpki_mock.db import Counter
 from jpki_mock.ca.models import CAGeneration, Certificate
 from jpki_mock.db import Store
-from jpki_mock.vocab import REASON_NAMES, REASONS, Reason  # noqa: F401 - REASONS re-exported for the API
+from jpki_mock.errors import InvalidInput, UnknownIssuer
+from jpki_mock.vocab import KINDS, REASON_NAMES, REASONS, Reason  # noqa: F401 - REASONS re-exported for the API
 
 REVOCATION_SEQ = "revocation_seq"
 
@@ -85,6 +86,37 @@ class StatusReader:
         with self.store.session() as s:
             rows = s.scalars(select(CAGeneration).order_by(CAGeneration.kind, CAGeneration.generation)).all()
             return [Issuer.from_row(r) for r in rows]
+
+    def issuer(self, kind: str, generation: int | None = None) -> Issuer:
+        """The named generation, or the current one (highest, unrevoked) when ``generation`` is None."""
+        if kind not in KINDS:
+            raise InvalidInput(f"{kind!r} is not a CA kind", field="kind", allowed=list(KINDS))
+        candidates = [i for i in self.issuers() if i.kind == kind]
+        if not candidates:
+            self.store.require_initialised()
+        if generation is None:
+            live = [i for i in candidates if i.revoked_at is None]
+            if not live:
+                raise UnknownIssuer(f"no usable {kind} CA generation", field="kind")
+            return max(live, key=lambda i: i.generation)
+        for i in candidates:
+            if i.generation == generation:
+                return i
+        raise UnknownIssuer(f"no {kind} CA generation {generation}", field="generation",
+                            allowed=[i.generation for i in candidates])
+
+    def parse_issuer_ref(self, ref: str) -> tuple[str, int | None]:
+        """``sign`` / ``auth`` (any generation) or ``sign-g2`` (that generation, which must exist)."""
+        allowed = ["sign", "auth", "sign-g1", "auth-g2", "..."]
+        if not isinstance(ref, str):
+            raise InvalidInput("must be a string", field="issuer", allowed=allowed)
+        kind, _, gen = ref.partition("-g")
+        if kind not in KINDS or (gen and not gen.isdigit()):
+            raise InvalidInput(f"{ref!r} is not an issuer", field="issuer", allowed=allowed)
+        generation = int(gen) if gen else None
+        if generation is not None:
+            self.issuer(kind, generation)
+        return kind, generation
 
     def lookup(self, ca_id: int, serial: int) -> CertStatus | None:
         if not 0 <= serial <= self.MAX_SERIAL:
@@ -202,4 +234,4 @@ class StatusReader:
         return [RevokedEntry(r[0], _aware(r[1]), r[2] if r[2] is not None else 0) for r in rows]
 
 
-__all__ = ["CertStatus", "RevokedEntry", "StatusReader", "REASONS", "REASON_NAMES", "HOLD", "REVOCATION_SEQ"]
+__all__ = ["CertStatus", "Issuer", "RevokedEntry", "StatusReader", "REASONS", "REASON_NAMES", "HOLD", "REVOCATION_SEQ"]

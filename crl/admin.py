@@ -1,4 +1,4 @@
-"""Admin API for CRLs (mounted under /admin/api behind the bearer token, ca/api.py).
+"""Admin API for CRLs (mounted under /admin/api behind the bearer token by :mod:`jpki_mock.app`).
 
 ``POST /admin/api/crl/publish``            publish now: body ``{"ca": "sign-g1", "partition": "13101", "delta": false}``,
                                            every field optional (default: every stream)
@@ -8,18 +8,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from jpki_mock import errors
-from jpki_mock.web import body
+from jpki_mock.web import body, runtime
 
-from jpki_mock.crl.publisher import Publisher, record_json
+from jpki_mock.crl.publisher import CrlDeps, Publisher, record_json
 
 bp = Blueprint("crl", __name__)
 
 
 def _publisher() -> Publisher:
-    return Publisher(current_app.extensions["jpki_runtime"])
+    return Publisher(CrlDeps.of(runtime()))
 
 
 @bp.post("/crl/publish")

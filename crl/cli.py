@@ -8,8 +8,9 @@ import click
 
 from jpki_mock import errors
 from jpki_mock.commands import JpkiGroup, echo_json, pass_ctx
+from jpki_mock.vocab import Reason
 
-from jpki_mock.crl.publisher import Publisher, record_json
+from jpki_mock.crl.publisher import CrlDeps, Publisher, record_json
 
 CA_HELP = "sign, auth (every generation) or sign-g2 / auth-g1 (one generation). Default: all."
 PARTITION_HELP = "full, arl or a 5-digit municipality code. Default: all."
@@ -29,11 +30,10 @@ def crl() -> None:
 @pass_ctx
 def publish(c, ca_ref: str | None, partition: str | None, delta: bool | None, as_json: bool) -> None:
     """Build, check and publish CRLs now (the schedule does this every crl.period_seconds)."""
-    rt = c.ready()
-    pub = Publisher(rt)
+    pub = _publisher(c)
     streams = pub.select(ca_ref, partition, delta)
     results = pub.publish_many(streams, progress=sys.stderr.isatty())
-    base = rt.config.public_url
+    base = pub.config.public_url
     if as_json:
         echo_json([record_json(rec, s, base) for s, rec in results])
         return
@@ -47,9 +47,8 @@ def publish(c, ca_ref: str | None, partition: str | None, delta: bool | None, as
 @pass_ctx
 def list_streams(c, ca_ref: str | None, as_json: bool) -> None:
     """Every CRL stream with its latest number, thisUpdate, nextUpdate and entry count."""
-    rt = c.ready()
-    pub = Publisher(rt)
-    base = rt.config.public_url
+    pub = _publisher(c)
+    base = pub.config.public_url
     rows = []
     for s in pub.select(ca_ref):
         rec = pub.latest(s)
@@ -84,10 +83,9 @@ def show(c, ca_ref: str, partition: str, delta: bool, number: int | None, max_en
 
     from jpki_mock.crl.publisher import check_scope
 
-    rt = c.ready()
-    pub = Publisher(rt)
-    kind, generation = rt.authority.parse_issuer_ref(ca_ref)
-    issuer = rt.authority.issuer(kind, generation)
+    pub = _publisher(c)
+    kind, generation = pub.status.parse_issuer_ref(ca_ref)
+    issuer = pub.status.issuer(kind, generation)
     check_scope(partition)
     stream = pub.find(issuer.kind, issuer.generation, f"{partition}-delta" if delta else partition)
     path = pub.current_file(stream) if number is None else pub.archive_file(stream, number)
@@ -112,7 +110,7 @@ def show(c, ca_ref: str, partition: str, delta: bool, number: int | None, max_en
         item = {"serial": r.serial_number, "revoked_at": r.revocation_date_utc.isoformat()}
         for e in r.extensions:
             if isinstance(e.value, x509.CRLReason):
-                item["reason"] = e.value.reason.value
+                item["reason"] = _reason_name(e.value.reason)
             elif e.oid.dotted_string == "2.5.29.23":
                 from asn1crypto import core
 
@@ -123,6 +121,19 @@ def show(c, ca_ref: str, partition: str, delta: bool, number: int | None, max_en
     echo_json({"stream": stream.label, "file": str(path), "size": len(data), "issuer": parsed.issuer.rfc4514_string(),
                "this_update": parsed.last_update_utc.isoformat(), "next_update": parsed.next_update_utc.isoformat(),
                "entries": len(parsed), "extensions": exts, "first_entries": entries})
+
+
+def _publisher(c) -> Publisher:
+    """A publisher over the command's runtime (opened lazily by :class:`jpki_mock.commands.Ctx`)."""
+    return Publisher(CrlDeps.of(c.ready()))
+
+
+def _reason_name(flag) -> str:
+    """A pyca/cryptography ReasonFlags as the API and the CLI spell reasons (RFC 5280 names)."""
+    for reason in Reason:
+        if reason.x509_flag is flag:
+            return reason.rfc_name
+    return flag.value  # not a JPKI reason (docs/sources.md section 4): pyca's own spelling of it
 
 
 def _general_name(name) -> str:

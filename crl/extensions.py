@@ -10,34 +10,32 @@ from asn1crypto import core
 from asn1crypto import crl as acrl
 from asn1crypto import x509 as ax509
 
+from jpki_mock.vocab import Reason
+
 #: id-holdinstruction-reject (RFC 3280 section 5.3.2, X.509): "reject the certificate".  JPKI never
 #: releases a hold (a found card is revoked and reissued), so "reject" is the instruction that matches;
 #: callissuer would suggest the hold might be lifted by asking J-LIS.
 HOLD_INSTRUCTION_REJECT = "1.2.840.10040.2.3"
 
-#: every RFC 5280 section 5.3.1 CRLReason (7 is unused); JPKI itself uses 0-6 (docs/lifecycle.md).
-_REASON_NAMES = {0: "unspecified", 1: "key_compromise", 2: "ca_compromise", 3: "affiliation_changed",
-                 4: "superseded", 5: "cessation_of_operation", 6: "certificate_hold", 8: "remove_from_crl",
-                 9: "privilege_withdrawn", 10: "aa_compromise"}
 
-
-def _entry_extensions(reason: int) -> bytes:
+def _entry_extensions(reason: Reason) -> bytes:
     """``crlEntryExtensions`` for one reason code.
 
     RFC 5280 section 5.3.1: the reasonCode extension SHOULD be absent instead of carrying
     unspecified (0), so those entries have no extensions at all.  certificateHold entries also
     carry holdInstructionCode (X.509 / RFC 3280 section 5.3.2)."""
-    if reason == 0:
+    if reason is Reason.UNSPECIFIED:
         return b""
-    exts = [{"extn_id": "crl_reason", "critical": False, "extn_value": _REASON_NAMES[reason]}]
-    if reason == 6:
+    exts = [{"extn_id": "crl_reason", "critical": False, "extn_value": int(reason)}]
+    if reason is Reason.CERTIFICATE_HOLD:
         exts.append({"extn_id": "hold_instruction_code", "critical": False,
                      "extn_value": core.ObjectIdentifier(HOLD_INSTRUCTION_REJECT)})
     return acrl.CRLEntryExtensions(exts).dump()
 
 
-#: reason code -> encoded crlEntryExtensions (b"" for unspecified).
-ENTRY_EXTENSIONS: dict[int, bytes] = {code: _entry_extensions(code) for code in _REASON_NAMES}
+#: reason code -> encoded crlEntryExtensions (b"" for unspecified), for every reason JPKI uses
+#: (:class:`jpki_mock.vocab.Reason`, docs/sources.md section 4); the store holds no other code.
+ENTRY_EXTENSIONS: dict[int, bytes] = {int(reason): _entry_extensions(reason) for reason in Reason}
 
 
 def directory_name(name_der: bytes) -> ax509.GeneralName:

@@ -1,6 +1,6 @@
 """HTTP distribution of the published CRLs: a plain WSGI app mounted at ``/crl``.
 
-Paths are exactly those of ca/urls.py (the URIs written into certificates):
+Paths are exactly those of :mod:`jpki_mock.urls` (the URIs written into certificates):
 ``/crl/{sign|auth}/g{N}/{full|arl|<municipality>}[-delta].{crl|pem}``; ``?number=N`` serves an
 archived CRL of that stream.  DER is ``application/pkix-crl`` (RFC 2585 section 4.2), PEM is
 ``application/x-pem-file``.  Caching follows the CRL itself: Last-Modified = thisUpdate,
@@ -14,8 +14,6 @@ file, so a publication renaming a new CRL into place mid-request never mixes two
 
 from __future__ import annotations
 
-from typing import Any
-
 import base64
 import hashlib
 import json
@@ -25,15 +23,16 @@ import re
 import threading
 import time
 from datetime import datetime, timezone
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from urllib.parse import parse_qs
 
-from jpki_mock import errors
+from jpki_mock import der, errors
 from jpki_mock import travel as timetravel
 from jpki_mock.access import AccessControl
+from jpki_mock.vocab import KINDS
+from jpki_mock.web import http_status, not_modified
 
-from jpki_mock.crl import der
-from jpki_mock.crl.publisher import Publisher
+from jpki_mock.crl.publisher import CrlDeps, Publisher
 
 log = logging.getLogger("jpki_mock.crl.http")
 
@@ -49,7 +48,7 @@ _STATUS = {200: "200 OK", 304: "304 Not Modified", 400: "400 Bad Request", 401: 
 
 
 def parse_time(tlv: bytes) -> datetime:
-    """A DER UTCTime / GeneralizedTime as written by crl.der (always seconds and Z)."""
+    """A DER UTCTime / GeneralizedTime as the CRL writer encodes it (always seconds and Z)."""
     text = tlv[2:].decode("ascii")
     if tlv[0] == der.UTC_TIME:
         year = int(text[:2])
@@ -77,10 +76,10 @@ class _Meta:
 
 
 class CrlApp:
-    def __init__(self, rt: Any):
-        self.rt = rt
-        self.publisher = Publisher(rt)
-        self.access = AccessControl(rt.store) if rt.config.crl.access_control else None
+    def __init__(self, deps: CrlDeps):
+        self.deps = deps
+        self.publisher = Publisher(deps)
+        self.access = AccessControl(deps.store) if deps.config.crl.access_control else None
         self._meta: dict[tuple, _Meta] = {}
         self._lock = threading.Lock()
         self._issuer_cache: tuple[float, list] | None = None
@@ -103,9 +102,7 @@ class CrlApp:
         return [data]
 
     def _error(self, start_response, err: errors.JpkiError):
-        from jpki_mock.web import http_status  # the one error -> HTTP status table
-
-        status = http_status(err)
+        status = http_status(err)  # the one error -> HTTP status table
         extra = [("WWW-Authenticate", 'Bearer realm="jpki-mock CRL"')] if status == 401 else []
         return self._json(start_response, status, err.to_dict(), extra)
 
@@ -120,8 +117,8 @@ class CrlApp:
         if not m:
             raise errors.NotFound(f"no CRL at {environ.get('SCRIPT_NAME', '')}{path}", field="path", allowed=_LAYOUT)
         kind, generation, name, fmt = m["kind"], int(m["gen"]), m["name"], m["fmt"]
-        if kind not in ("sign", "auth"):
-            raise errors.NotFound(f"no CA kind {kind!r}", field="kind", allowed=["sign", "auth"])
+        if kind not in KINDS:
+            raise errors.NotFound(f"no CA kind {kind!r}", field="kind", allowed=list(KINDS))
         number = self._number(environ.get("QUERY_STRING", ""))
         if self.access is not None:
             party = self.access.from_environ(environ)
@@ -158,7 +155,7 @@ class CrlApp:
         with self._lock:
             if self._issuer_cache is not None and self._issuer_cache[0] > now:
                 return self._issuer_cache[1]
-        issuers = self.rt.status.issuers()
+        issuers = self.deps.status.issuers()
         with self._lock:
             self._issuer_cache = (now + ISSUER_TTL, issuers)
         return issuers
@@ -199,7 +196,10 @@ class CrlApp:
             return meta
         digest = hashlib.sha256()
         head = fh.read(4096)
-        this_update, next_update = crl_times(head)
+        try:
+            this_update, next_update = crl_times(head)
+        except errors.MalformedData as exc:  # our own file is broken: a server fault (500), not the client's
+            raise RuntimeError(f"{file} does not start like a CRL: {exc}") from exc
         digest.update(head)
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
@@ -213,7 +213,7 @@ class CrlApp:
 
     def _serve(self, environ, start_response, fh, meta: _Meta, fmt: str, head_only: bool, archived: bool):
         etag = f'"{meta.etag}-{fmt}"'
-        now = self.rt.clock.now()
+        now = self.deps.clock.now()
         max_age = max(0, int((meta.next_update - now).total_seconds()))
         headers = [
             ("ETag", etag),
@@ -222,7 +222,7 @@ class CrlApp:
             # RFC 5019 section 6.2 style: cache until nextUpdate, then revalidate.
             ("Cache-Control", f"public, no-transform, must-revalidate, max-age={max_age}"),
         ]
-        if _not_modified(environ, etag, meta.this_update):
+        if not_modified(environ, etag, meta.this_update):
             fh.close()
             start_response(_STATUS[304], headers)
             return []
@@ -241,23 +241,6 @@ class CrlApp:
             fh.close()
             return []
         return body
-
-
-def _not_modified(environ, etag: str, last_modified: datetime) -> bool:
-    inm = environ.get("HTTP_IF_NONE_MATCH")
-    if inm is not None:  # RFC 9110 section 13.1.2: If-None-Match wins over If-Modified-Since
-        tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
-        return "*" in tags or etag in tags
-    ims = environ.get("HTTP_IF_MODIFIED_SINCE")
-    if ims:
-        try:
-            since = parsedate_to_datetime(ims)
-        except (TypeError, ValueError):
-            return False  # RFC 9110 section 13.1.3: an invalid date is ignored
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=timezone.utc)
-        return last_modified <= since
-    return False
 
 
 class _FileBody:
@@ -299,10 +282,10 @@ def _pem_chunks(fh) -> _FileBody:
     return _FileBody(fh, _pem_lines)
 
 
-def make_app(rt: Any):
+def make_app(deps: CrlDeps):
     """The ``/crl`` mount of the combined server (mounted by jpki_mock.app).  With ``time_travel =
     true``, ``X-JPKI-Mock-Time`` serves the CRL that was current at that time."""
-    return timetravel.wsgi(CrlApp(rt), rt)
+    return timetravel.wsgi(CrlApp(deps), deps)
 
 
 __all__ = ["make_app", "CrlApp", "crl_times"]

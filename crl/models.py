@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from jpki_mock.ca.models import Base, UTCDateTime
+from jpki_mock.db import Base, UTCDateTime
 
 
 class PublishedCrl(Base):
@@ -26,7 +26,7 @@ class PublishedCrl(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ca_id: Mapped[int] = mapped_column(ForeignKey("ca_generations.id"))
-    #: ``full``, ``arl`` or a 5-digit municipality code (ca/urls.py crl_path's partition).
+    #: ``full``, ``arl`` or a 5-digit municipality code (:func:`jpki_mock.urls.crl_path`'s partition).
     scope: Mapped[str] = mapped_column(String(8))
     delta: Mapped[bool] = mapped_column(Boolean, default=False)
     number: Mapped[int] = mapped_column(BigInteger)

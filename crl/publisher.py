@@ -8,7 +8,7 @@ Publishing one stream (see :class:`Stream`):
 3. check it with an independent parser (pyca/cryptography): every entry parses, the
    signature verifies against the issuing generation's key, issuer, AKI, cRLNumber greater
    than the last one, times, scope extensions; a failure deletes the temporary file and
-   raises :class:`ca.errors.PublishError` saying why;
+   raises :class:`jpki_mock.errors.PublishError` saying why;
 4. hard-link it into the archive, fsync, ``rename`` it over the served file (atomic on
    POSIX: readers see the old CRL or the new one, never a partial one), fsync the directory;
 5. record it in ``crl_published``.
@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator, Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -34,12 +34,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, utils
 from sqlalchemy import func, select
 
-from jpki_mock import municipalities, names
-from jpki_mock import urls
-from jpki_mock.errors import Conflict, InvalidInput, NotFound, PublishError
-from jpki_mock.ca.issuers import Issuer
+from jpki_mock import der, municipalities, names, urls
+from jpki_mock.ca.signer import Keyring
+from jpki_mock.ca.status import Issuer, StatusReader
+from jpki_mock.clock import Clock
+from jpki_mock.config import Config
+from jpki_mock.db import Store
+from jpki_mock.errors import Conflict, InvalidInput, MalformedData, NotFound, PublishError
 
-from jpki_mock.crl import der, extensions
+from jpki_mock.crl import extensions
 from jpki_mock.crl.models import PublishedCrl
 from jpki_mock.crl.prefetch import prefetched
 from jpki_mock.crl.writer import CrlHeader, write_crl
@@ -47,6 +50,32 @@ from jpki_mock.crl.writer import CrlHeader, write_crl
 log = logging.getLogger("jpki_mock.crl")
 
 FULL, ARL = "full", "arl"
+
+
+class Services(Protocol):
+    """What :meth:`CrlDeps.of` reads: the composition root's runtime has these fields."""
+
+    config: Config
+    clock: Clock
+    store: Store
+    status: StatusReader
+    keyring: Keyring
+
+
+@dataclass(frozen=True)
+class CrlDeps:
+    """Everything CRL publication and distribution use: settings, time, the published-CRL index
+    (``store``), certificate status and issuers (read-only), and CA signers (no keys)."""
+
+    config: Config
+    clock: Clock
+    store: Store
+    status: StatusReader
+    keyring: Keyring
+
+    @classmethod
+    def of(cls, services: Services) -> "CrlDeps":
+        return cls(services.config, services.clock, services.store, services.status, services.keyring)
 
 
 @dataclass(frozen=True)
@@ -89,10 +118,14 @@ def record_json(rec: PublishedCrl, stream: Stream, base_url: str) -> dict:
 
 
 class Publisher:
-    def __init__(self, rt: Any):
-        self.rt = rt
-        self.config = rt.config
-        self.root = Path(rt.config.data_dir) / "crl"
+    def __init__(self, deps: CrlDeps):
+        self.deps = deps
+        self.config = deps.config
+        self.clock = deps.clock
+        self.store = deps.store
+        self.status = deps.status
+        self.keyring = deps.keyring
+        self.root = Path(deps.config.data_dir) / "crl"
 
     # ------------------------------------------------------------------ files
     def current_file(self, stream: Stream) -> Path:
@@ -107,7 +140,7 @@ class Publisher:
         """Every stream (complete before its delta, so a new base gets a fresh delta right after)."""
         deltas = self.config.crl.delta if delta is None else delta
         out = []
-        for issuer in issuers if issuers is not None else self.rt.status.issuers():
+        for issuer in issuers if issuers is not None else self.status.issuers():
             for scope in scopes if scopes is not None else [FULL, ARL, *sorted(municipalities.MUNICIPALITIES)]:
                 out.append(Stream(issuer, scope))
                 if deltas and scope != ARL:  # CA certificates change too rarely for a delta ARL
@@ -117,9 +150,9 @@ class Publisher:
     def select(self, ca: str | None = None, partition: str | None = None, delta: bool | None = None) -> list[Stream]:
         """Streams named by the CLI / admin API: ``ca`` sign|auth|sign-g2 (default: all generations of
         both), ``partition`` full|arl|<municipality code> (default: all)."""
-        issuers = self.rt.status.issuers()
+        issuers = self.status.issuers()
         if ca is not None:
-            kind, generation = self.rt.authority.parse_issuer_ref(ca)
+            kind, generation = self.status.parse_issuer_ref(ca)
             issuers = [i for i in issuers if i.kind == kind and (generation is None or i.generation == generation)]
         scopes = None
         if partition is not None:
@@ -136,7 +169,7 @@ class Publisher:
 
     def find(self, kind: str, generation: int, name: str, issuers: list[Issuer] | None = None) -> Stream:
         """The stream behind ``/crl/{kind}/g{generation}/{name}.crl``; NotFound names what is wrong."""
-        for issuer in issuers if issuers is not None else self.rt.status.issuers():
+        for issuer in issuers if issuers is not None else self.status.issuers():
             if issuer.kind == kind and issuer.generation == generation:
                 break
         else:
@@ -153,7 +186,7 @@ class Publisher:
 
     # ------------------------------------------------------------------ state
     def latest(self, stream: Stream) -> PublishedCrl | None:
-        with self.rt.store.session() as s:
+        with self.store.session() as s:
             return s.scalars(
                 select(PublishedCrl).where(PublishedCrl.ca_id == stream.issuer.id, PublishedCrl.scope == stream.scope,
                                            PublishedCrl.delta == stream.delta)
@@ -161,7 +194,7 @@ class Publisher:
             ).first()
 
     def records(self, stream: Stream) -> list[PublishedCrl]:
-        with self.rt.store.session() as s:
+        with self.store.session() as s:
             return list(s.scalars(
                 select(PublishedCrl).where(PublishedCrl.ca_id == stream.issuer.id, PublishedCrl.scope == stream.scope,
                                            PublishedCrl.delta == stream.delta)
@@ -169,7 +202,7 @@ class Publisher:
             ).all())
 
     def _last_number(self, stream: Stream) -> int:
-        with self.rt.store.session() as s:
+        with self.store.session() as s:
             return int(s.scalar(select(func.max(PublishedCrl.number)).where(
                 PublishedCrl.ca_id == stream.issuer.id, PublishedCrl.scope == stream.scope)) or 0)
 
@@ -192,7 +225,8 @@ class Publisher:
         if stream.scope == FULL:
             return {}  # a complete CRL for every end-entity certificate of the generation: no IDP
         if stream.scope == ARL:
-            # The roots' CRLDP is the CA's own DN, no URI [C]; the ARL holds CA certificates only.
+            # The roots' CRLDP is the CA's own DN, no URI (docs/sources.md section 2, [C]); the ARL
+            # holds CA certificates only.
             return {"idp_names": [extensions.directory_name(issuer.name_der)], "only_ca": True}
         muni = municipalities.get(stream.scope)
         # Exactly the DistributionPoint written by ca/profile.py ee_extensions for this municipality.
@@ -202,7 +236,7 @@ class Publisher:
         return {"idp_names": dp, "only_user": True}
 
     def _rows(self, stream: Stream, now: datetime, base: PublishedCrl | None) -> Iterator[tuple[int, int, int]]:
-        status = self.rt.status
+        status = self.status
         if stream.scope == ARL:
             for e in status.revoked_issuers(stream.issuer.kind):
                 yield e.serial, int(e.revoked_at.timestamp()), e.reason
@@ -237,7 +271,7 @@ class Publisher:
 
     def _publish_locked(self, stream: Stream) -> PublishedCrl:
         issuer = stream.issuer
-        now = self.rt.clock.now()
+        now = self.clock.now()
         last_number = self._last_number(stream)
         number = last_number + 1
         base = None
@@ -246,7 +280,7 @@ class Publisher:
             if base is None:
                 raise Conflict(f"{stream.label}: no complete CRL to build a delta on yet",
                                field="partition", allowed=f"publish {stream.base().label} first")
-        seq = self.rt.status.current_seq()  # read before the entries: later changes go to the next delta
+        seq = self.status.current_seq()  # read before the entries: later changes go to the next delta
         crl_cfg = self.config.crl
         period = crl_cfg.delta_period_seconds if stream.delta else crl_cfg.period_seconds
         next_update = now + timedelta(seconds=period + crl_cfg.grace_seconds)
@@ -260,7 +294,7 @@ class Publisher:
         current.parent.mkdir(parents=True, exist_ok=True)
         tmp = current.parent / f".tmp-{stream.name}-{number}-{os.getpid()}.crl"
         tmp.unlink(missing_ok=True)
-        signer = self.rt.keyring.ca_signer(issuer.id)
+        signer = self.keyring.ca_signer(issuer.id)
         try:
             written = write_crl(tmp, head, prefetched(self._rows(stream, now, base)), signer,
                                 issuer.certificate.public_key().key_size)
@@ -280,9 +314,9 @@ class Publisher:
             ca_id=issuer.id, scope=stream.scope, delta=stream.delta, number=number,
             base_number=base.number if base else None, this_update=now, next_update=next_update,
             revocation_seq=seq, entries=written.entries, size=written.size, sha256=written.sha256,
-            published_at=self.rt.clock.now(),
+            published_at=self.clock.now(),
         )
-        with self.rt.store.session() as s:
+        with self.store.session() as s:
             s.add(rec)
         self._prune(stream)
         log.info("published %s number %d (%d entries, %d bytes)", stream.label, number, written.entries, written.size)
@@ -305,7 +339,7 @@ class Publisher:
 
     def publish_due(self) -> tuple[list[tuple[Stream, PublishedCrl]], list[tuple[Stream, Exception]]]:
         """Publish every stream that is due; one stream failing does not stop the others."""
-        now = self.rt.clock.now()
+        now = self.clock.now()
         done, failed = [], []
         for stream in self.streams():
             try:
@@ -335,12 +369,15 @@ def verify_signature(data: bytes, issuer: Issuer) -> None:
     """Hash the TBSCertList bytes exactly as they are in the file and verify the signature with the
     issuer's public key (cryptography's is_signature_valid re-encodes every entry: slow and large)."""
     view = memoryview(data)
-    tag, start, end = der.read_header(view, 0)
-    if tag != der.SEQUENCE or end != len(data):
-        raise PublishError("the CRL is not one DER SEQUENCE", field="crl")
-    tbs_tag, tbs_start, tbs_end = der.read_header(view, start)
-    _, _, alg_end = der.read_header(view, tbs_end)
-    sig_tag, sig_start, sig_end = der.read_header(view, alg_end)
+    try:
+        tag, start, end = der.read_header(view, 0)
+        if tag != der.SEQUENCE or end != len(data):
+            raise PublishError("the CRL is not one DER SEQUENCE", field="crl")
+        tbs_tag, tbs_start, tbs_end = der.read_header(view, start)
+        _, _, alg_end = der.read_header(view, tbs_end)
+        sig_tag, sig_start, sig_end = der.read_header(view, alg_end)
+    except MalformedData as exc:
+        raise PublishError(f"the CRL's outer structure does not decode: {exc}", field="crl") from None
     if tbs_tag != der.SEQUENCE or sig_tag != der.BIT_STRING or sig_end != end or view[sig_start] != 0:
         raise PublishError("the CRL's outer structure is wrong", field="crl")
     digest = hashlib.sha256(view[start:tbs_end]).digest()

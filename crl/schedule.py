@@ -1,6 +1,6 @@
 """The CRL schedule of the running server (started by the launcher, :mod:`jpki_mock.server`).
 
-J-LIS publishes its CRLs daily [S]; ``crl.period_seconds`` (default 86400) sets the period and
+J-LIS publishes its CRLs daily (docs/sources.md section 4, [S]); ``crl.period_seconds`` (default 86400) sets the period and
 ``crl.delta_period_seconds`` that of the delta CRLs.  The first pass runs before the server
 accepts requests, so every CRLDP URI answers from the first request; then a thread publishes
 each stream whose period has passed (and a fresh delta after every new complete CRL).
@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from typing import Callable
 
+from jpki_mock.config import CrlConfig
 
-from jpki_mock.crl.publisher import Publisher
+from jpki_mock.crl.publisher import CrlDeps, Publisher
 
 log = logging.getLogger("jpki_mock.crl.schedule")
 
 
-def tick_seconds(rt: Any) -> float:
+def tick_seconds(cfg: CrlConfig) -> float:
     """How often to look for due streams: a quarter of the shortest period, between 0.5 s and 60 s."""
-    cfg = rt.config.crl
     shortest = min(cfg.period_seconds, cfg.delta_period_seconds) if cfg.delta else cfg.period_seconds
     return min(60.0, max(0.5, shortest / 4))
 
@@ -33,15 +33,16 @@ def run_once(publisher: Publisher) -> int:
     return len(done)
 
 
-def start(rt: Any) -> Callable[[], None]:
-    if not rt.config.crl.schedule:
+def start(deps: CrlDeps) -> Callable[[], None]:
+    """Publish what is due now, then keep doing so in a thread; returns the function that stops it."""
+    if not deps.config.crl.schedule:
         return lambda: None
-    publisher = Publisher(rt)
+    publisher = Publisher(deps)
     run_once(publisher)
     stopping = threading.Event()
 
     def loop() -> None:
-        while not stopping.wait(tick_seconds(rt)):
+        while not stopping.wait(tick_seconds(deps.config.crl)):
             try:
                 run_once(publisher)
             except Exception:  # e.g. the database is briefly unavailable: try again next tick

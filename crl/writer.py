@@ -27,11 +27,11 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Iterable, Protocol
 
-from jpki_mock.crl import der
+from jpki_mock import der
 from jpki_mock.crl.extensions import ENTRY_EXTENSIONS
 
 _FLUSH_AT = 1 << 20
@@ -65,6 +65,14 @@ class Written:
     sha256: str
 
 
+def crl_time(when: datetime) -> bytes:
+    """thisUpdate / nextUpdate (RFC 5280 sections 5.1.2.4-5): the kernel's X.509 Time of ``when``
+    in UTC.  A naive datetime is refused: its zone would be a guess."""
+    if when.tzinfo is None:
+        raise ValueError("CRL times must be timezone-aware UTC datetimes")
+    return der.x509_time(when.astimezone(timezone.utc))
+
+
 def encode_entries(rows: Iterable[tuple[int, int, int]], out: BinaryIO, flush_at: int = _FLUSH_AT) -> tuple[int, int]:
     """Encode ``(serial, revoked_at epoch seconds, reason)`` rows as RevokedCertificate SEQUENCEs
     into ``out``; returns (count, bytes written).  The hot loop of a large CRL: times are
@@ -79,8 +87,8 @@ def encode_entries(rows: Iterable[tuple[int, int, int]], out: BinaryIO, flush_at
             last_epoch = epoch
             day, second = divmod(epoch, 86400)
             prefix = days.get(day)
-            if prefix is None:  # tag, length and YYMMDD (or YYYYMMDD) of that day
-                prefix = days[day] = der.time_from_epoch(day * 86400)[:-7]
+            if prefix is None:  # tag, length and YYMMDD (or YYYYMMDD) of that day: drop "hhmmssZ"
+                prefix = days[day] = der.x509_time(datetime.fromtimestamp(day * 86400, timezone.utc))[:-7]
             minute, second = divmod(second, 60)
             when = prefix + _HHMM[minute] + _SSZ[second]
         body = serial.to_bytes(serial.bit_length() // 8 + 1, "big")
@@ -112,7 +120,7 @@ def write_crl(path: Path, head: CrlHeader, rows: Iterable[tuple[int, int, int]],
         count, entries_len = encode_entries(rows, spill)
         spill.seek(0)
         pre = (_VERSION_V2 + signer.algorithm_der + head.issuer_name_der
-               + der.time_value(head.this_update) + der.time_value(head.next_update))
+               + crl_time(head.this_update) + crl_time(head.next_update))
         # RFC 5280 section 5.1.2.6: with no revoked certificates the list MUST be absent, not empty.
         revoked_header = der.header(der.SEQUENCE, entries_len) if count else b""
         ext_part = der.tlv(der.CONTEXT_0, head.extensions_der)

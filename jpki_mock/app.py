@@ -17,6 +17,7 @@ from jpki_mock import errors, urls as u
 from jpki_mock.ca import api as ca_api
 from jpki_mock.crl import admin as crl_admin
 from jpki_mock.crl import http as crl_http
+from jpki_mock.crl.publisher import CrlDeps
 from jpki_mock.kit import api as kit_api
 from jpki_mock.kit import timetravel as kit_timetravel
 from jpki_mock.ocsp import admin as ocsp_admin
@@ -124,6 +125,6 @@ def create_admin_app(rt: Runtime) -> Flask:
 def create_app(rt: Runtime | None = None) -> PrefixDispatcher:
     """The combined server's WSGI app for one worker process."""
     rt = rt or Runtime.open()
-    app = PrefixDispatcher(create_admin_app(rt), [("/ocsp", ocsp_http.make_app(rt)), ("/crl", crl_http.make_app(rt))])
+    app = PrefixDispatcher(create_admin_app(rt), [("/ocsp", ocsp_http.make_app(rt)), ("/crl", crl_http.make_app(CrlDeps.of(rt)))])
     app.runtime = rt  # type: ignore[attr-defined]
     return app

@@ -2,14 +2,15 @@
 
 Three places encode DER by hand because building ASN.1 objects per item costs more than the
 item itself: seeding certificates (:mod:`ca.fastcert`), the streaming CRL writer
-(:mod:`crl.der`) and the OCSP responder (:mod:`ocsp.der`).  They share these primitives;
-each keeps the readers and constants only it needs.  tests/ca/test_der_encoders.py checks every
-encoder against asn1crypto.
+(:mod:`crl.writer`) and the OCSP responder (:mod:`ocsp.der`).  They share these primitives.
+tests/ca/test_der_encoders.py checks every encoder against asn1crypto.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+
+from jpki_mock.errors import MalformedData
 
 UTC_TIME = 0x17
 GENERALIZED_TIME = 0x18
@@ -81,3 +82,45 @@ def oid(dotted: str) -> bytes:
             arc >>= 7
         body.extend(reversed(chunk))
     return tlv(0x06, bytes(body))
+
+
+# ---------------------------------------------------------------------------------------------
+# Signed lists and their headers (the streaming CRL writer and its readers).
+#
+# The CRL writer assembles a CertificateList of any size around entries it spilled to disk, so
+# it needs the tags and the BIT STRING encoder below; the CRL's checker and HTTP server find the
+# TBS bytes and the times with read_header without decoding the (possibly million) entries.
+
+SEQUENCE = 0x30
+INTEGER = 0x02
+BIT_STRING = 0x03
+CONTEXT_0 = 0xA0  # [0] EXPLICIT, constructed (e.g. TBSCertList.crlExtensions, RFC 5280 section 5.1)
+
+
+def bit_string(data: bytes) -> bytes:
+    """BIT STRING with zero unused bits (X.690 section 8.6: a signature value)."""
+    return tlv(BIT_STRING, b"\x00" + data)
+
+
+def read_header(buf, offset: int, partial: bool = False) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the TLV at ``offset`` of ``buf`` (bytes or a memoryview);
+    raises :class:`jpki_mock.errors.MalformedData` on bad DER.  ``partial``: ``buf`` is only the
+    beginning of the encoding (the first kilobytes of a CRL file), so the element may run past
+    its end; its content end is still where the length says."""
+    end_of_buf = len(buf)
+    if offset + 2 > end_of_buf:
+        raise MalformedData(f"truncated DER at offset {offset}", field="der")
+    tag, first = buf[offset], buf[offset + 1]
+    pos = offset + 2
+    if first < 0x80:
+        n = first
+    else:
+        count = first & 0x7F
+        # count 0 is BER's indefinite length, which DER forbids (X.690 section 10.1).
+        if count == 0 or count > 8 or pos + count > end_of_buf:
+            raise MalformedData(f"bad length octets at offset {offset}", field="der")
+        n = int.from_bytes(bytes(buf[pos:pos + count]), "big")
+        pos += count
+    if pos + n > end_of_buf and not partial:
+        raise MalformedData(f"element at offset {offset} runs past the end ({pos + n} > {end_of_buf})", field="der")
+    return tag, pos, pos + n

@@ -16,6 +16,7 @@ from typing import IO, Any
 from jpki_mock.app import PrefixDispatcher, create_app, urls
 from jpki_mock.config import Config, load_config
 from jpki_mock.crl import schedule
+from jpki_mock.crl.publisher import CrlDeps
 from jpki_mock.ocsp import http as ocsp_http
 from jpki_mock.runtime import Runtime
 
@@ -60,7 +61,7 @@ def serve(config: Config, workers: int | None = None, background: bool = True) -
 
     rt = Runtime.open(config)
     rt.store.require_initialised()
-    stop = schedule.start(rt) if background else None
+    stop = schedule.start(CrlDeps.of(rt)) if background else None
     print_urls(config, rt)
     _pass_on(config)
     try:

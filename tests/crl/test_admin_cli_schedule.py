@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from jpki_mock.app import create_admin_app
 from jpki_mock.cli import main
 from jpki_mock.crl import schedule
-from jpki_mock.crl.publisher import Publisher, Stream
+from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream
 
 from cli_env import env_for
 from crl_helpers import entries
@@ -90,6 +90,8 @@ def test_cli_publish_list_show(rt, cli, issue):
 @pytest.mark.parametrize("args, code, message", [
     (["crl", "publish", "--partition", "abc"], 2, "'abc' is not a CRL partition"),
     (["crl", "publish", "--ca", "auth-g4"], 3, "no auth CA generation 4"),
+    (["crl", "show", "--ca", "root-g1"], 2, "'root-g1' is not an issuer"),
+    (["crl", "show", "--ca", "sign-g3"], 3, "no sign CA generation 3"),
     (["crl", "show", "--ca", "sign-g1", "--partition", "13101"], 3, "sign-g1/13101 has not been published yet"),
     (["crl", "publish", "--delta"], 2, "delta CRLs are not enabled"),
 ])
@@ -104,9 +106,9 @@ def test_schedule_publishes_everything_at_start_then_what_is_due(rt, clock, monk
     # Two CA generations' worth of scopes keep the test short; the schedule logic is the same for 56.
     monkeypatch.setattr(Publisher, "streams", lambda self, *a, **kw: [
         s for s in all_streams(self, *a, **kw) if s.scope in ("full", "arl", "13101")])
-    stop = schedule.start(rt)
+    stop = schedule.start(CrlDeps.of(rt))
     try:
-        pub = Publisher(rt)
+        pub = Publisher(CrlDeps.of(rt))
         full = Stream(rt.authority.issuer("sign"), "full")
         assert pub.latest(full).number == 1
         assert all(pub.latest(s) is not None for s in pub.streams())
@@ -127,14 +129,14 @@ def test_schedule_can_be_turned_off(config, clock):
     runtime = Runtime.open(config.replace(crl=CrlConfig(schedule=False)), clock)
     runtime.authority.init()
     try:
-        schedule.start(runtime)()
-        assert Publisher(runtime).latest(Stream(runtime.authority.issuer("sign"), "full")) is None
+        schedule.start(CrlDeps.of(runtime))()
+        assert Publisher(CrlDeps.of(runtime)).latest(Stream(runtime.authority.issuer("sign"), "full")) is None
     finally:
         runtime.close()
 
 
 def test_tick_follows_the_shortest_period(rt):
-    assert schedule.tick_seconds(rt) == 60.0
+    assert schedule.tick_seconds(rt.config.crl) == 60.0
     from jpki_mock.config import CrlConfig
     rt.config = rt.config.replace(crl=CrlConfig(period_seconds=2))
-    assert schedule.tick_seconds(rt) == 0.5
+    assert schedule.tick_seconds(rt.config.crl) == 0.5

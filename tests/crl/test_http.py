@@ -14,7 +14,7 @@ from werkzeug.test import Client
 from jpki_mock.config import CrlConfig
 from jpki_mock.runtime import Runtime
 from jpki_mock.crl.http import make_app
-from jpki_mock.crl.publisher import Publisher, Stream
+from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream
 
 from crl_helpers import entries
 
@@ -23,7 +23,7 @@ from crl_helpers import entries
 def published(rt, issue):
     cert = issue("13101", "sign")["sign"]
     rt.authority.revoke("sign", cert.serial, "keyCompromise")
-    pub = Publisher(rt)
+    pub = Publisher(CrlDeps.of(rt))
     for scope in ("full", "13101"):
         pub.publish(Stream(rt.authority.issuer("sign"), scope))
     return cert
@@ -31,7 +31,7 @@ def published(rt, issue):
 
 @pytest.fixture
 def client(rt):
-    return Client(make_app(rt))
+    return Client(make_app(CrlDeps.of(rt)))
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,8 @@ def shared_client(tmp_path_factory):
     config = load_config({}, data_dir=tmp_path_factory.mktemp("http") / "data", key_passphrase="shared-http")
     runtime = Runtime.open(config, FixedClock(datetime(2026, 11, 26, 3, 0, 0, tzinfo=UTC)))
     runtime.authority.init()
-    Publisher(runtime).publish(Stream(runtime.authority.issuer("sign"), "full"))
-    yield Client(make_app(runtime))
+    Publisher(CrlDeps.of(runtime)).publish(Stream(runtime.authority.issuer("sign"), "full"))
+    yield Client(make_app(CrlDeps.of(runtime)))
     runtime.close()
 
 
@@ -90,7 +90,7 @@ def test_conditional_get(shared_client):
 def test_a_new_publication_changes_etag_and_archive_keeps_the_old(rt, client, published, clock):
     first = client.get("/sign/g1/full.crl")
     clock.advance(hours=1)
-    Publisher(rt).publish(Stream(rt.authority.issuer("sign"), "full"))
+    Publisher(CrlDeps.of(rt)).publish(Stream(rt.authority.issuer("sign"), "full"))
     second = client.get("/sign/g1/full.crl")
     assert second.headers["ETag"] != first.headers["ETag"]
     assert client.get("/sign/g1/full.crl", headers={"If-None-Match": first.headers["ETag"]}).status_code == 200
@@ -130,10 +130,10 @@ def test_access_control_for_registered_relying_parties(config, clock):
     runtime = Runtime.open(config.replace(crl=CrlConfig(access_control=True)), clock)
     runtime.authority.init()
     try:
-        Publisher(runtime).publish(Stream(runtime.authority.issuer("sign"), "full"))
+        Publisher(CrlDeps.of(runtime)).publish(Stream(runtime.authority.issuer("sign"), "full"))
         _, both = runtime.registry.add_relying_party("bank", "both")
         _, auth_only = runtime.registry.add_relying_party("shop", "auth")
-        client = Client(make_app(runtime))
+        client = Client(make_app(CrlDeps.of(runtime)))
         anonymous = client.get("/sign/g1/full.crl")
         assert anonymous.status_code == 401 and "registered relying parties" in anonymous.get_json()["message"]
         assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
@@ -150,3 +150,11 @@ def test_max_age_is_zero_once_next_update_has_passed(client, published, clock):
     crl = x509.load_der_x509_crl(client.get("/sign/g1/full.crl").data)
     clock.set(crl.next_update_utc + timedelta(minutes=1))
     assert client.get("/sign/g1/full.crl").headers["Cache-Control"].endswith("max-age=0")
+
+
+def test_a_broken_crl_file_is_a_server_error_not_a_bad_request(rt, client, published):
+    pub = Publisher(CrlDeps.of(rt))
+    pub.current_file(Stream(rt.authority.issuer("sign"), "full")).write_bytes(b"\x30\x82")  # truncated DER
+    resp = client.get("/sign/g1/full.crl")
+    assert resp.status_code == 500
+    assert resp.get_json()["error"] == "internal_error"

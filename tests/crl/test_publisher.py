@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jpki_mock.config import CrlConfig
 from jpki_mock.errors import InvalidInput, PublishError, UnknownIssuer
 from jpki_mock.runtime import Runtime
-from jpki_mock.crl.publisher import Publisher, Stream, check_crl
+from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream, check_crl
 
 from crl_helpers import entries, parse
 
@@ -39,7 +39,7 @@ def test_full_and_partition_crls(rt, issue):
     tokyo, osaka = issue("13101"), issue("27100")
     rt.authority.revoke("sign", tokyo["sign"].serial, "keyCompromise")
     rt.authority.revoke("auth", osaka["auth"].serial, "certificateHold")
-    pub = Publisher(rt)
+    pub = Publisher(CrlDeps.of(rt))
     published = pub.publish_many(pub.streams())
     assert len(published) == 2 * (2 + 26)  # per kind: full, ARL and one partition per municipality
 
@@ -63,7 +63,7 @@ def test_full_and_partition_crls(rt, issue):
 
 
 def test_numbers_increase_per_scope_and_are_archived(rt):
-    pub = Publisher(rt)
+    pub = Publisher(CrlDeps.of(rt))
     full, tokyo = _stream(rt, "sign", "full"), _stream(rt, "sign", "13101")
     assert [pub.publish(full).number for _ in range(3)] == [1, 2, 3]
     assert pub.publish(tokyo).number == 1
@@ -78,7 +78,7 @@ def test_archive_keep_prunes_old_numbers(config, clock):
     runtime = Runtime.open(config.replace(crl=CrlConfig(archive_keep=2)), clock)
     runtime.authority.init()
     try:
-        pub = Publisher(runtime)
+        pub = Publisher(CrlDeps.of(runtime))
         full = Stream(runtime.authority.issuer("auth"), "full")
         for _ in range(4):
             pub.publish(full)
@@ -91,7 +91,7 @@ def test_arl_lists_revoked_ca_generations(rt):
     g1 = rt.authority.issuer("sign", 1)
     rt.authority.rollover("sign")
     rt.authority.revoke_ca("sign", 1, "cACompromise")
-    pub = Publisher(rt)
+    pub = Publisher(CrlDeps.of(rt))
     for generation in (1, 2):
         stream = _stream(rt, "sign", "arl", generation)
         pub.publish(stream)
@@ -119,7 +119,7 @@ def test_delta_plus_base_equals_a_new_complete_crl(delta_rt, issue, clock):
     ra = delta_rt.authority
     ra.revoke("sign", a["sign"].serial, "keyCompromise")
     ra.revoke("sign", c["sign"].serial, "certificateHold")
-    pub = Publisher(delta_rt)
+    pub = Publisher(CrlDeps.of(delta_rt))
     full = _stream(delta_rt, "sign", "full")
     base = pub.publish(full)
     base_der = _published(pub, full)
@@ -145,7 +145,7 @@ def test_delta_plus_base_equals_a_new_complete_crl(delta_rt, issue, clock):
 
 
 def test_delta_needs_a_base(delta_rt):
-    pub = Publisher(delta_rt)
+    pub = Publisher(CrlDeps.of(delta_rt))
     with pytest.raises(Exception, match="no complete CRL"):
         pub.publish(Stream(delta_rt.authority.issuer("auth"), "13101", True))
 
@@ -153,7 +153,7 @@ def test_delta_needs_a_base(delta_rt):
 def test_expired_certificates_leave_after_one_period(rt, issue, clock):
     cert = issue("13101", "auth")["auth"]
     rt.authority.revoke("auth", cert.serial, "cessationOfOperation")
-    pub = Publisher(rt)
+    pub = Publisher(CrlDeps.of(rt))
     stream = _stream(rt, "auth", "13101")
     cfg = rt.config.crl
     clock.set(cert.not_after + timedelta(seconds=1))
@@ -181,7 +181,7 @@ def _leftovers(pub, stream):
 
 
 def test_a_crl_that_fails_its_checks_is_not_published(rt, monkeypatch):
-    pub = Publisher(rt)
+    pub = Publisher(CrlDeps.of(rt))
     stream = _stream(rt, "sign", "full")
     pub.publish(stream)
     before = _published(pub, stream)
@@ -196,7 +196,7 @@ def test_a_crl_that_fails_its_checks_is_not_published(rt, monkeypatch):
 def test_a_crash_while_streaming_leaves_the_previous_crl(rt, issue, monkeypatch):
     cert = issue("13101", "auth")["auth"]
     rt.authority.revoke("auth", cert.serial, "keyCompromise")
-    pub = Publisher(rt)
+    pub = Publisher(CrlDeps.of(rt))
     stream = _stream(rt, "auth", "full")
     pub.publish(stream)
     before = _published(pub, stream)
@@ -213,7 +213,7 @@ def test_a_crash_while_streaming_leaves_the_previous_crl(rt, issue, monkeypatch)
 
 
 def test_check_crl_names_each_failure(rt):
-    pub = Publisher(rt)
+    pub = Publisher(CrlDeps.of(rt))
     stream = _stream(rt, "sign", "full")
     rec = pub.publish(stream)
     data = _published(pub, stream)
@@ -236,7 +236,7 @@ def test_check_crl_names_each_failure(rt):
 
 
 def test_select_rejects_bad_names(rt):
-    pub = Publisher(rt)
+    pub = Publisher(CrlDeps.of(rt))
     with pytest.raises(InvalidInput, match="'99999' is not a CRL partition"):
         pub.select(partition="99999")
     with pytest.raises(UnknownIssuer):
@@ -250,7 +250,7 @@ def test_published_dates_on_both_databases(db_rt, issue):
     """revoked_rows turns timestamps into epoch seconds in SQL: same dates on SQLite and PostgreSQL."""
     cert = issue("27100", "auth", runtime=db_rt)["auth"]
     revoked = db_rt.authority.revoke("auth", cert.serial, "affiliationChanged")
-    pub = Publisher(db_rt)
+    pub = Publisher(CrlDeps.of(db_rt))
     stream = _stream(db_rt, "auth", "27100")
     pub.publish(stream)
     (rc,) = list(parse(_published(pub, stream))["tbs_cert_list"]["revoked_certificates"])
@@ -259,12 +259,12 @@ def test_published_dates_on_both_databases(db_rt, issue):
 
 
 def test_faithful_mode_partitions_name_only_the_directory_name(config, clock, issue):
-    """Faithful certificates carry only the directoryName CRLDP [C]; the partition's IDP must match it."""
+    """Faithful certificates carry only the directoryName CRLDP (docs/sources.md section 3); the partition's IDP must match it."""
     runtime = Runtime.open(config.replace(faithful=True), clock)
     runtime.authority.init()
     try:
         cert = issue("27100", "sign", runtime=runtime)["sign"]
-        pub = Publisher(runtime)
+        pub = Publisher(CrlDeps.of(runtime))
         stream = _stream(runtime, "sign", "27100")
         pub.publish(stream)
         idp = _ext(_published(pub, stream), "issuing_distribution_point")["extn_value"].parsed

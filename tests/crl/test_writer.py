@@ -6,13 +6,15 @@ import io
 import tracemalloc
 from datetime import datetime, timedelta, timezone
 
+import pytest
+from asn1crypto import core
 from asn1crypto import crl as acrl
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from jpki_mock.crl.extensions import HOLD_INSTRUCTION_REJECT, crl_extensions
-from jpki_mock.crl.writer import CrlHeader, encode_entries, write_crl
+from jpki_mock.crl.writer import CrlHeader, crl_time, encode_entries, write_crl
 
 T = datetime(2026, 11, 26, 3, 0, 0, tzinfo=timezone.utc)
 
@@ -128,3 +130,29 @@ def test_issuer_name_bytes_are_copied_verbatim(tmp_path):
     data = (tmp_path / "out.crl").read_bytes()
     assert cert.subject.public_bytes() in data
     assert x509.load_der_x509_crl(data).issuer == cert.subject
+
+
+@pytest.mark.parametrize("when, tag", [
+    (datetime(2026, 11, 26, 3, 4, 5, tzinfo=timezone.utc), core.UTCTime),
+    (datetime(1950, 1, 1, tzinfo=timezone.utc), core.UTCTime),
+    (datetime(2049, 12, 31, 23, 59, 59, tzinfo=timezone.utc), core.UTCTime),
+    (datetime(2050, 1, 1, tzinfo=timezone.utc), core.GeneralizedTime),  # RFC 5280 section 5.1.2.4
+])
+def test_crl_times(when, tag):
+    encoded = crl_time(when)
+    assert encoded == tag(when).dump()
+    assert tag.load(encoded).native == when
+
+
+def test_crl_times_are_converted_to_utc():
+    jst = timezone(timedelta(hours=9))
+    assert crl_time(datetime(2026, 11, 26, 12, 4, 5, tzinfo=jst)) == core.UTCTime(T.replace(minute=4, second=5)).dump()
+
+
+def test_naive_time_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="timezone-aware"):
+        crl_time(datetime(2026, 1, 1))
+    head = CrlHeader(b"\x30\x00", datetime(2026, 1, 1), datetime(2026, 1, 2), crl_extensions(ski=b"k", number=1))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        write_crl(tmp_path / "x.crl", head, [], KeySigner(None), 2048)  # refused before anything is signed
+    assert not (tmp_path / "x.crl").exists()

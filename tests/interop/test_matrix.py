@@ -56,7 +56,7 @@ def mock(tmp_path_factory):
 
     The build and the publication run in this process on the server's data directory (what
     ``jpki-mock scenarios build`` and ``jpki-mock crl publish`` do), saving two interpreter starts."""
-    from jpki_mock.crl.publisher import Publisher
+    from jpki_mock.crl.publisher import CrlDeps, Publisher
 
     srv = Server(tmp_path_factory.mktemp("matrix") / "data", workers=1)
     srv.token = srv.init()
@@ -66,7 +66,7 @@ def mock(tmp_path_factory):
         out = srv.data_dir.parent / "catalog"
         manifest = build(rt, out, progress=False)
         partitions = {Path(i["crl_url"]).stem for i in manifest["items"] if "crl_url" in i}
-        publisher = Publisher(rt)
+        publisher = Publisher(CrlDeps.of(rt))
         for partition in sorted(partitions):  # publish now: the revocations happened after start-up
             publisher.publish_many(publisher.select(None, partition, None))
         srv.rt = rt

@@ -229,7 +229,7 @@ def test_crl_header_serves_the_crl_current_at_that_time(tmp_path):
     from werkzeug.test import Client
 
     from jpki_mock.crl.http import make_app
-    from jpki_mock.crl.publisher import Publisher
+    from jpki_mock.crl.publisher import CrlDeps, Publisher
 
     config = load_config({"JPKI_MOCK_TIME_TRAVEL": "1"}, data_dir=tmp_path / "c", key_passphrase=PASSPHRASE)
     base = FixedClock(T0)
@@ -239,12 +239,12 @@ def test_crl_header_serves_the_crl_current_at_that_time(tmp_path):
         holder = rt.authority.create_holder({"name": "山田\u3000花子", "date_of_birth": "1990-01-02", "gender": "2",
                                              "address": "東京都港区芝公園4-2-8"})
         serial = rt.authority.issue(holder.id, "sign", pkcs12_passphrase="secret")[0].certificate.serial
-        publisher = Publisher(rt)
+        publisher = Publisher(CrlDeps.of(rt))
         publisher.publish_many(publisher.select("sign", "full", None))
         base.advance(days=1)
         rt.authority.revoke("sign", serial, "keyCompromise")
         publisher.publish_many(publisher.select("sign", "full", None))
-        client = Client(make_app(rt))
+        client = Client(make_app(CrlDeps.of(rt)))
 
         def crl(headers=None):
             r = client.get("/sign/g1/full.crl", headers=headers or {})
