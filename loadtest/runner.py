@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +28,7 @@ from jpki_mock.commands import open_runtime
 from jpki_mock.errors import InvalidInput
 
 from jpki_mock.loadtest import report
+from jpki_mock.loadtest.procs import Process, free_port, jpki_command, run_jpki, tree_cpu_seconds
 from jpki_mock.loadtest.profiles import PlanSpec
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -61,52 +60,8 @@ def check_target(url: str) -> str:
     return url.rstrip("/")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Process:
-    """A child in its own session, stopped (SIGTERM, then SIGKILL) by process group id."""
-
-    def __init__(self, args: list[str], log: Path, env: dict[str, str]):
-        self.args = args
-        self.log = log
-        self.fh = open(log, "wb")
-        self.proc = subprocess.Popen(args, stdout=self.fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def wait(self, timeout: float) -> int | None:
-        try:
-            return self.proc.wait(timeout=max(0.0, timeout))
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self, grace: float = 15.0) -> None:
-        if self.proc.poll() is None:
-            for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-                try:
-                    os.killpg(self.proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                if self.wait(wait) is not None:
-                    break
-        self.fh.close()
-
-
-def jpki(*args: str) -> list[str]:
-    return [sys.executable, "-m", "jpki_mock.cli", *args]
-
-
 def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(jpki(*args), env=env, capture_output=True, text=True, timeout=3600)
-    if done.returncode != 0:
-        raise RuntimeError(f"`jpki-mock {' '.join(args)}` failed ({done.returncode}): {done.stderr.strip()}")
-    return done.stdout
+    return run_jpki(env, *args).stdout
 
 
 @dataclass
@@ -187,7 +142,7 @@ class Run:
         port = free_port()
         env["JPKI_MOCK_PORT"] = str(port)
         base = f"http://127.0.0.1:{port}"
-        args = jpki("serve")
+        args = jpki_command("serve")
         if opts.server_workers:
             args += ["--workers", str(opts.server_workers)]
         self.server = Process(args, self.out / "server.log", env)
@@ -198,7 +153,7 @@ class Run:
     def _publish_crls(self, env: dict[str, str]) -> None:
         """Publish CRLs now, so they list what was just seeded (the schedule is daily; the
         server also publishes at start-up whatever is due)."""
-        done = subprocess.run(jpki("crl", "publish"), env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(jpki_command("crl", "publish"), env=env, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             self.notes.append(f"`jpki-mock crl publish` failed: {done.stderr.strip()[:200]}")
 
@@ -336,30 +291,6 @@ class Run:
             proc.stop()
         if self.server is not None:
             self.server.stop()
-
-
-def tree_cpu_seconds(root: int) -> float:
-    """User + system CPU seconds of a process and its live descendants (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    wanted, frontier = {root}, [root]
-    while frontier:
-        pid = frontier.pop()
-        for child, parent in parents.items():
-            if parent == pid and child not in wanted:
-                wanted.add(child)
-                frontier.append(child)
-    return sum(times.get(pid, 0.0) for pid in wanted)
 
 
 def _children_cpu() -> float:

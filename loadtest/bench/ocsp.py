@@ -56,7 +56,7 @@ from jpki_mock.config import OcspConfig
 from jpki_mock.loadtest import ocsp_requests as oreq
 from jpki_mock.loadtest.bench import openssl_peer
 from jpki_mock.loadtest.bench.ceiling import app_headers as ceiling_app_headers
-from jpki_mock.loadtest.bench.procs import ancestors, stop_tree, tree_cpu_seconds
+from jpki_mock.loadtest.procs import CommandFailed, ancestors, run_jpki, stop_tree, tree_cpu_seconds
 from jpki_mock.loadtest.bench.wrk import WrkError, WrkResult, run_wrk, wrk_binary
 
 CLONE_NEWNET = 0x40000000
@@ -194,10 +194,11 @@ class DataSet:
 
 
 def jpki(env: dict, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "jpki_mock.cli", *args], env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
-    if done.returncode != 0:
-        raise BenchError(f"jpki-mock {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-1500:]}")
+    """``jpki-mock ARGS``'s output; its stderr passed on, a failure as :class:`BenchError`."""
+    try:
+        done = run_jpki(env, *args)
+    except CommandFailed as exc:
+        raise BenchError(str(exc)) from None
     sys.stderr.write(done.stderr)
     return done.stdout
 

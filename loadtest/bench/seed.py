@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
+
+from jpki_mock.loadtest.procs import run_jpki
 
 
 def rsa_sign_rate(seconds: float = 2.0) -> float:
@@ -36,12 +36,11 @@ def rsa_sign_rate(seconds: float = 2.0) -> float:
 def run_once(holders: int, workers: int | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="jpki-seed-") as data:
         env = {**os.environ, "JPKI_MOCK_DATA": data, "JPKI_MOCK_KEY_PASSPHRASE": "bench-passphrase"}
-        cli = [sys.executable, "-m", "jpki_mock.cli"]
-        subprocess.run(cli + ["init"], env=env, check=True, stdout=subprocess.DEVNULL)
-        args = cli + ["seed", "--holders", str(holders), "--seed", "1"]
+        run_jpki(env, "init")
+        args = ["seed", "--holders", str(holders), "--seed", "1"]
         if workers:
             args += ["--workers", str(workers)]
-        out = subprocess.run(args, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
+        out = run_jpki(env, *args).stdout
     line = out.strip().splitlines()[-1]
     print(line, flush=True)
     return {k: float(v) for k, v in (kv.split("=") for kv in line.split())}

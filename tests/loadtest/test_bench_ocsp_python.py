@@ -38,5 +38,5 @@ def test_a_failing_setup_is_a_clear_error_not_a_traceback():
     done = subprocess.run([sys.executable, "-m", "jpki_mock.loadtest.bench.ocsp_python", "--holders", "2"],
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 1
-    assert "error: jpki-mock init failed" in done.stderr and "JPKI_MOCK_OCSP_WORKERS" in done.stderr
+    assert "error: `jpki-mock init` failed (5)" in done.stderr and "JPKI_MOCK_OCSP_WORKERS" in done.stderr
     assert "Traceback" not in done.stderr
