@@ -1,6 +1,6 @@
 """Access control for registered relying parties, shared by the CRL and OCSP endpoints.
 
-J-LIS answers only registered verifiers (JPKI_PROFILE.md section 1).  A relying party sends
+J-LIS answers only registered verifiers (docs/sources.md section 1).  A relying party sends
 its credential with any standard client as an HTTP header:
 
     Authorization: Bearer rp_...        (e.g. ``openssl ocsp -header Authorization "Bearer rp_..."``)

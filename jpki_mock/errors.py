@@ -77,7 +77,7 @@ class AlreadyRevoked(Conflict):
 
 
 class HoldNotReleasable(Conflict):
-    """JPKI never releases a certificateHold (JPKI_PROFILE.md section 4)."""
+    """JPKI never releases a certificateHold (docs/sources.md section 4)."""
 
     code = "hold_not_releasable"
 

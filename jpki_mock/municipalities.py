@@ -1,4 +1,4 @@
-"""Municipalities the mock knows: each one is a CRL partition (JPKI_PROFILE.md section 3).
+"""Municipalities the mock knows: each one is a CRL partition (docs/sources.md section 3).
 
 Codes are the real 5-digit local government codes (全国地方公共団体コード without the
 check digit); romanisation follows the ``Tokyo-to`` / ``Chiyoda-ku`` style seen in real

@@ -1,6 +1,6 @@
 """Distinguished names of the JPKI hierarchy, with the real string types and RDN order.
 
-The real roots (../shared/jpki-roots) encode C as PrintableString and every other
+The real roots (tests/vectors/, docs/sources.md section 2) encode C as PrintableString and every other
 attribute as UTF8String, one attribute per RDN, in the order C, O, OU, OU.
 """
 

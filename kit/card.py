@@ -1,6 +1,6 @@
 """The software My Number card: two key pairs generated on the card, the real PIN rules.
 
-JPKI_PROFILE.md section 5 [C]: the signature password is 6-16 upper-case letters and digits
+docs/sources.md section 5 [C]: the signature password is 6-16 upper-case letters and digits
 and locks after 5 wrong tries; the user-authentication PIN is 4 digits and locks after 3.
 Reading the signature certificate needs the password; the user-authentication certificate
 reads freely.  A correct entry restores the full count, as on the card.

@@ -296,7 +296,7 @@ class Builder:
         old = r["certificates"]["sign"]
         self.cards.reset(r["holder"], "sign", SIGN_PASSWORD)
         self.add("revoked-sign-superseded", old, card=r)
-        # Moving house: a basic-four change from the resident registry (JPKI_PROFILE.md section 4).
+        # Moving house: a basic-four change from the resident registry (docs/sources.md section 4).
         m = self.card(self.holder())
         self.a.event(m["holder"], "change", changes={"address": "大阪府大阪市北区梅田1-1"})
         self.add("moved-sign", m["certificates"]["sign"], card=m)

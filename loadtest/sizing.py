@@ -1,7 +1,7 @@
 """FY2020 volumes from J-LIS's annual report, the rates derived from them, and the curves.
 
 Every figure the load profiles use comes from this module, so a change of year or of an
-assumption is one edit here.  Tags as in JPKI_PROFILE.md: **[C]** from the J-LIS report
+assumption is one edit here.  Tags as in docs/sources.md: **[C]** from the J-LIS report
 (令和2年度事業報告書, FY2020 = April 2020 to March 2021), **[A]** our assumption (each says why).
 docs/loadtest.md walks through the arithmetic; ``jpki-mock loadtest sizing`` prints it.
 
@@ -32,7 +32,7 @@ EXPIRY_NOTICES_PER_YEAR = 6_940_000  # expiry notices sent to holders
 #: Moves between municipalities in Japan per year (MIC resident-registry migration report,
 #: about 5 million in 2020), times the share of residents holding a card at the end of FY2020
 #: (42.01M cards / 126M residents).  Each move changes the address, one of the basic four
-#: items, so the signature certificate is revoked as affiliationChanged [C: JPKI_PROFILE 4].
+#: items, so the signature certificate is revoked as affiliationChanged [C: docs/sources.md section 4].
 RESIDENTS = 126_000_000
 MOVES_PER_YEAR = 5_000_000
 CHANGE_REVOCATIONS_PER_YEAR = round(MOVES_PER_YEAR * CARDS_CUMULATIVE / RESIDENTS)  # ~1.67M

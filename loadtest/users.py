@@ -241,7 +241,7 @@ class Operator(Paced, FastHttpUser):
 
     It only ever revokes certificates it issued itself, so the corpus stays true; after each
     revocation it asks the OCSP responder at once and requires ``revoked`` with the right
-    reason (DESIGN.md: once a revoke call has returned, no process may answer good)."""
+    reason (once a revoke call has returned, no process may answer good: docs/ocsp.md)."""
 
     klass = "operator"
     fixed_count = 1
@@ -255,7 +255,7 @@ class Operator(Paced, FastHttpUser):
         self.setup_rng()
         ctx = context()
         self.auth = {"Authorization": f"Bearer {ctx.spec.token}", "Content-Type": "application/json"}
-        # Card keys are made on the card (JPKI_PROFILE.md section 3): the office sends public keys.
+        # Card keys are made on the card (docs/sources.md section 3): the office sends public keys.
         self.keys = ctx.corpus.operator_keys
         self.holders: list[dict] = []  # {"id", "certs": {kind: (issuer label, serial)}}
 

@@ -6,7 +6,7 @@
    data directory and picks a set of good and revoked serials of the user-authentication CA;
 2. moves itself into a private network namespace whose only interface is loopback, so every
    server and the load generator talk over 127.0.0.1 only (``openssl ocsp -port`` binds
-   every interface: PEERS.md);
+   every interface: docs/sources.md section 7);
 3. measures with wrk, three rounds, each round running every scenario once:
    * ceiling: a WSGI app returning fixed bytes (the responder's own answer for one serial,
      body and headers) under granian, same worker count (``loadtest/ceiling.py``);

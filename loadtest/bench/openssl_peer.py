@@ -7,7 +7,7 @@ one certificate per line, six tab-separated fields:
 
 (OpenSSL apps/ca.c; the revocation field is empty for ``V``).  :func:`build_index` writes
 that file from the mock's store so both responders answer for the same serials with the
-same statuses.  See PEERS.md "Running `openssl ocsp` as a benchmark peer" for why it runs
+same statuses.  See docs/sources.md section 7 (`openssl ocsp` as a peer) for why it runs
 in a private network namespace, with ``-ignore_err``, and is stopped children first.
 """
 

@@ -1,4 +1,4 @@
-"""End-entity certificates parsed back by asn1crypto and checked with openssl (JPKI_PROFILE.md section 3)."""
+"""End-entity certificates parsed back by asn1crypto and checked with openssl (docs/sources.md section 3)."""
 
 import subprocess
 from datetime import datetime
