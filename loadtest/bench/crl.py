@@ -31,7 +31,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 PASSPHRASE = "bench-crl"
-SERIAL_START = 1_000_001
 #: a plausible JPKI mix: superseded (renewals) and affiliationChanged (moves) dominate [I].
 REASON_CYCLE = (4, 4, 4, 3, 3, 5, 1, 6, 0, 4)
 YEAR = 365 * 86400
@@ -47,6 +46,7 @@ def seed(data_dir: Path, entries: int, progress: bool = True) -> None:
     """Initialise a CA and insert ``entries`` revoked sign-certificate rows with plain SQL."""
     from tqdm import tqdm
 
+    from jpki_mock.ca.serials import SERIAL_START
     from jpki_mock.runtime import Runtime
 
     rt = Runtime.open(_config(data_dir))
@@ -98,17 +98,16 @@ def run_builder(data_dir: Path) -> dict:
     from datetime import timedelta
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from jpki_mock.runtime import Runtime
+    from jpki_mock.vocab import Reason
 
     rt = Runtime.open(_config(data_dir))
     issuer = rt.authority.issuer("sign")
-    key = rt.keyring._ca_key_for_issuance(issuer.id)  # benchmark only: the builder needs the key object
-    reasons = {r: x509.CRLReason(x509.ReasonFlags(name)) for r, name in (
-        (1, "keyCompromise"), (3, "affiliationChanged"), (4, "superseded"), (5, "cessationOfOperation"),
-        (6, "certificateHold"))}
+    signer = rt.keyring.ca_signer(issuer.id)
+    # No reasonCode for unspecified: RFC 5280 section 5.3.1 says it SHOULD be absent instead.
+    reasons = {r: x509.CRLReason(r.x509_flag) for r in Reason if r != Reason.UNSPECIFIED}
     hold = x509.UnrecognizedExtension(x509.ObjectIdentifier("2.5.29.23"),
                                       bytes.fromhex("06072a8648ce380203"))  # id-holdinstruction-reject
     start, cpu = time.perf_counter(), time.process_time()
@@ -119,7 +118,7 @@ def run_builder(data_dir: Path) -> dict:
             datetime.fromtimestamp(epoch, timezone.utc))
         if reason in reasons:
             entry = entry.add_extension(reasons[reason], critical=False)
-        if reason == 6:
+        if reason == Reason.CERTIFICATE_HOLD:
             entry = entry.add_extension(hold, critical=False)
         revoked.append(entry.build())
     count = len(revoked)
@@ -129,7 +128,7 @@ def run_builder(data_dir: Path) -> dict:
                .last_update(now).next_update(now + timedelta(days=1, hours=6))
                .add_extension(x509.AuthorityKeyIdentifier(issuer.ski, None, None), critical=False)
                .add_extension(x509.CRLNumber(1), critical=False))
-    crl = builder.sign(key, hashes.SHA256())
+    crl = signer.sign_crl(builder)
     der = crl.public_bytes(Encoding.DER)
     loaded = x509.load_der_x509_crl(der)
     if not loaded.is_signature_valid(issuer.certificate.public_key()) or len(loaded) != count:
