@@ -28,6 +28,7 @@ from jpki_mock.ca.basic4 import Basic4
 from jpki_mock.der import integer, tlv, x509_time
 from jpki_mock.municipalities import Municipality
 from jpki_mock.ca.signer import SHA256_RSA_ALGORITHM
+from jpki_mock.vocab import Kind
 
 SAN_OID, SKI_OID = "2.5.29.17", "2.5.29.14"
 _V3 = tlv(0xA0, integer(2))
@@ -44,8 +45,8 @@ class Template:
     def __init__(self, kind: str, issuer: profile.IssuerInfo, municipality: Municipality, prof: profile.EEProfile):
         dummy_key = _dummy_public_key()
         b4 = Basic4("x\u3000y", "319801231", "1", municipality.address_prefix, "000", "0" * len(municipality.address_prefix),
-                    municipality.code) if kind == "sign" else None
-        subject = names.sign_subject(municipality, "CN") if kind == "sign" else names.auth_subject("CN")
+                    municipality.code) if kind == Kind.SIGN else None
+        subject = names.sign_subject(municipality, "CN") if kind == Kind.SIGN else names.auth_subject("CN")
         # Only the TBS parts are kept, so a throwaway key signs the template (no CA key needed).
         cert = ax509.Certificate.load(profile.ee_certificate_builder(
             kind=kind, serial=1, subject=subject, public_key=dummy_key, not_before=_EPOCH, not_after=_EPOCH + timedelta(days=1),

@@ -22,6 +22,7 @@ from jpki_mock import names
 from jpki_mock.ca import oids
 from jpki_mock import urls
 from jpki_mock.ca.basic4 import Basic4
+from jpki_mock.vocab import Kind
 from jpki_mock.clock import JST, UTC
 from jpki_mock.municipalities import Municipality
 
@@ -120,13 +121,13 @@ def ee_extensions(
     profile: EEProfile, basic4: Basic4 | None,
 ) -> list[tuple[x509.ExtensionType, bool]]:
     exts: list[tuple[x509.ExtensionType, bool]] = []
-    if kind == "sign":
+    if kind == Kind.SIGN:
         exts.append((_key_usage(digital_signature=True, content_commitment=True), True))
     else:
         exts.append((_key_usage(digital_signature=True), True))
     policy = oids.POLICY[(profile.hierarchy, kind)]
     exts.append((x509.CertificatePolicies([x509.PolicyInformation(policy, [urls.cps_url(profile.base_url)])]), True))
-    if kind == "sign":
+    if kind == Kind.SIGN:
         assert basic4 is not None
         exts.append((basic4_san(basic4), False))
     exts.append((x509.IssuerAlternativeName([x509.DirectoryName(names.ca_japanese_name(kind))]), False))
