@@ -14,11 +14,13 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from jpki_mock import errors
-from jpki_mock.ca.authority import Issued, der_to_pem
 from jpki_mock.access import RelyingParty
+from jpki_mock.ca.inputs import BOTH
+from jpki_mock.ca.issuance import Issued, der_to_pem
 from jpki_mock.ca.models import Certificate, Holder
-from jpki_mock.web import args_dict, body, iso, runtime
 from jpki_mock.ca.status import REASON_NAMES
+from jpki_mock.vocab import HolderEvent, Reason
+from jpki_mock.web import args_dict, body, iso, runtime
 
 log = logging.getLogger("jpki_mock.api")
 
@@ -111,7 +113,7 @@ def rollover(kind: str):
 @bp.post("/cas/<kind>/<int:generation>/revoke")
 def revoke_ca(kind: str, generation: int):
     data = body()
-    issuer = runtime().authority.revoke_ca(kind, generation, data.get("reason", "cACompromise"))
+    issuer = runtime().authority.revoke_ca(kind, generation, data.get("reason", Reason.CA_COMPROMISE.rfc_name))
     return jsonify({"issuer": issuer.label, "revoked_at": iso(issuer.revoked_at), "reason": REASON_NAMES[issuer.reason]})
 
 
@@ -141,7 +143,7 @@ def issue(holder_id: str):
     unknown = set(data) - allowed
     if unknown:
         raise errors.InvalidInput(f"unknown field(s) {sorted(unknown)}", field=sorted(unknown)[0], allowed=sorted(allowed))
-    kinds = data.pop("kinds", "both")
+    kinds = data.pop("kinds", BOTH)
     issued = runtime().authority.issue(holder_id, kinds, **data)
     return jsonify(issued_json(issued)), 201
 
@@ -151,8 +153,7 @@ def holder_event(holder_id: str):
     data = body()
     event = data.pop("event", None)
     if event is None:
-        raise errors.InvalidInput("is required", field="event", allowed=["change", "death", "card_return",
-                                                                         "renewal", "loss", "request"])
+        raise errors.InvalidInput("is required", field="event", allowed=[e.value for e in HolderEvent])
     result = runtime().authority.event(holder_id, event, **data)
     if "issued" in result:
         result["issued"] = issued_json(result["issued"])
@@ -190,7 +191,7 @@ def revoke(issuer: str, serial: str):
     unknown = set(data) - {"reason"}
     if unknown:
         raise errors.InvalidInput(f"unknown field(s) {sorted(unknown)}", field=sorted(unknown)[0], allowed=["reason"])
-    cert = runtime().authority.revoke(issuer, serial, data.get("reason", "unspecified"))
+    cert = runtime().authority.revoke(issuer, serial, data.get("reason", Reason.UNSPECIFIED.rfc_name))
     return jsonify(cert_json(cert))
 
 

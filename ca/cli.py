@@ -10,7 +10,13 @@ from typing import Any
 import click
 
 from jpki_mock import errors
+from jpki_mock.ca.inputs import BOTH
 from jpki_mock.commands import Ctx, JpkiGroup, echo_json, pass_ctx
+from jpki_mock.vocab import KINDS, HolderEvent, Reason
+
+# click matches Enum choices by member name (SIGN), so the choices are the plain values.
+_KINDS = [k.value for k in KINDS]
+_REASON_LIST = ", ".join(r.rfc_name for r in Reason)
 
 # ------------------------------------------------------------------ ca
 @click.group(cls=JpkiGroup)
@@ -27,7 +33,7 @@ def ca_list(c: Ctx) -> None:
 
 
 @ca.command("show")
-@click.option("--kind", type=click.Choice(["sign", "auth"]), required=True)
+@click.option("--kind", type=click.Choice(_KINDS), required=True)
 @click.option("--generation", type=int, default=None, help="Default: the current generation.")
 @click.option("--pem", "fmt", flag_value="pem", help="Print the certificate as PEM.")
 @click.option("--der", "fmt", flag_value="der", help="Write DER to stdout.")
@@ -47,7 +53,7 @@ def ca_show(c: Ctx, kind: str, generation: int | None, fmt: str | None) -> None:
 
 
 @ca.command("rollover")
-@click.option("--kind", type=click.Choice(["sign", "auth"]), required=True)
+@click.option("--kind", type=click.Choice(_KINDS), required=True)
 @pass_ctx
 def ca_rollover(c: Ctx, kind: str) -> None:
     """Create a new key generation of a CA (same DN, new key)."""
@@ -57,9 +63,9 @@ def ca_rollover(c: Ctx, kind: str) -> None:
 
 
 @ca.command("revoke")
-@click.option("--kind", type=click.Choice(["sign", "auth"]), required=True)
+@click.option("--kind", type=click.Choice(_KINDS), required=True)
 @click.option("--generation", type=int, required=True)
-@click.option("--reason", default="cACompromise", show_default=True)
+@click.option("--reason", default=Reason.CA_COMPROMISE.rfc_name, show_default=True, help=f"One of: {_REASON_LIST}.")
 @pass_ctx
 def ca_revoke(c: Ctx, kind: str, generation: int, reason: str) -> None:
     """Revoke a CA generation's certificate (it goes on the ARL)."""
@@ -93,8 +99,6 @@ def holder_add(c: Ctx, **data: Any) -> None:
 @click.argument("holder_id")
 @pass_ctx
 def holder_show(c: Ctx, holder_id: str) -> None:
-    from jpki_mock.ca.authority import Authority  # noqa: F401
-
     h = c.ready().authority.get_holder(holder_id)
     echo_json({"id": h.id, "name": h.name, "date_of_birth": h.date_of_birth, "gender": h.gender,
                "address": h.address, "municipality": h.municipality, "card_expiry": str(h.card_expiry),
@@ -116,9 +120,9 @@ def holder_list(c: Ctx, **kw: Any) -> None:
 
 @holder.command("event")
 @click.argument("holder_id")
-@click.argument("event", type=click.Choice(["change", "death", "card_return", "renewal", "loss", "request"]))
+@click.argument("event", type=click.Choice([e.value for e in HolderEvent]))
 @click.option("--set", "changes", multiple=True, metavar="FIELD=VALUE", help="For 'change': a changed basic-four item.")
-@click.option("--reason", default=None, help="For 'request': the revocation reason.")
+@click.option("--reason", default=None, help=f"For 'request': the revocation reason, one of: {_REASON_LIST}.")
 @click.option("--kinds", default=None, help="For 'request'/'renewal': sign, auth or both.")
 @click.option("--p12-passphrase", default=None, help="For 'renewal': protects the new generated keys.")
 @click.option("--p12-out", type=click.Path(dir_okay=False, path_type=Path), default=None)
@@ -162,7 +166,7 @@ def cert() -> None:
 
 @cert.command("issue")
 @click.option("--holder", "holder_id", required=True)
-@click.option("--kind", "kinds", type=click.Choice(["sign", "auth", "both"]), default="both", show_default=True)
+@click.option("--kind", "kinds", type=click.Choice([*_KINDS, BOTH]), default=BOTH, show_default=True)
 @click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--csr", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--p12-passphrase", default=None, help="Generate the key here and protect it with this passphrase.")
@@ -180,7 +184,7 @@ def cert_issue(c: Ctx, holder_id: str, kinds: str, public_key: Path | None, csr:
         spec["pkcs12_passphrase"] = p12_passphrase
     issued = c.ready().authority.issue(holder_id, kinds, **spec)
     out_dir.mkdir(parents=True, exist_ok=True)
-    from jpki_mock.ca.authority import der_to_pem
+    from jpki_mock.ca.issuance import der_to_pem
 
     for item in issued:
         crt = item.certificate
@@ -200,7 +204,7 @@ def cert_issue(c: Ctx, holder_id: str, kinds: str, public_key: Path | None, csr:
 @click.option("--der", "fmt", flag_value="der")
 @pass_ctx
 def cert_show(c: Ctx, issuer: str, serial: str, fmt: str | None) -> None:
-    from jpki_mock.ca.authority import der_to_pem
+    from jpki_mock.ca.issuance import der_to_pem
     from jpki_mock.ca.status import REASON_NAMES
 
     rt = c.ready()
@@ -247,8 +251,7 @@ def cert_expiring(c: Ctx, days: int, limit: int) -> None:
 @cert.command("revoke")
 @click.option("--issuer", required=True, help="sign, auth, or a generation such as sign-g2.")
 @click.option("--serial", required=True)
-@click.option("--reason", default="unspecified", show_default=True,
-              help="unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold")
+@click.option("--reason", default=Reason.UNSPECIFIED.rfc_name, show_default=True, help=f"One of: {_REASON_LIST}.")
 @pass_ctx
 def cert_revoke(c: Ctx, issuer: str, serial: str, reason: str) -> None:
     crt = c.ready().authority.revoke(issuer, serial, reason)

@@ -4,7 +4,7 @@ Signing (RSA-2048, ~1.1 ms on one core of this machine) should be nearly the onl
 seeded certificate, but cryptography's CertificateBuilder adds about as much again building
 Python objects.  Here the
 parts that do not change between certificates of one (CA generation, kind, municipality)
-are taken once from a certificate built by :func:`ca.profile.build_ee_certificate` itself,
+are taken once from a certificate built by :func:`ca.profile.ee_certificate_builder` itself,
 and only serial, validity, subject CN, subjectAltName and SKI are encoded per certificate.
 PKCS#1 v1.5 signatures are deterministic, so the result is byte-for-byte what the builder
 produces for the same inputs (tests/ca/test_fastcert.py checks exactly that).
@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import operator
 from datetime import datetime, timedelta
+from typing import Callable
 
 from asn1crypto import x509 as ax509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from jpki_mock import der
 from jpki_mock import names
@@ -27,6 +28,7 @@ from jpki_mock.ca.basic4 import Basic4
 from jpki_mock.der import integer, tlv, x509_time
 from jpki_mock.municipalities import Municipality
 from jpki_mock.ca.signer import SHA256_RSA_ALGORITHM
+from jpki_mock.vocab import Kind
 
 SAN_OID, SKI_OID = "2.5.29.17", "2.5.29.14"
 _V3 = tlv(0xA0, integer(2))
@@ -43,12 +45,13 @@ class Template:
     def __init__(self, kind: str, issuer: profile.IssuerInfo, municipality: Municipality, prof: profile.EEProfile):
         dummy_key = _dummy_public_key()
         b4 = Basic4("x\u3000y", "319801231", "1", municipality.address_prefix, "000", "0" * len(municipality.address_prefix),
-                    municipality.code) if kind == "sign" else None
-        subject = names.sign_subject(municipality, "CN") if kind == "sign" else names.auth_subject("CN")
-        cert = ax509.Certificate.load(profile.build_ee_certificate(
+                    municipality.code) if kind == Kind.SIGN else None
+        subject = names.sign_subject(municipality, "CN") if kind == Kind.SIGN else names.auth_subject("CN")
+        # Only the TBS parts are kept, so a throwaway key signs the template (no CA key needed).
+        cert = ax509.Certificate.load(profile.ee_certificate_builder(
             kind=kind, serial=1, subject=subject, public_key=dummy_key, not_before=_EPOCH, not_after=_EPOCH + timedelta(days=1),
-            issuer=issuer, issuer_key=_dummy_private_key(), municipality=municipality, profile=prof, basic4=b4,
-        ).public_bytes(serialization.Encoding.DER))
+            issuer=issuer, municipality=municipality, profile=prof, basic4=b4,
+        ).sign(_dummy_private_key(), hashes.SHA256()).public_bytes(serialization.Encoding.DER))
         tbs = cert["tbs_certificate"]
         self.kind = kind
         # signature AlgorithmIdentifier and issuer Name follow the serial and never change.
@@ -112,14 +115,16 @@ def _dummy_public_key() -> rsa.RSAPublicKey:
 
 
 class FastSigner:
-    """Encodes and signs certificates from templates; one per process."""
+    """Encodes certificates from templates and has ``sign`` sign them; one per process.
 
-    def __init__(self, issuer_key: rsa.RSAPrivateKey, issuer: profile.IssuerInfo, prof: profile.EEProfile):
-        self.key = issuer_key
+    ``sign``: sha256WithRSAEncryption over the TBS bytes, as :meth:`ca.signer.CASigner.sign`
+    does (seeding workers get theirs from :meth:`ca.signer.SealedSigner.open`)."""
+
+    def __init__(self, sign: Callable[[bytes], bytes], issuer: profile.IssuerInfo, prof: profile.EEProfile):
+        self._sign = sign
         self.issuer = issuer
         self.profile = prof
         self._templates: dict[tuple[str, str], Template] = {}
-        self._pad, self._hash = padding.PKCS1v15(), hashes.SHA256()
 
     def template(self, kind: str, municipality: Municipality) -> Template:
         t = self._templates.get((kind, municipality.code))
@@ -131,5 +136,5 @@ class FastSigner:
                     not_after: datetime, cn: str, spki_der: bytes, key_bits: bytes, basic4: Basic4 | None) -> bytes:
         tbs = self.template(kind, municipality).tbs(serial=serial, not_before=not_before, not_after=not_after, cn=cn,
                                                     spki_der=spki_der, key_bits=key_bits, basic4=basic4)
-        signature = self.key.sign(tbs, self._pad, self._hash)
+        signature = self._sign(tbs)
         return tlv(0x30, tbs + SHA256_RSA_ALGORITHM + tlv(0x03, b"\x00" + signature))

@@ -16,6 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from jpki_mock.db import Base, UTCDateTime
+from jpki_mock.vocab import CertState, HolderState
 
 
 class _KeyedCertificate:
@@ -37,7 +38,7 @@ class CAGeneration(_KeyedCertificate, Base):
     __table_args__ = (UniqueConstraint("kind", "generation"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(4))  # "sign" | "auth"
+    kind: Mapped[str] = mapped_column(String(4))  # a vocab.Kind
     generation: Mapped[int] = mapped_column(Integer)
     hierarchy: Mapped[str] = mapped_column(String(16))
     #: a revoked CA certificate appears on the ARL (the roots' CRLDP names it).
@@ -73,7 +74,7 @@ class Holder(Base):
     municipality: Mapped[str] = mapped_column(String(5), index=True)
     card_expiry: Mapped[date] = mapped_column(Date)
     #: active | deceased | returned | lost
-    state: Mapped[str] = mapped_column(String(10), default="active")
+    state: Mapped[str] = mapped_column(String(10), default=HolderState.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -100,7 +101,7 @@ class Certificate(Base):
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)
     not_after: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     #: good | revoked  (a hold is "revoked" with reason certificateHold, RFC 5280 section 5.3.1)
-    status: Mapped[str] = mapped_column(String(7), default="good")
+    status: Mapped[str] = mapped_column(String(7), default=CertState.GOOD)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     reason: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     #: value of the global revocation sequence when this row last changed status; responders

@@ -2,6 +2,8 @@
 
 from cryptography.x509.oid import ObjectIdentifier
 
+from jpki_mock.vocab import Kind
+
 # Basic-four otherNames in the signature certificate's subjectAltName [C], under J-LIS's
 # arc 1.2.392.200149.8.5.5.  The certificate carries them in the order of SAN_ORDER.
 NAME = ObjectIdentifier("1.2.392.200149.8.5.5.1")
@@ -16,10 +18,10 @@ SAN_ORDER = (NAME, DATE_OF_BIRTH, GENDER, ADDRESS, NAME_FLAGS, ADDRESS_FLAGS)
 
 # Certificate policies [S].  The auth test OID is our inference by analogy with the sign one [I].
 POLICY = {
-    ("production", "sign"): ObjectIdentifier("1.2.392.200149.8.5.1.1.20"),
-    ("production", "auth"): ObjectIdentifier("1.2.392.200149.8.5.1.3.30"),
-    ("test", "sign"): ObjectIdentifier("1.2.392.200149.8.5.1.0.20"),
-    ("test", "auth"): ObjectIdentifier("1.2.392.200149.8.5.1.0.30"),
+    ("production", Kind.SIGN): ObjectIdentifier("1.2.392.200149.8.5.1.1.20"),
+    ("production", Kind.AUTH): ObjectIdentifier("1.2.392.200149.8.5.1.3.30"),
+    ("test", Kind.SIGN): ObjectIdentifier("1.2.392.200149.8.5.1.0.20"),
+    ("test", Kind.AUTH): ObjectIdentifier("1.2.392.200149.8.5.1.0.30"),
 }
 
 # RFC 6960 section 4.2.2.2.1: a delegated responder's certificate need not itself be checked.

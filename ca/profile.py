@@ -22,6 +22,7 @@ from jpki_mock import names
 from jpki_mock.ca import oids
 from jpki_mock import urls
 from jpki_mock.ca.basic4 import Basic4
+from jpki_mock.vocab import Kind
 from jpki_mock.clock import JST, UTC
 from jpki_mock.municipalities import Municipality
 
@@ -120,13 +121,13 @@ def ee_extensions(
     profile: EEProfile, basic4: Basic4 | None,
 ) -> list[tuple[x509.ExtensionType, bool]]:
     exts: list[tuple[x509.ExtensionType, bool]] = []
-    if kind == "sign":
+    if kind == Kind.SIGN:
         exts.append((_key_usage(digital_signature=True, content_commitment=True), True))
     else:
         exts.append((_key_usage(digital_signature=True), True))
     policy = oids.POLICY[(profile.hierarchy, kind)]
     exts.append((x509.CertificatePolicies([x509.PolicyInformation(policy, [urls.cps_url(profile.base_url)])]), True))
-    if kind == "sign":
+    if kind == Kind.SIGN:
         assert basic4 is not None
         exts.append((basic4_san(basic4), False))
     exts.append((x509.IssuerAlternativeName([x509.DirectoryName(names.ca_japanese_name(kind))]), False))
@@ -146,11 +147,12 @@ def ee_extensions(
     return exts
 
 
-def build_ee_certificate(
+def ee_certificate_builder(
     *, kind: str, serial: int, subject: x509.Name, public_key: rsa.RSAPublicKey, not_before: datetime,
-    not_after: datetime, issuer: IssuerInfo, issuer_key: rsa.RSAPrivateKey, municipality: Municipality,
-    profile: EEProfile, basic4: Basic4 | None = None,
-) -> x509.Certificate:
+    not_after: datetime, issuer: IssuerInfo, municipality: Municipality, profile: EEProfile,
+    basic4: Basic4 | None = None,
+) -> x509.CertificateBuilder:
+    """An end-entity certificate ready to sign (:meth:`ca.signer.Keyring.sign_certificate`)."""
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -162,7 +164,7 @@ def build_ee_certificate(
     )
     for ext, critical in ee_extensions(kind, issuer, municipality, public_key, profile, basic4):
         builder = builder.add_extension(ext, critical=critical)
-    return builder.sign(issuer_key, hashes.SHA256())
+    return builder
 
 
 def sign_cn(issued_at: datetime, serial: int, municipality: Municipality) -> str:
@@ -181,10 +183,10 @@ def auth_cn(rng=None) -> str:
     return "".join(secrets.choice(_ALNUM) for _ in range(23))
 
 
-def build_responder_certificate(
+def responder_certificate_builder(
     *, kind: str, generation: int, hierarchy: str, serial: int, public_key: rsa.RSAPublicKey,
-    not_before: datetime, not_after: datetime, issuer: IssuerInfo, issuer_key: rsa.RSAPrivateKey,
-) -> x509.Certificate:
+    not_before: datetime, not_after: datetime, issuer: IssuerInfo,
+) -> x509.CertificateBuilder:
     """Delegated OCSP responder (RFC 6960 section 4.2.2.2): EKU id-kp-OCSPSigning and
     id-pkix-ocsp-nocheck (section 4.2.2.2.1), short-lived instead of revocable."""
     builder = (
@@ -201,4 +203,4 @@ def build_responder_certificate(
         .add_extension(x509.AuthorityKeyIdentifier(issuer.ski, None, None), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
-    return builder.sign(issuer_key, hashes.SHA256())
+    return builder

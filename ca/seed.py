@@ -1,6 +1,6 @@
 """Bulk seeding: N holders with real, signed certificates and a realistic revocation mix.
 
-The fast path differs from :meth:`Authority.issue` in three ways only: subject keys come
+The fast path differs from :meth:`ca.issuance.Issuance.issue` in three ways only: subject keys come
 from a small reused pool (allowed for seeding alone: the certificates are still real and
 verify), signing runs in a process pool (RSA signing is the bottleneck; 2 cores here), and
 rows go in with batched executemany inserts.  Everything else (profile, serials from the
@@ -19,17 +19,20 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from asn1crypto import keys as asn1_keys
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, insert, select
 
+from jpki_mock import municipalities
 from jpki_mock.ca import basic4 as b4
-from jpki_mock import municipalities, names
 from jpki_mock.ca import fastcert, keys, profile
-from jpki_mock.clock import JST
+from jpki_mock.ca.issuance import MIN_SIGN_AGE
 from jpki_mock.ca.models import Certificate, Holder
-from jpki_mock.ca.status import REASONS, REVOCATION_SEQ
+from jpki_mock.ca.serials import REVOCATION_SEQ_START, SERIAL_START, SERIALS
+from jpki_mock.ca.signer import SealedSigner
+from jpki_mock.ca.status import REVOCATION_SEQ
+from jpki_mock.clock import JST
 from jpki_mock.db import next_values
+from jpki_mock.vocab import KINDS, CertState, HolderState, Kind, Reason
 
 MAX_API_HOLDERS = 10_000
 BATCH = 2_000
@@ -75,14 +78,11 @@ class SeedResult:
 _W: dict = {}
 
 
-def _worker_init(ca_blobs: dict[int, tuple[bytes, bytes, str, int]], passphrase: str, pool_der: list[bytes] | None,
-                 key_pool: int, prof: profile.EEProfile):
+def _worker_init(sealed: list[SealedSigner], pool_der: list[bytes] | None, key_pool: int, prof: profile.EEProfile):
     _W["signers"] = {}
-    for ca_id, (cert_der, key_blob, kind, generation) in ca_blobs.items():
-        cert = x509.load_der_x509_certificate(cert_der)
-        ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-        info = profile.IssuerInfo(kind, generation, cert.subject, ski)
-        _W["signers"][ca_id] = fastcert.FastSigner(keys.decrypt_key(key_blob, passphrase), info, prof)
+    for one in sealed:
+        signer = one.open()  # the CA key is decrypted by ca.signer, in this worker
+        _W["signers"][signer.issuer.id] = fastcert.FastSigner(signer.sign, signer.issuer.info, prof)
     if pool_der is None:
         # Each worker generates its own share of the reused subject keys, so the ~0.1 s per
         # RSA key generation runs on every core at once instead of in the parent beforehand.
@@ -135,7 +135,7 @@ class _Batches:
         self.rt, self.rng, self.key_pool = rt, rng, key_pool
         self.now = rt.clock.now()
         self.today = self.now.astimezone(JST).date()
-        self.issuers = {k: rt.authority.issuer(k) for k in names.KINDS}
+        self.issuers = {k: rt.authority.issuer(k) for k in KINDS}
         with rt.store.session() as s:
             self.next_holder = (s.scalar(select(func.max(Holder.id))) or 0) + 1
 
@@ -143,14 +143,14 @@ class _Batches:
         rng, now, today = self.rng, self.now, self.today
         holders, jobs, fates = [], [], []
         with self.rt.store.session() as s:
-            first = {k: next_values(s, f"serial_{k}", size) for k in names.KINDS}
-        used = {k: 0 for k in names.KINDS}
+            first = {k: next_values(s, SERIALS[k], size, start=SERIAL_START) for k in KINDS}
+        used = {k: 0 for k in KINDS}
         for _ in range(size):
             h = _random_holder(rng, today)
             hid = self.next_holder
             self.next_holder += 1
             fate = _pick_fate(rng)
-            kinds = ["sign", "auth"] if b4.age_on(h["birth"], today) >= 15 else ["auth"]
+            kinds = list(KINDS) if b4.age_on(h["birth"], today) >= MIN_SIGN_AGE else [Kind.AUTH]
             if fate == "expired":
                 nb = now - timedelta(days=5 * 365 + rng.randint(1, 200))
                 na = profile.jst_end_of_day((now - timedelta(days=rng.randint(1, 180))).date())
@@ -163,16 +163,16 @@ class _Batches:
                 "id": hid, "name": h["name"], "date_of_birth": h["date_of_birth"], "gender": h["gender"],
                 "address": h["address"], "name_flags": h["name_flags"], "address_flags": h["address_flags"],
                 "municipality": h["municipality"], "card_expiry": max(na.date(), today + timedelta(days=1)),
-                "state": {"death": "deceased", "cessation": "returned", "hold": "lost"}.get(fate, "active"),
+                "state": _HOLDER_STATE.get(fate, HolderState.ACTIVE),
                 "created_at": nb, "updated_at": now,
             })
             muni = municipalities.MUNICIPALITIES[h["municipality"]]
             for kind in kinds:
                 serial = first[kind] + used[kind]
                 used[kind] += 1
-                cn = profile.sign_cn(nb, serial, muni) if kind == "sign" else profile.auth_cn(rng)
+                cn = profile.sign_cn(nb, serial, muni) if kind == Kind.SIGN else profile.auth_cn(rng)
                 b4t = (h["name"], h["date_of_birth"], h["gender"], h["address"], h["name_flags"],
-                       h["address_flags"], h["municipality"]) if kind == "sign" else None
+                       h["address_flags"], h["municipality"]) if kind == Kind.SIGN else None
                 jobs.append((self.issuers[kind].id, kind, serial, cn, rng.randrange(self.key_pool), nb, na,
                              h["municipality"], b4t))
                 fates.append((hid, fate))
@@ -186,20 +186,20 @@ class _Batches:
                 reason = _reason_for(fate, kind)
                 row = {
                     "ca_id": ca_id, "kind": kind, "serial": serial, "holder_id": hid, "municipality": muni,
-                    "subject_cn": cn, "not_before": nb, "not_after": na, "status": "good", "revoked_at": None,
+                    "subject_cn": cn, "not_before": nb, "not_after": na, "status": CertState.GOOD, "revoked_at": None,
                     "reason": None, "status_seq": 0, "der": der, "issued_at": nb,
                 }
                 if reason is not None:
-                    row.update(status="revoked", reason=reason,
+                    row.update(status=CertState.REVOKED, reason=reason,
                                revoked_at=min(self.now, nb + timedelta(seconds=self.rng.randint(3600, 400 * 86400))))
                     revoked += 1
                 rows.append(row)
             last_seq = None
             if revoked:
                 # One block of the revocation sequence per batch, so responders see the changes.
-                seq = next_values(s, REVOCATION_SEQ, revoked, start=1)
+                seq = next_values(s, REVOCATION_SEQ, revoked, start=REVOCATION_SEQ_START)
                 for row in rows:
-                    if row["status"] == "revoked":
+                    if row["status"] == CertState.REVOKED:
                         row["status_seq"] = seq
                         seq += 1
                 last_seq = seq - 1
@@ -229,12 +229,8 @@ def seed_holders(rt: Any, n: int, *, workers: int | None = None, rng_seed: int |
     # A generated pool is split between the workers; jobs pick a key index modulo the pool a worker has.
     per_worker = key_pool if pool_der is not None else -(-key_pool // workers)
     batches = _Batches(rt, random.Random(rng_seed), key_pool)
-    with rt.store.session() as s:
-        from jpki_mock.ca.models import CAGeneration
-
-        ca_blobs = {i.id: (i.der, bytes(s.get(CAGeneration, i.id).key_pkcs8), i.kind, i.generation)
-                    for i in batches.issuers.values()}
-    init_args = (ca_blobs, rt.config.key_passphrase, pool_der, per_worker, rt.authority.ee_profile)
+    sealed = [rt.keyring.sealed_signer(i.id) for i in batches.issuers.values()]
+    init_args = (sealed, pool_der, per_worker, rt.authority.ee_profile)
     pool = mp.get_context("fork").Pool(workers, _worker_init, init_args) if workers > 1 else None
     if pool is None:
         _worker_init(*init_args)
@@ -285,13 +281,17 @@ def split_pem(data: bytes, field: str) -> list[bytes]:
     return blocks
 
 
-def _reason_for(fate: str, kind: str) -> int | None:
+_HOLDER_STATE = {"death": HolderState.DECEASED, "cessation": HolderState.RETURNED, "hold": HolderState.LOST}
+_REASON = {
+    "superseded": Reason.SUPERSEDED,
+    "cessation": Reason.CESSATION_OF_OPERATION,
+    "death": Reason.CESSATION_OF_OPERATION,
+    "key_compromise": Reason.KEY_COMPROMISE,
+    "hold": Reason.CERTIFICATE_HOLD,
+}
+
+
+def _reason_for(fate: str, kind: str) -> Reason | None:
     if fate == "sign_affiliation_changed":
-        return REASONS["affiliationChanged"] if kind == "sign" else None
-    return {
-        "superseded": REASONS["superseded"],
-        "cessation": REASONS["cessationOfOperation"],
-        "death": REASONS["cessationOfOperation"],
-        "key_compromise": REASONS["keyCompromise"],
-        "hold": REASONS["certificateHold"],
-    }.get(fate)
+        return Reason.AFFILIATION_CHANGED if kind == Kind.SIGN else None
+    return _REASON.get(fate)

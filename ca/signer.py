@@ -1,9 +1,14 @@
 """Signing without handing out keys: the interface ``crl/`` and ``ocsp/`` use.
 
 A :class:`Keyring` decrypts CA keys on first use and gives out :class:`CASigner` (signs CRL
-TBS bytes) and :class:`ResponderSigner` (signs OCSP ResponseData) objects.  Neither exposes
-the private key.  Delegated responder certificates are issued and renewed here, because
-issuing needs the CA key.
+TBS bytes, certificates and CRLs built with pyca/cryptography) and :class:`ResponderSigner`
+(signs OCSP ResponseData) objects.  Neither exposes the private key.  Delegated responder
+certificates are issued and renewed here, because issuing needs the CA key.
+
+This module (with :func:`ca.keys.decrypt_key`, which it calls) is the only code that decrypts
+a CA key: the authority signs certificates with :meth:`Keyring.sign_certificate`, and bulk
+seeding hands its worker processes a :class:`SealedSigner` that opens into a
+:class:`CASigner` in the worker.
 """
 
 from __future__ import annotations
@@ -56,8 +61,44 @@ class CASigner:
         streams from disk instead of holding it in memory (PKCS#1 v1.5 signs DigestInfo(hash))."""
         return self.__key.sign(sha256_digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
 
+    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        """``builder`` signed by this CA generation (sha256WithRSAEncryption)."""
+        return builder.sign(self.__key, hashes.SHA256())
+
+    def sign_crl(self, builder: x509.CertificateRevocationListBuilder) -> x509.CertificateRevocationList:
+        """A CRL built with pyca/cryptography, signed by this CA generation (the CRL benchmark's
+        reference path; ``crl/`` streams its own TBS through :meth:`sign_prehashed`)."""
+        return builder.sign(self.__key, hashes.SHA256())
+
     def __repr__(self) -> str:
         return f"<CASigner {self.issuer.label}>"
+
+
+@dataclass(frozen=True)
+class SealedSigner:
+    """A CA generation's signer as a picklable value for a worker process: the certificate row and
+    the key still encrypted.  :meth:`open` decrypts it in the worker; nothing else reads the key."""
+
+    id: int
+    kind: str
+    generation: int
+    hierarchy: str
+    cert_der: bytes
+    not_before: datetime
+    not_after: datetime
+    revoked_at: datetime | None
+    reason: int | None
+    _key_pkcs8: bytes = field(repr=False)
+    _passphrase: str = field(repr=False)
+
+    @classmethod
+    def of(cls, row: CAGeneration, passphrase: str) -> SealedSigner:
+        return cls(row.id, row.kind, row.generation, row.hierarchy, bytes(row.cert_der), row.not_before,
+                   row.not_after, row.revoked_at, row.reason, bytes(row.key_pkcs8), passphrase)
+
+    def open(self) -> CASigner:
+        # Issuer.from_row reads the same column names a CAGeneration row has.
+        return CASigner(Issuer.from_row(self), keys.decrypt_key(self._key_pkcs8, self._passphrase))
 
 
 @dataclass(frozen=True)
@@ -106,21 +147,21 @@ class Keyring:
                 raise UnknownIssuer(f"no CA generation with id {issuer_id}", field="issuer")
             return row
 
-    def _ca_key(self, issuer_id: int) -> rsa.RSAPrivateKey:
-        return keys.decrypt_key(self._row(issuer_id).key_pkcs8, self.config.key_passphrase)
-
     def ca_signer(self, issuer_id: int) -> CASigner:
         with self._lock:
             signer = self._ca.get(issuer_id)
             if signer is None:
-                row = self._row(issuer_id)
-                signer = CASigner(Issuer.from_row(row), keys.decrypt_key(row.key_pkcs8, self.config.key_passphrase))
+                signer = self.sealed_signer(issuer_id).open()
                 self._ca[issuer_id] = signer
             return signer
 
-    def _ca_key_for_issuance(self, issuer_id: int) -> rsa.RSAPrivateKey:
-        # Only ca/ code (authority, responder issuance) reaches the key object itself.
-        return self.ca_signer(issuer_id)._CASigner__key  # type: ignore[attr-defined]
+    def sealed_signer(self, issuer_id: int) -> SealedSigner:
+        """What a worker process needs to rebuild ``issuer_id``'s signer (:meth:`SealedSigner.open`)."""
+        return SealedSigner.of(self._row(issuer_id), self.config.key_passphrase)
+
+    def sign_certificate(self, builder: x509.CertificateBuilder, issuer_id: int) -> x509.Certificate:
+        """``builder`` signed with CA generation ``issuer_id``'s key."""
+        return self.ca_signer(issuer_id).sign_certificate(builder)
 
     def responder_signer(self, issuer_id: int) -> ResponderSigner:
         """The signer for OCSP responses about ``issuer_id``'s certificates; a delegated responder
@@ -161,14 +202,11 @@ class Keyring:
                 serial = next_values(s, RESPONDER_SERIALS, start=RESPONDER_SERIAL_START)
                 # Backdated like the responses it signs, so a client whose clock is behind still accepts it.
                 not_before = now - timedelta(seconds=self.config.ocsp.backdate_seconds)
-                cert = profile.build_responder_certificate(
+                cert = ca.sign_certificate(profile.responder_certificate_builder(
                     kind=ca.issuer.kind, generation=ca.issuer.generation, hierarchy=ca.issuer.hierarchy,
                     serial=serial, public_key=key.public_key(), not_before=not_before,
-                    not_after=now + timedelta(days=self.config.ocsp.responder_cert_days),
-                    issuer=ca.issuer.info, issuer_key=self._ca_key_for_issuance(ca.issuer.id),
-                )
-                from cryptography.hazmat.primitives.serialization import Encoding
-
+                    not_after=now + timedelta(days=self.config.ocsp.responder_cert_days), issuer=ca.issuer.info,
+                ))
                 row = ResponderCert(
                     ca_id=ca.issuer.id, serial=serial, cert_der=cert.public_bytes(Encoding.DER),
                     key_pkcs8=keys.encrypt_key(key, passphrase), not_before=cert.not_valid_before_utc,
@@ -203,13 +241,12 @@ class Keyring:
         key = keys.generate_rsa()
         with self.store.session() as s:
             serial = next_values(s, RESPONDER_SERIALS, start=RESPONDER_SERIAL_START)
-        cert = profile.build_responder_certificate(
+        cert = ca.sign_certificate(profile.responder_certificate_builder(
             kind=ca.issuer.kind, generation=ca.issuer.generation, hierarchy=ca.issuer.hierarchy,
             serial=serial, public_key=key.public_key(),
             not_before=now - timedelta(seconds=self.config.ocsp.backdate_seconds),
             not_after=now + timedelta(days=days), issuer=ca.issuer.info,
-            issuer_key=self._ca_key_for_issuance(ca.issuer.id),
-        )
+        ))
         directory = Path(directory)
         cert_path = directory / f"responder-{ca.issuer.label}.pem"
         key_path = directory / f"responder-{ca.issuer.label}.key"

@@ -20,7 +20,7 @@ from jpki_mock.db import Counter
 from jpki_mock.ca.models import CAGeneration, Certificate
 from jpki_mock.db import Store
 from jpki_mock.errors import InvalidInput, UnknownIssuer
-from jpki_mock.vocab import KINDS, REASON_NAMES, REASONS, Reason  # noqa: F401 - REASONS re-exported for the API
+from jpki_mock.vocab import KINDS, REASON_NAMES, REASONS, CertState, Reason  # noqa: F401 - REASONS re-exported for the API
 
 REVOCATION_SEQ = "revocation_seq"
 
@@ -181,7 +181,7 @@ class StatusReader:
             epoch = cast(fn, BigInteger)
         else:
             epoch = cast(func.extract("epoch", Certificate.revoked_at), BigInteger)
-        conds = [Certificate.ca_id == ca_id, Certificate.status == "revoked"]
+        conds = [Certificate.ca_id == ca_id, Certificate.status == CertState.REVOKED]
         if municipality is not None:
             conds.append(Certificate.municipality == municipality)
         if expired_before is not None:
@@ -209,7 +209,7 @@ class StatusReader:
             last = rows[-1][0]
 
     def count_revoked(self, ca_id: int, municipality: str | None = None) -> int:
-        conds = [Certificate.ca_id == ca_id, Certificate.status == "revoked"]
+        conds = [Certificate.ca_id == ca_id, Certificate.status == CertState.REVOKED]
         if municipality is not None:
             conds.append(Certificate.municipality == municipality)
         with self.store.engine.connect() as conn:

@@ -13,8 +13,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from jpki_mock.clock import UTC
 from jpki_mock.errors import NotInitialised, StorageError
 
-SERIAL_START = 1_000_001  # end-entity serials look like running counters [I]
-
 
 def make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
@@ -130,9 +128,10 @@ class Store:
         self.engine.dispose()
 
 
-def next_values(session: Session, name: str, count: int = 1, start: int = SERIAL_START) -> int:
+def next_values(session: Session, name: str, count: int = 1, *, start: int) -> int:
     """Reserve ``count`` consecutive values of a counter; returns the first.  One UPDATE ... RETURNING,
-    so concurrent issuers (several processes on PostgreSQL) never hand out the same serial."""
+    so concurrent issuers (several processes on PostgreSQL) never hand out the same serial.
+    ``start``: the first value when the counter does not exist yet (each owner knows its range)."""
     try:
         row = session.execute(
             update(Counter).where(Counter.name == name).values(value=Counter.value + count).returning(Counter.value)

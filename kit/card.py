@@ -35,6 +35,7 @@ from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca import keys
 from jpki_mock.ca.authority import MIN_SIGN_AGE, Authority
 from jpki_mock.clock import JST
+from jpki_mock.vocab import CertState
 from jpki_mock.errors import ConfigError, Conflict, Forbidden, InvalidInput, NotEligible, NotFound
 from jpki_mock.ca.models import Certificate, Holder
 
@@ -176,19 +177,18 @@ class CardService:
                                allowed="`jpki-mock card reset` writes a new key and certificate onto it")
         pins = {"sign": sign_password, "auth": auth_pin}
         private = {k: keys.generate_rsa() for k in kinds}  # generated on the card [C]
-        spec = {f"{k}_public_key": private[k].public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo) for k in kinds}
-        issued = {i.certificate.kind: i.certificate for i in self.authority.issue(holder.id, kinds, _generation=generation, **spec)}
-        now = self.clock.now()
         sealed = {k: seal_key(private[k], pins[k], self._passphrase, holder.id, k) for k in kinds}
-        with self.store.session() as s:
-            card = Card(
+        # One unit of work: the certificates and the card that holds their keys commit together.
+        with self.authority.unit_of_work() as work:
+            issued = {i.certificate.kind: i.certificate for i in self.authority.issue_keys(
+                work, holder.id, {k: private[k].public_key() for k in kinds}, generation=generation)}
+            now = self.clock.now()
+            work.session.add(Card(
                 holder_id=holder.id, sign_key=sealed.get("sign"), auth_key=sealed["auth"],
                 sign_cert_id=issued["sign"].id if "sign" in issued else None, auth_cert_id=issued["auth"].id,
                 sign_tries=MAX_TRIES["sign"] if "sign" in kinds else 0, auth_tries=MAX_TRIES["auth"],
                 created_at=now, updated_at=now,
-            )
-            s.add(card)
+            ))
         return self.state(holder.id)
 
     def reset(self, holder_id: Any, kind: Any, new_pin: Any) -> CardState:
@@ -203,14 +203,15 @@ class CardService:
             raise NotEligible(f"holder {state.holder.id}'s card has no signature key (holder under {MIN_SIGN_AGE})",
                               field="kind", allowed=["auth"])
         key = keys.generate_rsa()
-        pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        new = self.authority.issue(state.holder.id, [kind], _replace=True, **{f"{kind}_public_key": pem})[0].certificate
+        sealed = seal_key(key, new_pin, self._passphrase, state.holder.id, kind)
         old = state.certificates.get(kind)
-        if old is not None and old.status == "good":
-            self.authority.revoke(self.authority.issuer_by_id(old.ca_id).label, old.serial, "superseded")
-        with self.store.session() as s:
-            card = s.get(Card, state.card.id)
-            setattr(card, f"{kind}_key", seal_key(key, new_pin, self._passphrase, state.holder.id, kind))
+        superseded = [old.id] if old is not None and old.status == CertState.GOOD else []
+        # One unit of work: new certificate, the old one revoked as superseded, and the card's new key.
+        with self.authority.unit_of_work() as work:
+            new = self.authority.issue_keys(work, state.holder.id, {kind: key.public_key()}, replace=True,
+                                            supersede=superseded)[0].certificate
+            card = work.session.get(Card, state.card.id)
+            setattr(card, f"{kind}_key", sealed)
             setattr(card, f"{kind}_cert_id", new.id)
             setattr(card, f"{kind}_tries", MAX_TRIES[kind])
             card.updated_at = self.clock.now()

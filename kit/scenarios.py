@@ -347,10 +347,11 @@ class Builder:
         impostor_info = profile.IssuerInfo("auth", 1, impostor_ca.subject,
                                            x509.SubjectKeyIdentifier.from_public_key(self._impostor_key.public_key()).digest)
         serial = valid["serial"]
-        cert = profile.build_ee_certificate(
+        cert = profile.ee_certificate_builder(
             kind="auth", serial=serial, subject=names.auth_subject(profile.auth_cn()),
             public_key=self._fake_key.public_key(), not_before=self.now, not_after=self.now + timedelta(days=365),
-            issuer=impostor_info, issuer_key=self._impostor_key, municipality=muni, profile=self.a.ee_profile)
+            issuer=impostor_info, municipality=muni, profile=self.a.ee_profile,
+        ).sign(self._impostor_key, hashes.SHA256())
         # Its issuer has the real DN: only the key (AKI, signature) tells it apart.
         item = self.add("unknown-issuer", der=cert.public_bytes(serialization.Encoding.DER), issuer=current["auth"],
                         serial=serial)
@@ -364,12 +365,12 @@ class Builder:
             self.items["never-issued-serial"]["expected"] = {"outcome": "revoked", "reason": "certificateHold"}
         gens = sorted(i.generation for i in self.a.issuers() if i.kind == "sign")
         prev = self.a.issuer("sign", gens[-2])
-        # ca/ code signing a deliberately wrong certificate: the previous key under the current AKI.
-        wrong = profile.build_ee_certificate(
+        # A deliberately wrong certificate: the previous generation's key signs under the current AKI.
+        wrong = self.rt.keyring.sign_certificate(profile.ee_certificate_builder(
             kind="sign", serial=self._never_issued_serial() + 1, subject=names.sign_subject(muni, "WRONGGENERATION"),
             public_key=self._fake_key.public_key(), not_before=self.now, not_after=self.now + timedelta(days=365),
-            issuer=current["sign"].info, issuer_key=self.rt.keyring._ca_key_for_issuance(prev.id), municipality=muni,
-            profile=self.a.ee_profile, basic4=_basic4_of(self.a, self.items["valid-sign"]))
+            issuer=current["sign"].info, municipality=muni, profile=self.a.ee_profile,
+            basic4=_basic4_of(self.a, self.items["valid-sign"])), prev.id)
         self.add("wrong-generation", der=wrong.public_bytes(serialization.Encoding.DER), issuer=current["sign"],
                  serial=wrong.serial_number, signed_by=prev.label)
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from jpki_mock.ca.status import REASONS
+from jpki_mock.vocab import Reason
 
 #: RFC 6960 section 4.2.1 CertStatus tags: good [0] IMPLICIT NULL, revoked [1] IMPLICIT
 #: RevokedInfo (constructed), unknown [2] IMPLICIT NULL.
@@ -31,15 +31,6 @@ NONCE_LENGTH = 16  # RFC 9654 section 2.1: at least 1 and at most 32 octets SHOU
 #: writes fresh random octets there); a pattern no real name hash, key hash or serial repeats.
 NONCE_MARKER = bytes(range(0xE0, 0xF0))
 
-_REASON_FLAGS = {
-    REASONS["unspecified"]: x509.ReasonFlags.unspecified,
-    REASONS["keyCompromise"]: x509.ReasonFlags.key_compromise,
-    REASONS["cACompromise"]: x509.ReasonFlags.ca_compromise,
-    REASONS["affiliationChanged"]: x509.ReasonFlags.affiliation_changed,
-    REASONS["superseded"]: x509.ReasonFlags.superseded,
-    REASONS["cessationOfOperation"]: x509.ReasonFlags.cessation_of_operation,
-    REASONS["certificateHold"]: x509.ReasonFlags.certificate_hold,
-}
 _CERT_STATUS = {"good": ocsp.OCSPCertStatus.GOOD, "revoked": ocsp.OCSPCertStatus.REVOKED,
                 "unknown": ocsp.OCSPCertStatus.UNKNOWN}
 
@@ -119,10 +110,11 @@ def check_response(der: bytes, target: Target, ca_cert: x509.Certificate, nonce:
         problems.append(f"answers serial {resp.serial_number}, asked {target.serial}")
     if resp.certificate_status != _CERT_STATUS[target.status]:
         problems.append(f"serial {target.serial}: {resp.certificate_status.name}, expected {target.status}")
-    elif target.status == "revoked" and target.reason not in (None, REASONS["unspecified"]):
-        if resp.revocation_reason != _REASON_FLAGS[target.reason]:
+    elif target.status == "revoked" and target.reason not in (None, Reason.UNSPECIFIED):
+        expected = Reason(target.reason).x509_flag
+        if resp.revocation_reason != expected:
             problems.append(f"serial {target.serial}: reason {resp.revocation_reason}, expected "
-                            f"{_REASON_FLAGS[target.reason].name}")
+                            f"{expected.name}")
     signer = resp.certificates[0] if resp.certificates else ca_cert
     try:
         signer.public_key().verify(resp.signature, resp.tbs_response_bytes, padding.PKCS1v15(),

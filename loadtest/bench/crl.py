@@ -31,7 +31,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 PASSPHRASE = "bench-crl"
-SERIAL_START = 1_000_001
 #: a plausible JPKI mix: superseded (renewals) and affiliationChanged (moves) dominate
 #: (an inference, [I]; the reasons JPKI uses: docs/sources.md section 4).
 REASON_CYCLE = (4, 4, 4, 3, 3, 5, 1, 6, 0, 4)
@@ -48,6 +47,7 @@ def seed(data_dir: Path, entries: int, progress: bool = True) -> None:
     """Initialise a CA and insert ``entries`` revoked sign-certificate rows with plain SQL."""
     from tqdm import tqdm
 
+    from jpki_mock.ca.serials import SERIAL_START
     from jpki_mock.runtime import Runtime
 
     rt = Runtime.open(_config(data_dir))
@@ -99,7 +99,6 @@ def run_builder(data_dir: Path) -> dict:
     from datetime import timedelta
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from jpki_mock.runtime import Runtime
@@ -107,7 +106,7 @@ def run_builder(data_dir: Path) -> dict:
 
     rt = Runtime.open(_config(data_dir))
     issuer = rt.authority.issuer("sign")
-    key = rt.keyring._ca_key_for_issuance(issuer.id)  # benchmark only: the builder needs the key object
+    signer = rt.keyring.ca_signer(issuer.id)
     # RFC 5280 section 5.3.1: no reasonCode for unspecified, as the streaming writer does.
     reasons = {int(r): x509.CRLReason(r.x509_flag) for r in Reason if r is not Reason.UNSPECIFIED}
     hold = x509.UnrecognizedExtension(x509.ObjectIdentifier("2.5.29.23"),
@@ -120,7 +119,7 @@ def run_builder(data_dir: Path) -> dict:
             datetime.fromtimestamp(epoch, timezone.utc))
         if reason in reasons:
             entry = entry.add_extension(reasons[reason], critical=False)
-        if reason == 6:
+        if reason == Reason.CERTIFICATE_HOLD:
             entry = entry.add_extension(hold, critical=False)
         revoked.append(entry.build())
     count = len(revoked)
@@ -130,7 +129,7 @@ def run_builder(data_dir: Path) -> dict:
                .last_update(now).next_update(now + timedelta(days=1, hours=6))
                .add_extension(x509.AuthorityKeyIdentifier(issuer.ski, None, None), critical=False)
                .add_extension(x509.CRLNumber(1), critical=False))
-    crl = builder.sign(key, hashes.SHA256())
+    crl = signer.sign_crl(builder)
     der = crl.public_bytes(Encoding.DER)
     loaded = x509.load_der_x509_crl(der)
     if not loaded.is_signature_valid(issuer.certificate.public_key()) or len(loaded) != count:

@@ -18,18 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-from jpki_mock.ca.status import HOLD, REASONS
+from jpki_mock.vocab import Reason
 
-#: openssl's spelling of the CRLReason names (apps/ca.c crl_reasons); ours follow RFC 5280's ASN.1.
-OPENSSL_REASONS = {
-    REASONS["unspecified"]: "unspecified",
-    REASONS["keyCompromise"]: "keyCompromise",
-    REASONS["cACompromise"]: "CACompromise",
-    REASONS["affiliationChanged"]: "affiliationChanged",
-    REASONS["superseded"]: "superseded",
-    REASONS["cessationOfOperation"]: "cessationOfOperation",
-    REASONS["certificateHold"]: "certificateHold",
-}
 #: openssl insists on a hold instruction after certificateHold (RFC 5280 section 5.3.2 deprecates
 #: the extension; JPKI gives none): "none" is the neutral one.
 HOLD_INSTRUCTION = "holdInstructionNone"
@@ -73,11 +63,14 @@ def index_line(row: IndexRow) -> str:
             raise ValueError(f"serial {row.serial}: openssl reads revocation times as UTCTime (before 2050)")
         kind, revocation = "R", _utc(row.revoked_at).strftime("%y%m%d%H%M%SZ")
         if row.reason is not None:
-            if row.reason not in OPENSSL_REASONS:
+            try:
+                reason = Reason(row.reason)
+            except ValueError:
                 raise ValueError(f"serial {row.serial}: reason {row.reason} has no openssl name "
-                                 f"(allowed: {sorted(OPENSSL_REASONS)})")
-            revocation += "," + OPENSSL_REASONS[row.reason]
-            if row.reason == HOLD:
+                                 f"(allowed: {sorted(int(r) for r in Reason)})") from None
+            # openssl's spelling of the CRLReason names (apps/ca.c crl_reasons), e.g. CACompromise.
+            revocation += "," + reason.openssl_name
+            if reason == Reason.CERTIFICATE_HOLD:
                 revocation += "," + HOLD_INSTRUCTION
     else:
         raise ValueError(f"serial {row.serial}: status {row.status!r} is not good or revoked")

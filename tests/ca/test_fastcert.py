@@ -3,8 +3,8 @@
 from datetime import datetime
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from jpki_mock import municipalities, names
 from jpki_mock.ca import fastcert, keys, profile
@@ -28,11 +28,12 @@ def test_fast_path_equals_builder(kind, not_after, faithful):
     cn = "2026112612000000012327100" if kind == "sign" else "ABCDEFGHIJKLMNOPQRSTUVW"
     subject = names.sign_subject(muni, cn) if kind == "sign" else names.auth_subject(cn)
     serial = 2**40 + 255  # a leading 0x00 is not needed; 2**63-1 boundaries are covered below
-    expected = profile.build_ee_certificate(kind=kind, serial=serial, subject=subject, public_key=sub, not_before=nb,
-                                            not_after=not_after, issuer=issuer, issuer_key=ca_key, municipality=muni,
-                                            profile=prof, basic4=b4).public_bytes(serialization.Encoding.DER)
+    expected = profile.ee_certificate_builder(
+        kind=kind, serial=serial, subject=subject, public_key=sub, not_before=nb, not_after=not_after, issuer=issuer,
+        municipality=muni, profile=prof, basic4=b4,
+    ).sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
     spki = sub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    fast = fastcert.FastSigner(ca_key, issuer, prof).certificate(
+    fast = fastcert.FastSigner(lambda tbs: ca_key.sign(tbs, padding.PKCS1v15(), hashes.SHA256()), issuer, prof).certificate(
         kind=kind, municipality=muni, serial=serial, not_before=nb, not_after=not_after, cn=cn, spki_der=spki,
         key_bits=key_bits(expected), basic4=b4)
     assert fast == expected

@@ -305,3 +305,47 @@ def test_cli_card_commands(tmp_path, kit_rt, holder):
     assert r.exit_code == 4 and "already has a card" in r.output
     r = run("card", "reset", str(holder), "--kind", "auth", "--new-pin", "12")
     assert r.exit_code == 2 and "4 digits" in r.output
+
+
+class Midway(RuntimeError):
+    pass
+
+
+def test_reset_is_one_unit_of_work(kit_rt, cards, card, monkeypatch):
+    """The old certificate's revocation, the new certificate and the card's new key commit together."""
+    old = cards.certificate(card, "sign", PASSWORD)
+    with kit_rt.store.session() as s:
+        key_before = bytes(s.query(Card).filter_by(holder_id=card).one().sign_key)
+    epoch = kit_rt.epoch.read()
+
+    def stage(work, plan):
+        assert work.revocation_seq is not None  # the old certificate's revocation is already staged
+        raise Midway("issuance failed")
+
+    monkeypatch.setattr(kit_rt.authority.issuance, "stage", stage)
+    with pytest.raises(Midway):
+        cards.reset(card, "sign", "NEWPASS99")
+    monkeypatch.undo()
+    assert kit_rt.authority.get_certificate("sign", old.serial).status == "good"
+    assert kit_rt.epoch.read() == epoch
+    with kit_rt.store.session() as s:
+        assert bytes(s.query(Card).filter_by(holder_id=card).one().sign_key) == key_before
+    cards.sign(card, b"x", PASSWORD)  # the old key and password still work
+
+
+def test_create_leaves_no_certificate_without_its_card(kit_rt, cards, holder, monkeypatch):
+    def add_card(self, instance, *args, **kwargs):
+        if isinstance(instance, Card):
+            raise Midway("card write failed")
+        return original(self, instance, *args, **kwargs)
+
+    from sqlalchemy.orm import Session
+
+    original = Session.add
+    monkeypatch.setattr(Session, "add", add_card)
+    with pytest.raises(Midway):
+        cards.create(holder, auth_pin=PIN, sign_password=PASSWORD)
+    monkeypatch.undo()
+    assert kit_rt.authority.list_certificates(holder=holder) == []
+    cards.create(holder, auth_pin=PIN, sign_password=PASSWORD)  # nothing half-made blocks a retry
+    assert len(kit_rt.authority.list_certificates(holder=holder)) == 2

@@ -96,10 +96,11 @@ def test_never_issued_serial_revoked_with_extended_revoke(make_app, items):
 def test_never_issued_answer_is_not_cached_so_a_later_issue_shows_good(app, ort, items):
     from ocsp_helpers import PUBLIC_PEM, HOLDER
 
+    from jpki_mock.ca.serials import SERIAL_START, SERIALS
     from jpki_mock.db import next_values
 
     with ort.store.session() as s:  # the next serial the auth CA will hand out
-        upcoming = next_values(s, "serial_auth") + 1
+        upcoming = next_values(s, SERIALS["auth"], start=SERIAL_START) + 1
     der = multi_request([cert_id(items[1].issuer, upcoming)])
     assert call(app, "GET", get_path(der)).ocsp.certificate_status == ocsp.OCSPCertStatus.UNKNOWN
     holder = ort.authority.create_holder({**HOLDER, "name": "佐藤\u3000花子"})

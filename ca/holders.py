@@ -1,0 +1,104 @@
+"""Card holders: registering one (its basic four and card expiry), reading and listing them."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Mapping
+
+from sqlalchemy import select
+
+from jpki_mock import municipalities
+from jpki_mock.ca import basic4 as b4
+from jpki_mock.ca.inputs import page
+from jpki_mock.ca.models import Holder
+from jpki_mock.ca.work import Begin
+from jpki_mock.clock import JST, Clock
+from jpki_mock.db import Store
+from jpki_mock.errors import InvalidInput, NotFound
+from jpki_mock.vocab import HolderState
+
+#: the basic four (with their flags and the municipality that keeps the record)
+BASIC4_FIELDS = ["name", "date_of_birth", "gender", "address", "name_flags", "address_flags", "municipality"]
+HOLDER_FIELDS = [*BASIC4_FIELDS, "card_expiry"]
+ADULT_AGE = 18
+
+
+def default_card_expiry(birth: date, today: date) -> date:
+    """The card itself: 10th birthday after issue for adults, 5th for under-18s [C]."""
+    years = 10 if b4.age_on(birth, today) >= ADULT_AGE else 5
+    return b4.nth_birthday_after(birth, today, years)
+
+
+def holder_id_of(value: Any) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInput(f"{value!r} is not a holder id", field="holder")
+    return value
+
+
+class Holders:
+    def __init__(self, store: Store, clock: Clock, begin: Begin):
+        self.store = store
+        self.clock = clock
+        self.begin = begin
+
+    def default_card_expiry(self, birth: date, today: date) -> date:
+        return default_card_expiry(birth, today)
+
+    def create_holder(self, data: Mapping[str, Any]) -> Holder:
+        info = b4.validate(data)
+        today = self.clock.now().astimezone(JST).date()
+        birth = info.birth_date
+        if birth > today:
+            raise InvalidInput("is in the future", field="date_of_birth")
+        expiry = data.get("card_expiry")
+        if expiry is None:
+            card_expiry = default_card_expiry(birth, today)
+        else:
+            try:
+                card_expiry = date.fromisoformat(expiry) if isinstance(expiry, str) else None
+            except ValueError:
+                card_expiry = None
+            if card_expiry is None:
+                raise InvalidInput(f"{expiry!r} is not an ISO date", field="card_expiry", allowed="YYYY-MM-DD")
+            if card_expiry <= today:
+                raise InvalidInput("is not after today", field="card_expiry")
+        unknown = set(data) - set(HOLDER_FIELDS)
+        if unknown:
+            raise InvalidInput(f"unknown field(s) {sorted(unknown)}", field=sorted(unknown)[0], allowed=HOLDER_FIELDS)
+        now = self.clock.now()
+        with self.begin() as work:
+            holder = Holder(**info.as_dict(), card_expiry=card_expiry, state=HolderState.ACTIVE,
+                            created_at=now, updated_at=now)
+            work.session.add(holder)
+        return holder
+
+    def get_holder(self, holder_id: Any) -> Holder:
+        """The holder with its certificates loaded."""
+        holder_id = holder_id_of(holder_id)
+        with self.store.session() as s:
+            return self.load(s, holder_id)
+
+    @staticmethod
+    def load(s, holder_id: int) -> Holder:
+        """The holder as session ``s`` sees it, with its certificates loaded."""
+        holder = s.get(Holder, holder_id)
+        if holder is None:
+            raise NotFound(f"no holder with id {holder_id}", field="holder")
+        _ = holder.certificates
+        return holder
+
+    def list_holders(self, *, municipality: str | None = None, state: str | None = None,
+                     limit: int = 100, offset: int = 0) -> list[Holder]:
+        limit, offset = page(limit, offset)
+        q = select(Holder).order_by(Holder.id)
+        if municipality:
+            municipalities.get(municipality)
+            q = q.where(Holder.municipality == municipality)
+        if state:
+            if state not in tuple(HolderState):
+                raise InvalidInput(f"{state!r} is not a holder state", field="state", allowed=list(HolderState))
+            q = q.where(Holder.state == state)
+        with self.store.session() as s:
+            return list(s.scalars(q.limit(limit).offset(offset)).all())
