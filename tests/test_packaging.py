@@ -48,7 +48,7 @@ def tiny_wheel(out: Path, name: str) -> Path:
     files = {
         f"{name}/__init__.py": f"WHO = 'unrelated {name}'\n".encode(),
         f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode(),
-        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests/test_packaging.py\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test_packaging\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
         f"{dist}/top_level.txt": f"{name}\n".encode(),
     }
     path = out / f"{name}-1.0-py3-none-any.whl"
