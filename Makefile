@@ -8,7 +8,7 @@ PORT ?= 8080
 JPKI_MOCK_DATA ?= ./var
 export PORT JPKI_MOCK_DATA
 
-.PHONY: run test venv bench-crl bench-ocsp bench-ocsp-python bench-seed clean
+.PHONY: run test lint venv bench-crl bench-ocsp bench-ocsp-python bench-seed clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: $(STAMP)
 ## Every test, against SQLite and a throwaway PostgreSQL cluster.
 test: $(STAMP)
 	$(PY) tests/run.py
+
+## The import contract, ruff and mypy alone (`make test` runs them too; config in pyproject.toml).
+lint: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_architecture.py tests/test_lint.py
 
 bench-crl: $(STAMP)
 	$(PY) -m jpki_mock.loadtest.bench.crl

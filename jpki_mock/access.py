@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from wsgiref.types import WSGIEnvironment
 
 from sqlalchemy import Boolean, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -64,7 +65,7 @@ class Party:
         return self.kinds == "both" or self.kinds == kind
 
 
-def credential_from_environ(environ: dict) -> str | None:
+def credential_from_environ(environ: WSGIEnvironment) -> str | None:
     header = environ.get("HTTP_AUTHORIZATION", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
@@ -98,7 +99,7 @@ class AccessControl:
             self._cache[digest] = (now + self.ttl, party)
         return party
 
-    def from_environ(self, environ: dict) -> Party | None:
+    def from_environ(self, environ: WSGIEnvironment) -> Party | None:
         return self.party(credential_from_environ(environ))
 
 
@@ -126,7 +127,8 @@ class Registry:
             raise Unauthorized("missing bearer token", field="Authorization", allowed="Authorization: Bearer <token>")
         digest = hashlib.sha256(token.encode()).hexdigest()
         with self.store.session() as s:
-            row = s.scalars(select(ApiToken).where(ApiToken.token_sha256 == digest, ApiToken.revoked.is_(False))).first()
+            live = select(ApiToken).where(ApiToken.token_sha256 == digest, ApiToken.revoked.is_(False))
+            row = s.scalars(live).first()
         if row is None:
             raise Unauthorized("invalid bearer token", field="Authorization")
 

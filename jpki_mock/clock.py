@@ -8,10 +8,10 @@ All datetimes are timezone-aware UTC.
 from __future__ import annotations
 
 import threading
+from datetime import UTC as UTC  # re-exported: the kernel's one name for UTC
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
-UTC = timezone.utc
 #: Japan Standard Time: JPKI's day boundaries (notAfter 14:59:59Z = 23:59:59 JST).
 JST = timezone(timedelta(hours=9), "JST")
 

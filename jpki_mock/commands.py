@@ -9,7 +9,8 @@ Errors from the domain tree become one ``error: ...`` line on stderr and an exit
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -43,7 +44,8 @@ class JpkiGroup(click.Group):
         except errors.JpkiError as err:
             click.echo(f"error: {err}", err=True)
             if err.allowed is not None:
-                click.echo(f"allowed: {err.allowed if isinstance(err.allowed, str) else json.dumps(err.allowed, ensure_ascii=False)}", err=True)
+                allowed = err.allowed if isinstance(err.allowed, str) else json.dumps(err.allowed, ensure_ascii=False)
+                click.echo(f"allowed: {allowed}", err=True)
             ctx.exit(exit_code(err))
 
 

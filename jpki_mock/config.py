@@ -12,11 +12,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin, get_type_hints
 
 from jpki_mock.errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 ENV_PREFIX = "JPKI_MOCK_"
 
@@ -137,7 +141,7 @@ class Config:
     def config_file(self) -> Path:
         return self.data_dir / "config.toml"
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
 
@@ -146,7 +150,9 @@ _POSITIVE = {
     "refresh_seconds", "responder_cert_days", "live_sign_concurrency", "period_seconds",
     "delta_period_seconds", "stats_flush_seconds",
 }
-_NON_NEGATIVE = {"threads", "live_sign_wait_ms", "backdate_seconds", "responder_renew_days", "grace_seconds", "archive_keep"}
+_NON_NEGATIVE = {
+    "threads", "live_sign_wait_ms", "backdate_seconds", "responder_renew_days", "grace_seconds", "archive_keep",
+}
 
 
 def _coerce(name: str, hint: Any, raw: Any, source: str) -> Any:
@@ -192,7 +198,9 @@ def _coerce(name: str, hint: Any, raw: Any, source: str) -> Any:
     raise ConfigError(f"unsupported type {hint!r}", field=where)  # pragma: no cover - programming error
 
 
-def _build(cls: type, prefix: str, file_values: Mapping[str, Any], env: Mapping[str, str], file_name: str) -> Any:
+def _build(
+    cls: type[DataclassInstance], prefix: str, file_values: Mapping[str, Any], env: Mapping[str, str], file_name: str
+) -> Any:
     hints = get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     known = {f.name for f in dataclasses.fields(cls)}
@@ -206,7 +214,7 @@ def _build(cls: type, prefix: str, file_values: Mapping[str, Any], env: Mapping[
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
         dotted = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             section = file_values.get(f.name, {})
             if not isinstance(section, Mapping):
                 raise ConfigError("must be a table", field=f"{dotted} (from {file_name})")
@@ -234,7 +242,8 @@ def load_config(env: Mapping[str, str] | None = None, config_file: Path | None =
     data_dir = Path(env.get(ENV_PREFIX + "DATA", "var"))
     if "data_dir" in overrides:
         data_dir = Path(overrides.pop("data_dir"))
-    path = config_file or (Path(env[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in env else data_dir / "config.toml")
+    env_file = env.get(ENV_PREFIX + "CONFIG")
+    path = config_file or (Path(env_file) if env_file is not None else data_dir / "config.toml")
     file_values: dict[str, Any] = {}
     if path.exists():
         try:

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Iterator
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Engine, String, TypeDecorator, create_engine, event, text, update
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeEngine
 
 from jpki_mock.clock import UTC
 from jpki_mock.errors import NotInitialised, StorageError
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - exercised implicitly
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - exercised implicitly
             cur = dbapi_conn.cursor()
             # WAL: readers (responder workers) never block the writer (issuance, revocation).
             cur.execute("PRAGMA journal_mode=WAL")
@@ -38,31 +42,32 @@ class _SQLiteDateTime(sqlite.DATETIME):
     processor builds from a seven-key dict per value: a measurable share of bulk seeding.  Text
     comparisons in SQL (not_after < :now) depend on every row having that one format."""
 
-    def bind_processor(self, dialect):
-        def process(value):
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], str | None]:
+        def process(value: datetime | None) -> str | None:
             return None if value is None else value.isoformat(" ", "microseconds")
         return process
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Stores naive UTC, returns aware UTC: SQLite has no time zones, PostgreSQL gets the same values."""
 
     impl = DateTime
     cache_ok = True
 
-    def load_dialect_impl(self, dialect):
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
-            return dialect.type_descriptor(_SQLiteDateTime())
+            # SQLAlchemy leaves sqlite.DATETIME.__init__ unannotated.
+            return dialect.type_descriptor(_SQLiteDateTime())  # type: ignore[no-untyped-call]
         return dialect.type_descriptor(DateTime())
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store; use aware UTC datetimes")
         return value.astimezone(UTC).replace(tzinfo=None)
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC)
@@ -89,7 +94,7 @@ def init_schema(engine: Engine) -> None:
 class Store:
     """Engine + session factory for one database."""
 
-    def __init__(self, url: str, **engine_kwargs):
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

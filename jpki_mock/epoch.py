@@ -29,7 +29,7 @@ class CallCell(Sequence[int]):
     def __init__(self, read: Callable[[], int]):
         self.read = read
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> int:  # type: ignore[override]  # item 0 only, no slices
         if index != 0:
             raise IndexError(index)
         return self.read()
@@ -54,7 +54,8 @@ class RevocationEpoch:
         self._views: list[memoryview] = []
 
     def read(self) -> int:
-        return _FMT.unpack_from(self._map, 0)[0]
+        value: int = _FMT.unpack_from(self._map, 0)[0]
+        return value
 
     def cell(self) -> Sequence[int]:
         """The epoch as item 0 of a sequence, for a caller that reads it on every request: on a

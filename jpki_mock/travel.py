@@ -22,9 +22,11 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from jpki_mock.clock import UTC, Clock, FixedClock
 from jpki_mock.errors import Forbidden, InvalidInput
@@ -39,8 +41,10 @@ _request_time: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
 _DELTA = re.compile(r"([+-]?)((?:\d+[dhms])+)")
 _UNIT = re.compile(r"(\d+)([dhms])")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
-DISABLED = ("time travel is disabled on this server",
-            "set time_travel = true (JPKI_MOCK_TIME_TRAVEL=1) on a private development server, never with shared = true")
+DISABLED = (
+    "time travel is disabled on this server",
+    "set time_travel = true (JPKI_MOCK_TIME_TRAVEL=1) on a private development server, never with shared = true",
+)
 
 
 def offset_path(data_dir: Path | str) -> Path:
@@ -129,10 +133,7 @@ class TravellingClock:
         return self.now()
 
     def reset(self) -> datetime:
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+        self.path.unlink(missing_ok=True)
         return self.now()
 
     def describe(self) -> dict[str, Any]:
@@ -152,7 +153,7 @@ def travelling(clock: Clock) -> TravellingClock:
     return clock
 
 
-def request_time(environ: dict, runtime: Any) -> datetime | None:
+def request_time(environ: WSGIEnvironment, runtime: Any) -> datetime | None:
     """The time a CRL/OCSP request asks for with ``X-JPKI-Mock-Time`` (absolute ISO 8601, or an
     offset from the runtime's current time such as ``+2d``); None without the header or when time
     travel is off (the header is then ignored, as on the real service)."""
@@ -168,13 +169,13 @@ def request_time(environ: dict, runtime: Any) -> datetime | None:
     return at
 
 
-def clock_for(environ: dict, runtime: Any) -> Clock:
+def clock_for(environ: WSGIEnvironment, runtime: Any) -> Clock:
     """The clock one request should use: pinned by the header, else the runtime's clock."""
     at = request_time(environ, runtime)
     return runtime.clock if at is None else FixedClock(at)
 
 
-def wsgi(app: Callable, runtime: Any) -> Callable:
+def wsgi(app: WSGIApplication, runtime: Any) -> WSGIApplication:
     """Wrap a WSGI app so ``runtime.clock.now()`` answers the header's time for that request.
 
     Returns ``app`` itself when time travel is off: the hot path pays nothing.  A bad header is
@@ -182,14 +183,14 @@ def wsgi(app: Callable, runtime: Any) -> Callable:
     if not isinstance(runtime.clock, TravellingClock):
         return app
 
-    def travelled(environ, start_response):
+    def travelled(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
             at = request_time(environ, runtime)
         except InvalidInput as err:
-            body = f"{err}; allowed: {err.allowed}\n".encode()
+            reason = f"{err}; allowed: {err.allowed}\n".encode()
             start_response("400 Bad Request", [("Content-Type", "text/plain; charset=utf-8"),
-                                               ("Content-Length", str(len(body)))])
-            return [body]
+                                               ("Content-Length", str(len(reason)))])
+            return [reason]
         if at is None:
             return app(environ, start_response)
         token = _request_time.set(at)

@@ -8,7 +8,7 @@ state change, 413 too large, 503 overloaded / storage down.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -83,8 +83,8 @@ def etag_matches(header: str, etag: str) -> bool:
     """If-None-Match (RFC 9110 section 13.1.2): a list of tags, weak comparison, or ``*``."""
     if header == etag:
         return True
-    for tag in header.split(","):
-        tag = tag.strip()
+    for listed in header.split(","):
+        tag = listed.strip()
         if tag == "*" or tag.removeprefix("W/") == etag:
             return True
     return False
@@ -103,6 +103,6 @@ def not_modified(environ: dict[str, Any], etag: str, last_modified: datetime) ->
         except (TypeError, ValueError):
             return False
         if since.tzinfo is None:
-            since = since.replace(tzinfo=timezone.utc)
+            since = since.replace(tzinfo=UTC)
         return last_modified <= since
     return False
