@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from jpki_mock.access import new_token
 from jpki_mock.ca import keys, profile
 from jpki_mock.ca.inputs import kind_of, reason_code
-from jpki_mock.ca.issuers import Issuer
+from jpki_mock.ca.issuers import Issuer, choose, parse_ref
 from jpki_mock.ca.models import CAGeneration
 from jpki_mock.ca.serials import CA_SERIAL_START, CA_SERIALS, COUNTERS
 from jpki_mock.ca.signer import Keyring
@@ -22,11 +22,10 @@ from jpki_mock.ca.work import Begin
 from jpki_mock.clock import Clock
 from jpki_mock.config import Config
 from jpki_mock.db import Counter, Store, next_values
-from jpki_mock.errors import AlreadyRevoked, Conflict, InvalidInput, UnknownIssuer
+from jpki_mock.errors import AlreadyRevoked, Conflict, UnknownIssuer
 from jpki_mock.vocab import KINDS, Kind, Reason
 
 #: how callers name an issuer: a kind (its current generation) or kind-gN
-ISSUER_REFS = [*KINDS, "sign-g1", "auth-g2", "..."]
 
 
 class Generations:
@@ -97,21 +96,10 @@ class Generations:
     def issuer(self, kind: Any, generation: int | None = None) -> Issuer:
         """The named generation, or the current one (highest, unrevoked) when ``generation`` is None."""
         kind = kind_of(kind)
-        candidates = [i for i in self.issuers() if i.kind == kind]
-        if not candidates:
+        issuers = self.issuers()
+        if not any(i.kind == kind for i in issuers):
             self.store.require_initialised()
-        if generation is None:
-            live = [i for i in candidates if i.revoked_at is None]
-            if not live:
-                raise UnknownIssuer(f"no usable {kind} CA generation", field="kind")
-            return max(live, key=lambda i: i.generation)
-        for i in candidates:
-            if i.generation == generation:
-                return i
-        raise UnknownIssuer(
-            f"no {kind} CA generation {generation}", field="generation",
-            allowed=[i.generation for i in candidates],
-        )
+        return choose(issuers, kind, generation)
 
     def issuer_by_id(self, ca_id: int) -> Issuer:
         for i in self.issuers():
@@ -124,16 +112,11 @@ class Generations:
         raise UnknownIssuer(f"no CA generation with id {ca_id}")
 
     def parse_issuer_ref(self, ref: Any) -> tuple[Kind, int | None]:
-        """``sign`` / ``auth`` (any generation) or ``sign-g2`` (that generation)."""
-        if not isinstance(ref, str):
-            raise InvalidInput("must be a string", field="issuer", allowed=ISSUER_REFS)
-        kind, _, gen = ref.partition("-g")
-        if kind not in KINDS or (gen and not gen.isdigit()):
-            raise InvalidInput(f"{ref!r} is not an issuer", field="issuer", allowed=ISSUER_REFS)
-        generation = int(gen) if gen else None
+        """``sign`` / ``auth`` (any generation) or ``sign-g2`` (that generation, which must exist)."""
+        kind, generation = parse_ref(ref)
         if generation is not None:
             self.issuer(kind, generation)
-        return Kind(kind), generation
+        return kind, generation
 
     def revoke_ca(self, kind: Any, generation: int, reason: Any = Reason.CA_COMPROMISE.rfc_name) -> Issuer:
         """Revoke a CA generation's certificate: it goes on that kind's ARL."""

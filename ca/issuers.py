@@ -15,6 +15,8 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 
 from jpki_mock.ca.profile import IssuerInfo
+from jpki_mock.errors import InvalidInput, UnknownIssuer
+from jpki_mock.vocab import KINDS, Kind
 
 HASH_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 
@@ -75,3 +77,33 @@ class Issuer:
             name_hash={alg: hashlib.new(alg, nd).digest() for alg in HASH_ALGORITHMS},
             key_hash={alg: hashlib.new(alg, kb).digest() for alg in HASH_ALGORITHMS},
         )
+
+
+#: how an issuer is named on the command line and in the API
+ISSUER_REFS = [*KINDS, "sign-g1", "auth-g2", "..."]
+
+
+def choose(issuers: list[Issuer], kind: Kind, generation: int | None = None) -> Issuer:
+    """Among ``issuers`` (every generation, any kind): the named generation of ``kind``, or its
+    current one (the highest unrevoked) when ``generation`` is None."""
+    candidates = [i for i in issuers if i.kind == kind]
+    if generation is None:
+        live = [i for i in candidates if i.revoked_at is None]
+        if not live:
+            raise UnknownIssuer(f"no usable {kind} CA generation", field="kind")
+        return max(live, key=lambda i: i.generation)
+    for i in candidates:
+        if i.generation == generation:
+            return i
+    raise UnknownIssuer(f"no {kind} CA generation {generation}", field="generation",
+                        allowed=[i.generation for i in candidates])
+
+
+def parse_ref(ref: object) -> tuple[Kind, int | None]:
+    """``sign`` / ``auth`` (any generation) or ``sign-g2`` (that generation); syntax only."""
+    if not isinstance(ref, str):
+        raise InvalidInput("must be a string", field="issuer", allowed=ISSUER_REFS)
+    kind, _, gen = ref.partition("-g")
+    if kind not in KINDS or (gen and not gen.isdigit()):
+        raise InvalidInput(f"{ref!r} is not an issuer", field="issuer", allowed=ISSUER_REFS)
+    return Kind(kind), int(gen) if gen else None

@@ -15,12 +15,12 @@ from typing import Iterator
 from sqlalchemy import BigInteger, and_, cast, func, select
 
 from jpki_mock.clock import UTC
-from jpki_mock.ca.issuers import Issuer
+from jpki_mock.ca.issuers import Issuer, choose, parse_ref
 from jpki_mock.db import Counter
 from jpki_mock.ca.models import CAGeneration, Certificate
 from jpki_mock.db import Store
-from jpki_mock.errors import InvalidInput, UnknownIssuer
-from jpki_mock.vocab import KINDS, REASON_NAMES, REASONS, CertState, Reason  # noqa: F401 - REASONS re-exported for the API
+from jpki_mock.errors import InvalidInput
+from jpki_mock.vocab import KINDS, REASON_NAMES, REASONS, CertState, Kind, Reason  # noqa: F401 - REASONS re-exported for the API
 
 REVOCATION_SEQ = "revocation_seq"
 
@@ -91,29 +91,14 @@ class StatusReader:
         """The named generation, or the current one (highest, unrevoked) when ``generation`` is None."""
         if kind not in KINDS:
             raise InvalidInput(f"{kind!r} is not a CA kind", field="kind", allowed=list(KINDS))
-        candidates = [i for i in self.issuers() if i.kind == kind]
-        if not candidates:
+        issuers = self.issuers()
+        if not any(i.kind == kind for i in issuers):
             self.store.require_initialised()
-        if generation is None:
-            live = [i for i in candidates if i.revoked_at is None]
-            if not live:
-                raise UnknownIssuer(f"no usable {kind} CA generation", field="kind")
-            return max(live, key=lambda i: i.generation)
-        for i in candidates:
-            if i.generation == generation:
-                return i
-        raise UnknownIssuer(f"no {kind} CA generation {generation}", field="generation",
-                            allowed=[i.generation for i in candidates])
+        return choose(issuers, Kind(kind), generation)
 
-    def parse_issuer_ref(self, ref: str) -> tuple[str, int | None]:
+    def parse_issuer_ref(self, ref: str) -> tuple[Kind, int | None]:
         """``sign`` / ``auth`` (any generation) or ``sign-g2`` (that generation, which must exist)."""
-        allowed = ["sign", "auth", "sign-g1", "auth-g2", "..."]
-        if not isinstance(ref, str):
-            raise InvalidInput("must be a string", field="issuer", allowed=allowed)
-        kind, _, gen = ref.partition("-g")
-        if kind not in KINDS or (gen and not gen.isdigit()):
-            raise InvalidInput(f"{ref!r} is not an issuer", field="issuer", allowed=allowed)
-        generation = int(gen) if gen else None
+        kind, generation = parse_ref(ref)
         if generation is not None:
             self.issuer(kind, generation)
         return kind, generation
