@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from jpki_mock.app import create_admin_app
-from tests.conftest import HOLDER
+from tests.support import HOLDER
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from jpki_mock.ca import basic4
 from jpki_mock.errors import InvalidInput, NotFound
-from tests.conftest import HOLDER
+from tests.support import HOLDER
 
 
 def test_valid_holder_encodes_like_jpki():

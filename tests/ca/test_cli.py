@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from jpki_mock.cli import main
-from tests.conftest import PASSPHRASE
+from tests.support import PASSPHRASE
 
 
 @pytest.fixture

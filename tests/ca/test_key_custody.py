@@ -8,7 +8,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from tests.conftest import PASSPHRASE
+from tests.support import PASSPHRASE
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTS = ("ca", "kit", "crl", "ocsp", "loadtest")

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from jpki_mock.errors import AlreadyRevoked, Conflict, HoldNotReleasable, InvalidInput, NotEligible, NotFound
 from jpki_mock.ca.models import Certificate, Holder
 from jpki_mock.ca.status import HOLD, REASONS
-from tests.conftest import HOLDER
+from tests.support import HOLDER
 
 
 def counts(rt):

@@ -8,7 +8,7 @@ from asn1crypto import core, parser
 from asn1crypto import x509 as ax509
 
 from jpki_mock.clock import UTC
-from tests.conftest import HOLDER
+from tests.support import HOLDER
 
 SAN_OIDS = ["1.2.392.200149.8.5.5.1", "1.2.392.200149.8.5.5.4", "1.2.392.200149.8.5.5.3",
             "1.2.392.200149.8.5.5.5", "1.2.392.200149.8.5.5.2", "1.2.392.200149.8.5.5.6"]
@@ -84,19 +84,14 @@ def test_user_auth_certificate_has_no_personal_data(rt, issued):
     assert dn[2] == "JPKI for user authentication"
 
 
-def test_faithful_mode_has_no_uri_and_no_aia(tmp_path, clock):
-    from jpki_mock.config import load_config
-    from jpki_mock.runtime import Runtime
-
-    runtime = Runtime.open(load_config({}, data_dir=tmp_path / "f", key_passphrase="pw-test", faithful=True), clock)
-    runtime.authority.init()
+def test_faithful_mode_has_no_uri_and_no_aia(rt_factory):
+    runtime = rt_factory(faithful=True)
     holder = runtime.authority.create_holder(HOLDER)
     item = runtime.authority.issue(holder.id, "sign", pkcs12_passphrase="pass1234")[0]
     e = exts(parse(item.certificate.der))
     assert "1.3.6.1.5.5.7.1.1" not in [x[0] for x in e]
     dp = [x for x in e if x[0] == "2.5.29.31"][0][2][0]["distribution_point"].chosen
     assert [gn.name for gn in dp] == ["directory_name"]
-    runtime.close()
 
 
 def test_validity_capped_by_card_expiry(rt):

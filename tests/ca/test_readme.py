@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Server
+from tests.support import ROOT, Server
 from tests.kit.test_tutorials import blocks, script
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

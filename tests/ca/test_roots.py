@@ -12,7 +12,7 @@ import pytest
 from asn1crypto import pem
 from asn1crypto import x509 as ax509
 
-from tests.conftest import VECTORS
+from tests.support import VECTORS
 
 REAL = {"sign": ["sign_ca_2015.pem", "sign_ca_2023.pem"], "auth": ["auth_ca_2015.pem", "auth_ca_2023.pem"]}
 
@@ -72,16 +72,10 @@ def test_generated_root_matches_real_root(rt, kind, which):
     assert ot["issuer_unique_id"].native is None and ot["subject_unique_id"].native is None
 
 
-def test_test_hierarchy_uses_jpki_test_org(tmp_path, clock):
-    from jpki_mock.config import load_config
-    from jpki_mock.runtime import Runtime
-
-    cfg = load_config({}, data_dir=tmp_path / "t", key_passphrase="pw-test", hierarchy="test")
-    runtime = Runtime.open(cfg, clock)
-    runtime.authority.init()
+def test_test_hierarchy_uses_jpki_test_org(rt_factory):
+    runtime = rt_factory(hierarchy="test")
     cert = load(runtime.authority.issuer("sign").der)
     assert name_fields(cert["tbs_certificate"]["subject"])[1] == [("2.5.4.10", "utf8_string", "JPKI-TEST")]
-    runtime.close()
 
 
 def test_openssl_reads_generated_root_like_the_real_one(rt, tmp_path):

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from jpki_mock.ca.models import Certificate, Holder
 from jpki_mock.db import Counter
 from jpki_mock.vocab import HolderEvent, HolderState, Reason
-from tests.conftest import HOLDER
+from tests.support import HOLDER
 
 
 class Midway(RuntimeError):

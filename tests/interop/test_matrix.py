@@ -29,7 +29,7 @@ from jpki_mock.kit.card import CardService
 from jpki_mock.kit.scenarios import CATALOG, build
 from jpki_mock.config import load_config
 from jpki_mock.runtime import Runtime
-from tests.conftest import Server
+from tests.support import Server
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from jpki_mock.clock import FixedClock
-from jpki_mock.config import load_config
 from jpki_mock.runtime import Runtime
-from tests.conftest import PASSPHRASE, T0
+from tests.support import open_runtime
 
 
 @pytest.fixture(scope="module")
-def kit_rt(tmp_path_factory):
-    config = load_config({}, data_dir=tmp_path_factory.mktemp("kit") / "data", key_passphrase=PASSPHRASE)
-    runtime = Runtime.open(config, FixedClock(T0))
-    runtime.token = runtime.authority.init()
+def kit_rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    runtime = open_runtime(tmp_path_factory.mktemp("kit") / "data")
     yield runtime
     runtime.close()

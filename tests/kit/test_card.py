@@ -17,7 +17,7 @@ from jpki_mock.kit.card import CardService, PinLocked, WrongPin
 from jpki_mock.kit.models import Card
 from jpki_mock.errors import Conflict, InvalidInput, NotEligible, NotFound
 from jpki_mock.runtime import Runtime
-from tests.conftest import HOLDER
+from tests.support import HOLDER
 
 PASSWORD = "ABC123XYZ"
 PIN = "4321"

@@ -18,7 +18,7 @@ from jpki_mock.config import load_config
 from jpki_mock.errors import ConfigError, Forbidden, InvalidInput
 from jpki_mock.runtime import Runtime
 from jpki_mock.travel import TravellingClock, parse_delta, parse_time
-from tests.conftest import PASSPHRASE, ROOT, T0
+from tests.support import PASSPHRASE, ROOT, T0
 
 
 @pytest.fixture
@@ -27,11 +27,8 @@ def tt_config(tmp_path):
 
 
 @pytest.fixture
-def tt_rt(tt_config):
-    rt = Runtime.open(tt_config, FixedClock(T0))
-    rt.token = rt.authority.init()
-    yield rt
-    rt.close()
+def tt_rt(rt_factory, tt_config):
+    return rt_factory(tt_config.data_dir, time_travel=True)
 
 
 def test_disabled_by_default(rt):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -75,7 +75,7 @@ def test_every_tutorial_has_runnable_blocks():
 
 @pytest.fixture(scope="module")
 def tutorial_server(tmp_path_factory):
-    from tests.conftest import Server
+    from tests.support import Server
 
     srv = Server(tmp_path_factory.mktemp("tutorials") / "var", workers=1)
     srv.token = srv.init()

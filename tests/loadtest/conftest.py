@@ -7,17 +7,14 @@ from datetime import datetime
 import pytest
 
 from jpki_mock.clock import UTC, FixedClock
-from jpki_mock.config import load_config
-from jpki_mock.runtime import Runtime
 from jpki_mock.ca.seed import seed_holders
+from tests.support import open_runtime
 
 
 @pytest.fixture(scope="session")
 def seeded(tmp_path_factory):
     """120 seeded holders, plus a certain hold and keyCompromise per kind (the seeder's mix is random)."""
-    config = load_config({}, data_dir=tmp_path_factory.mktemp("corpus") / "data", key_passphrase="test-passphrase")
-    rt = Runtime.open(config, FixedClock(datetime.now(UTC)))
-    rt.authority.init()
+    rt = open_runtime(tmp_path_factory.mktemp("corpus") / "data", FixedClock(datetime.now(UTC)))
     seed_holders(rt, 120, workers=1, rng_seed=7, progress=False)
     for kind in ("auth", "sign"):
         first, second = rt.authority.list_certificates(kind=kind, status="good", limit=2)
