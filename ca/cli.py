@@ -12,6 +12,7 @@ import click
 from jpki_mock import errors
 from jpki_mock.ca.inputs import BOTH
 from jpki_mock.commands import Ctx, JpkiGroup, echo_json, pass_ctx
+from jpki_mock.private import write_private
 from jpki_mock.vocab import KINDS, HolderEvent, Reason
 
 # click matches Enum choices by member name (SIGN), so the choices are the plain values.
@@ -154,7 +155,7 @@ def holder_event(c: Ctx, holder_id: str, event: str, changes: tuple[str, ...], r
         click.echo(f"issued {item.certificate.kind} serial {item.certificate.serial} ({item.issuer.label})")
         if item.pkcs12 is not None and p12_out is not None:
             path = p12_out.with_name(f"{p12_out.stem}-{item.certificate.kind}{p12_out.suffix or '.p12'}")
-            path.write_bytes(item.pkcs12)
+            write_private(path, item.pkcs12)
             click.echo(f"  key and certificate: {path}")
 
 
@@ -193,7 +194,7 @@ def cert_issue(c: Ctx, holder_id: str, kinds: str, public_key: Path | None, csr:
         click.echo(f"issued {crt.kind} serial {crt.serial} by {item.issuer.label}, until {crt.not_after}: {pem_path}")
         if item.pkcs12 is not None:
             p12_path = out_dir / f"{crt.kind}-{crt.serial}.p12"
-            p12_path.write_bytes(item.pkcs12)
+            write_private(p12_path, item.pkcs12)
             click.echo(f"  key + certificate (PKCS#12): {p12_path}")
 
 

@@ -20,6 +20,7 @@ from jpki_mock.kit import cli as kit_cli
 from jpki_mock.kit import timetravel as kit_timetravel
 from jpki_mock.loadtest import cli as loadtest_cli
 from jpki_mock.ocsp import cli as ocsp_cli
+from jpki_mock.private import write_private
 from jpki_mock.runtime import Runtime
 
 set_runtime_opener(lambda config=None: Runtime.open(config or load_config()))
@@ -65,8 +66,7 @@ def init(hierarchy: str | None, if_needed: bool) -> None:
         click.echo(f"created {issuer.label}: {issuer.certificate.subject.rfc4514_string()} "
                    f"(serial {issuer.certificate.serial_number}, until {issuer.not_after:%Y-%m-%d %H:%M:%SZ})")
     token_file = Path(config.data_dir) / "admin-token"
-    token_file.touch(mode=0o600)
-    token_file.write_text(token + "\n")
+    write_private(token_file, token + "\n")
     click.echo(f"admin API token (shown once; also saved to {token_file} for local use):")
     click.echo(token)
 

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, String, TypeDecorator, create_engine, event, text, update
+from sqlalchemy import BigInteger, DateTime, Engine, String, TypeDecorator, create_engine, event, make_url, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -16,6 +16,7 @@ from sqlalchemy.types import TypeEngine
 
 from jpki_mock.clock import UTC
 from jpki_mock.errors import NotInitialised, StorageError
+from jpki_mock.private import ensure_private_file
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -96,6 +97,11 @@ class Store:
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
+        database = make_url(url).database
+        if url.startswith("sqlite") and database and database != ":memory:":
+            # Encrypted CA keys, token hashes and personal data: 0600 before SQLite opens it, so
+            # its -wal and -shm files are created 0600 too (jpki_mock.private).
+            ensure_private_file(database)
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 

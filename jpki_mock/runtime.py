@@ -19,6 +19,7 @@ from jpki_mock.ca.authority import Authority
 from jpki_mock.clock import Clock, SystemClock
 from jpki_mock.config import Config, load_config
 from jpki_mock.epoch import RevocationEpoch
+from jpki_mock.private import private_dir
 from jpki_mock.ca.signer import Keyring
 from jpki_mock.ca.status import StatusReader
 from jpki_mock.db import Store
@@ -46,7 +47,7 @@ class Runtime:
             from jpki_mock.travel import TravellingClock, offset_path
 
             clock = TravellingClock(clock, offset_path(config.data_dir))
-        Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+        private_dir(config.data_dir)
         store = Store(config.db_url)
         keyring = Keyring(store, config, clock)
         epoch = RevocationEpoch(Path(config.data_dir) / "revocation.epoch")

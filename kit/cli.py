@@ -16,6 +16,7 @@ import click
 
 from jpki_mock.commands import open_runtime
 from jpki_mock.kit.card import MAX_DATA, SCHEMES, CardService, CardState
+from jpki_mock.private import write_private
 
 
 def _service() -> CardService:
@@ -33,10 +34,13 @@ def _echo_state(state: CardState) -> None:
     click.echo(json.dumps(state.as_dict(), indent=2))
 
 
-def _write(out: Path | None, data: bytes, what: str) -> None:
+def _write(out: Path | None, data: bytes, what: str, private: bool = False) -> None:
+    """To ``out``, or standard output; ``private`` (a key): mode 0600 from the first byte."""
     if out is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
+    elif private:
+        write_private(out, data)
     else:
         out.write_bytes(data)
         click.echo(f"wrote {what}: {out} ({len(data)} bytes)")
@@ -137,7 +141,7 @@ def card_auth(holder_id: str, infile, pin: str | None, out: Path | None) -> None
 def card_export(holder_id: str, kind: str, pin: str | None, p12_passphrase: str | None, out: Path) -> None:
     """Export one key with its certificate chain as PKCS#12, for tools that cannot use the card."""
     p12 = _service().export_pkcs12(holder_id, kind, _secret(pin, f"{kind} PIN / password"), p12_passphrase)
-    _write(out, p12, "PKCS#12")
+    _write(out, p12, "PKCS#12", private=True)
 
 
 @card.command("unlock")

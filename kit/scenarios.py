@@ -39,16 +39,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import func, select
 from tqdm import tqdm
 
-from jpki_mock import municipalities, names
+from jpki_mock import municipalities, names, urls
 from jpki_mock.ca import keys, profile
-from jpki_mock import urls
 from jpki_mock.ca.authority import Authority
-from jpki_mock.clock import JST, OffsetClock
 from jpki_mock.ca.issuers import Issuer
 from jpki_mock.ca.models import Certificate
 from jpki_mock.ca.signer import Keyring, ResponderSigner
-
+from jpki_mock.clock import JST, OffsetClock
 from jpki_mock.kit.card import MAX_TRIES, CardService, WrongPin
+from jpki_mock.private import write_private
 
 CATALOG_NAME = "jpki-mock-scenarios/1"
 SIGN_PASSWORD = "MOCK2026"
@@ -158,6 +157,9 @@ class Builder:
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(data, str):
             data = data.encode()
+        if path.suffix == ".p12":  # a card's private keys
+            write_private(path, data)
+            return rel
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)

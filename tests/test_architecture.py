@@ -38,6 +38,7 @@ JPKI_MOCK_MODULES: dict[str, str] = {
     "commands": "kernel",
     "names": "kernel",
     "municipalities": "kernel",
+    "private": "kernel",
     "runtime": "root",
     "app": "root",
     "server": "root",
