@@ -48,6 +48,8 @@ from jpki_mock.ocsp.request import CertID, MalformedRequest, OcspRequest, Shape
 MAX_ENTRIES = 500_000
 MAX_REQUEST_KEYS = 500_000
 MAX_KEYS_PER_ENTRY = 8
+#: status changes read per sync (StatusReader.changes_since's limit)
+SYNC_BATCH = 100_000
 
 
 CONTENT_TYPE = ("Content-Type", "application/ocsp-response")
@@ -202,6 +204,8 @@ class Responder:
         #: item 0 is the revocation sequence number now: the shared epoch, or the database's
         self.epoch = rt.epoch.cell() if self.cfg.revocation_check == "epoch" else CallCell(rt.status.current_seq)
         self.seen = self.epoch[0]
+        #: most status changes one :meth:`sync` reads; past that it drops every cache instead
+        self.sync_batch = SYNC_BATCH
         self._issuers: dict[tuple[str, bytes, bytes], Issuer] = {}
         self._issuers_latest = 0
         self.load_issuers()
@@ -245,15 +249,38 @@ class Responder:
             if seq < self.seen:  # the epoch file was recreated: start over
                 self._clear()
             else:
-                for change in self.rt.status.changes_since(self.seen):
-                    key = (change.ca_id, change.serial)
-                    self.statuses[key] = change
-                    for cid_der in self._index.pop(key, ()):
-                        entry = self.presigned.pop(cid_der, None)
-                        if entry is not None:
-                            for raw in entry.keys:
-                                self.by_request.pop(raw, None)
+                changes = self.rt.status.changes_since(self.seen, limit=self.sync_batch)
+                if len(changes) >= self.sync_batch:
+                    # More changes than one read returns (a seeding run, a mass revocation):
+                    # dropping everything is correct whatever else changed, costs no further
+                    # reads while every request waits for this lock, and keeps the maps
+                    # bounded; the hot set is signed again on its next lookups.
+                    self._clear()
+                else:
+                    for change in changes:
+                        key = (change.ca_id, change.serial)
+                        if len(self.statuses) < MAX_ENTRIES:
+                            self.statuses[key] = change
+                        else:
+                            self.statuses.pop(key, None)
+                        self._invalidate_locked(key)
             self.seen = seq
+
+    def _invalidate_locked(self, key: tuple[int, int]) -> None:
+        """Drop every pre-signed entry about certificate ``key`` (each CertID encoding of it)
+        and every request linked to one of them."""
+        for cid_der in self._index.pop(key, ()):
+            entry = self.presigned.pop(cid_der, None)
+            if entry is not None:
+                self._unlink_locked(entry)
+
+    def _unlink_locked(self, entry: Entry) -> None:
+        """Remove the request links of ``entry`` (those a newer entry took over stay)."""
+        by_request = self.by_request
+        for raw in entry.keys:
+            if by_request.get(raw) is entry:
+                del by_request[raw]
+        entry.keys.clear()
 
     def _clear(self) -> None:
         self._frames.clear()
@@ -268,8 +295,16 @@ class Responder:
                 return  # a revocation was applied while this entry was being made: it may be stale
             if len(self.presigned) >= MAX_ENTRIES:
                 self._clear()
+            old = self.presigned.get(cid.der)
+            if old is not None and old is not entry:
+                # Concurrent first lookups of one CertID (by GET and by POST, say) each sign and
+                # store: the replaced entry's requests must not keep serving it, since
+                # invalidation reaches entries through ``presigned`` only.
+                self._unlink_locked(old)
             self.presigned[cid.der] = entry
-            self._index.setdefault((ca_id, cid.serial), []).append(cid.der)
+            ders = self._index.setdefault((ca_id, cid.serial), [])
+            if cid.der not in ders:
+                ders.append(cid.der)
             self._link_locked(raw, entry)
 
     def link(self, raw: object, cid: CertID, entry: Entry) -> None:
@@ -278,7 +313,7 @@ class Responder:
                 self._link_locked(raw, entry)
 
     def _link_locked(self, raw: object, entry: Entry) -> None:
-        if raw is None or len(entry.keys) >= MAX_KEYS_PER_ENTRY:
+        if raw is None or len(entry.keys) >= MAX_KEYS_PER_ENTRY or self.by_request.get(raw) is entry:
             return
         if len(self.by_request) >= MAX_REQUEST_KEYS:
             self.by_request.clear()
