@@ -13,11 +13,10 @@ import threading
 
 import pytest
 from asn1crypto import ocsp as a_ocsp
-from ocsp_helpers import call, get_path, issue, request_der
+from ocsp_helpers import call, get_path, issue, ocsp_app, request_der
 
 from jpki_mock.runtime import Runtime
 from jpki_mock.ocsp import response as ocsp_response
-from jpki_mock.ocsp.http import OcspApp
 
 ENCODINGS = [("GET", "sha1"), ("POST", "sha1"), ("GET", "sha256"), ("POST", "sha256")]
 
@@ -107,7 +106,7 @@ def _stress(rt: Runtime, holders: int, threads: int) -> None:
     every encoding released together on ``threads`` worker threads; revoke them all; count the
     "good" answers after that."""
     items = issue(rt, "both", holders)
-    app = OcspApp(rt)
+    app = ocsp_app(rt)
     requests = [[(method, request_der(item, alg)) for method, alg in ENCODINGS] for item in items]
     per_round = threads // len(ENCODINGS)  # certificates asked about together in one round
     rounds = [requests[i:i + per_round] for i in range(0, len(requests), per_round)]
@@ -134,7 +133,7 @@ def _stress(rt: Runtime, holders: int, threads: int) -> None:
     assert not errors, errors[:3]
     assert sum(len(a) for a in answers) == len(items) * len(ENCODINGS)
     assert {s for a in answers for s in a} == {"good"}
-    assert app.responder.stats()["presigned"] > 0
+    assert app.chain.stats()["presigned"] > 0
 
     for item in items:
         rt.authority.revoke(item.kind, item.serial, "keyCompromise")
@@ -155,7 +154,7 @@ def test_no_stale_good_under_concurrent_first_lookups(db_rt):
 def test_more_changes_than_one_sync_reads(make_app, ort, monkeypatch, cap):
     """More revocations between two requests than one sync reads (``cap``): none is missed."""
     app = make_app()
-    app.responder.sync_batch = cap
+    app.chain.presigned.sync_batch = cap
     items = issue(ort, "both", 3)
     requests = [(method, request_der(item, alg)) for item in items for method, alg in ENCODINGS]
     assert {_cert_status(_ask(app, *req)) for req in requests} == {"good"}
