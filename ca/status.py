@@ -15,7 +15,7 @@ from typing import Iterator
 from sqlalchemy import BigInteger, and_, cast, func, select
 
 from jpki_mock.clock import UTC
-from jpki_mock.ca.issuers import Issuer, choose, parse_ref
+from jpki_mock.ca.issuers import HASH_ALGORITHMS, Issuer, choose, parse_ref
 from jpki_mock.db import Counter
 from jpki_mock.ca.models import CAGeneration, Certificate
 from jpki_mock.db import Store
@@ -102,6 +102,12 @@ class StatusReader:
         if generation is not None:
             self.issuer(kind, generation)
         return kind, generation
+
+    def latest_generation(self) -> int:
+        """The id of the newest CA generation (0 before ``ca init``): one indexed read, for a
+        reader that caches :meth:`issuers` to notice a rollover."""
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(select(func.max(CAGeneration.id))).scalar() or 0)
 
     def lookup(self, ca_id: int, serial: int) -> CertStatus | None:
         if not 0 <= serial <= self.MAX_SERIAL:
@@ -219,4 +225,5 @@ class StatusReader:
         return [RevokedEntry(r[0], _aware(r[1]), r[2] if r[2] is not None else 0) for r in rows]
 
 
-__all__ = ["CertStatus", "Issuer", "RevokedEntry", "StatusReader", "REASONS", "REASON_NAMES", "HOLD", "REVOCATION_SEQ"]
+__all__ = ["CertStatus", "RevokedEntry", "StatusReader", "REASONS", "REASON_NAMES", "HOLD", "REVOCATION_SEQ", "Issuer",
+           "HASH_ALGORITHMS"]

@@ -58,13 +58,13 @@ def parse_time(tlv: bytes) -> datetime:
 
 def crl_times(head: bytes) -> tuple[datetime, datetime]:
     """thisUpdate and nextUpdate from the first bytes of a CRL (they precede the entries)."""
-    _, pos, _ = der.read_header(head, 0, partial=True)  # CertificateList
-    _, pos, _ = der.read_header(head, pos, partial=True)  # tbsCertList
+    _, pos, _ = der.read_tlv(head, 0, len(head), partial=True)  # CertificateList
+    _, pos, _ = der.read_tlv(head, pos, len(head), partial=True)  # tbsCertList
     for _ in range(3):  # version, signature, issuer
-        _, _, pos = der.read_header(head, pos)
-    _, _, end = der.read_header(head, pos)
+        _, _, pos = der.read_tlv(head, pos, len(head))
+    _, _, end = der.read_tlv(head, pos, len(head))
     this_update = parse_time(head[pos:end])
-    _, _, end2 = der.read_header(head, end)
+    _, _, end2 = der.read_tlv(head, end, len(head))
     return this_update, parse_time(head[end:end2])
 
 

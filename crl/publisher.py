@@ -370,12 +370,12 @@ def verify_signature(data: bytes, issuer: Issuer) -> None:
     issuer's public key (cryptography's is_signature_valid re-encodes every entry: slow and large)."""
     view = memoryview(data)
     try:
-        tag, start, end = der.read_header(view, 0)
+        tag, start, end = der.read_tlv(view, 0, len(view))
         if tag != der.SEQUENCE or end != len(data):
             raise PublishError("the CRL is not one DER SEQUENCE", field="crl")
-        tbs_tag, tbs_start, tbs_end = der.read_header(view, start)
-        _, _, alg_end = der.read_header(view, tbs_end)
-        sig_tag, sig_start, sig_end = der.read_header(view, alg_end)
+        tbs_tag, tbs_start, tbs_end = der.read_tlv(view, start, len(view))
+        _, _, alg_end = der.read_tlv(view, tbs_end, len(view))
+        sig_tag, sig_start, sig_end = der.read_tlv(view, alg_end, len(view))
     except MalformedData as exc:
         raise PublishError(f"the CRL's outer structure does not decode: {exc}", field="crl") from None
     if tbs_tag != der.SEQUENCE or sig_tag != der.BIT_STRING or sig_end != end or view[sig_start] != 0:

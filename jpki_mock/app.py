@@ -125,6 +125,7 @@ def create_admin_app(rt: Runtime) -> Flask:
 def create_app(rt: Runtime | None = None) -> PrefixDispatcher:
     """The combined server's WSGI app for one worker process."""
     rt = rt or Runtime.open()
-    app = PrefixDispatcher(create_admin_app(rt), [("/ocsp", ocsp_http.make_app(rt)), ("/crl", crl_http.make_app(CrlDeps.of(rt)))])
+    ocsp = ocsp_http.make_app(rt.config, rt.clock, rt.store, rt.status, rt.keyring, rt.epoch)
+    app = PrefixDispatcher(create_admin_app(rt), [("/ocsp", ocsp), ("/crl", crl_http.make_app(CrlDeps.of(rt)))])
     app.runtime = rt  # type: ignore[attr-defined]
     return app

@@ -2,8 +2,16 @@
 
 Three places encode DER by hand because building ASN.1 objects per item costs more than the
 item itself: seeding certificates (:mod:`ca.fastcert`), the streaming CRL writer
-(:mod:`crl.writer`) and the OCSP responder (:mod:`ocsp.der`).  They share these primitives.
+(:mod:`crl.writer`) and the OCSP responder.  They share these primitives.
 tests/ca/test_der_encoders.py checks every encoder against asn1crypto.
+
+The one reader (:func:`read_tlv`, with :func:`expect`, :func:`children`,
+:func:`parse_integer` on top) is strict: definite lengths only, minimal length octets, no
+value running past its container, single-octet tags only (neither OCSP requests nor the CRL
+headers it reads need more).  Anything else raises :class:`DerError`.  It exists because the
+OCSP hot path cannot afford asn1crypto (~10k parses/s), pyca/cryptography refuses requests
+with more than one CertID, and the CRL checker and HTTP server find a CRL's TBS bytes and times
+without decoding its (possibly a million) entries.
 """
 
 from __future__ import annotations
@@ -12,8 +20,22 @@ from datetime import datetime
 
 from jpki_mock.errors import MalformedData
 
+# Universal tags (X.690 section 8 / X.680 section 8.4), single octet as DER encodes them.
+BOOLEAN = 0x01
+INTEGER = 0x02
+BIT_STRING = 0x03
+OCTET_STRING = 0x04
+NULL = 0x05
+OID = 0x06
+ENUMERATED = 0x0A
+SEQUENCE = 0x30
+CONTEXT_0 = 0xA0  # [0] EXPLICIT, constructed (e.g. TBSCertList.crlExtensions, RFC 5280 section 5.1)
 UTC_TIME = 0x17
 GENERALIZED_TIME = 0x18
+
+
+class DerError(MalformedData):
+    """The bytes are not the strict DER the reader expects; the message says where."""
 
 
 def length(n: int) -> bytes:
@@ -84,17 +106,9 @@ def oid(dotted: str) -> bytes:
     return tlv(0x06, bytes(body))
 
 
-# ---------------------------------------------------------------------------------------------
-# Signed lists and their headers (the streaming CRL writer and its readers).
-#
-# The CRL writer assembles a CertificateList of any size around entries it spilled to disk, so
-# it needs the tags and the BIT STRING encoder below; the CRL's checker and HTTP server find the
-# TBS bytes and the times with read_header without decoding the (possibly million) entries.
-
-SEQUENCE = 0x30
-INTEGER = 0x02
-BIT_STRING = 0x03
-CONTEXT_0 = 0xA0  # [0] EXPLICIT, constructed (e.g. TBSCertList.crlExtensions, RFC 5280 section 5.1)
+def seq(*parts: bytes) -> bytes:
+    """A SEQUENCE of already-encoded ``parts``."""
+    return tlv(SEQUENCE, b"".join(parts))
 
 
 def bit_string(data: bytes) -> bytes:
@@ -102,25 +116,69 @@ def bit_string(data: bytes) -> bytes:
     return tlv(BIT_STRING, b"\x00" + data)
 
 
-def read_header(buf, offset: int, partial: bool = False) -> tuple[int, int, int]:
-    """(tag, content start, content end) of the TLV at ``offset`` of ``buf`` (bytes or a memoryview);
-    raises :class:`jpki_mock.errors.MalformedData` on bad DER.  ``partial``: ``buf`` is only the
-    beginning of the encoding (the first kilobytes of a CRL file), so the element may run past
-    its end; its content end is still where the length says."""
-    end_of_buf = len(buf)
-    if offset + 2 > end_of_buf:
-        raise MalformedData(f"truncated DER at offset {offset}", field="der")
-    tag, first = buf[offset], buf[offset + 1]
-    pos = offset + 2
-    if first < 0x80:
-        n = first
-    else:
-        count = first & 0x7F
-        # count 0 is BER's indefinite length, which DER forbids (X.690 section 10.1).
-        if count == 0 or count > 8 or pos + count > end_of_buf:
-            raise MalformedData(f"bad length octets at offset {offset}", field="der")
-        n = int.from_bytes(bytes(buf[pos:pos + count]), "big")
+# ------------------------------------------------------------------ reader
+
+
+def read_tlv(data: bytes | memoryview, pos: int, end: int, partial: bool = False) -> tuple[int, int, int]:
+    """Read one TLV starting at ``pos``: returns (tag, content start, content end).
+
+    ``partial``: ``data[:end]`` is only the beginning of the encoding (the first kilobytes of a
+    CRL file), so the value may run past ``end``; its content end is still where the length
+    says."""
+    if pos + 2 > end:
+        raise DerError(f"truncated header at offset {pos}")
+    tag = data[pos]
+    if tag & 0x1F == 0x1F:
+        raise DerError(f"multi-octet tag at offset {pos}")
+    n = data[pos + 1]
+    pos += 2
+    if n & 0x80:
+        count = n & 0x7F
+        if count == 0:
+            raise DerError(f"indefinite length octets at offset {pos - 2} (BER, not DER: X.690 section 10.1)")
+        if count > 4 or pos + count > end:
+            raise DerError(f"bad length octets at offset {pos - 2}")
+        n = int.from_bytes(data[pos:pos + count], "big")
+        if n < 0x80 or data[pos] == 0:  # X.690 section 10.1: the fewest length octets
+            raise DerError(f"non-minimal length at offset {pos - 2}")
         pos += count
-    if pos + n > end_of_buf and not partial:
-        raise MalformedData(f"element at offset {offset} runs past the end ({pos + n} > {end_of_buf})", field="der")
+    if pos + n > end and not partial:
+        raise DerError(f"value at offset {pos} runs past its container ({n} octets)")
     return tag, pos, pos + n
+
+
+def expect(data: bytes, pos: int, end: int, tag: int, what: str) -> tuple[int, int]:
+    """Read a TLV that must carry ``tag``; returns (content start, content end)."""
+    got, start, stop = read_tlv(data, pos, end)
+    if got != tag:
+        raise DerError(f"{what}: expected tag 0x{tag:02x}, found 0x{got:02x} at offset {pos}")
+    return start, stop
+
+
+def children(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """All TLVs inside a constructed value: [(tag, tlv start, content start, content end)]."""
+    out = []
+    pos = start
+    while pos < end:
+        # Inline fast path for the common short-form length with a one-octet tag; everything
+        # else (and every error) goes through read_tlv's full checks.
+        if pos + 2 <= end:
+            tag, n = data[pos], data[pos + 1]
+            if n < 0x80 and tag & 0x1F != 0x1F and pos + 2 + n <= end:
+                out.append((tag, pos, pos + 2, pos + 2 + n))
+                pos += 2 + n
+                continue
+        tag, cstart, cend = read_tlv(data, pos, end)
+        out.append((tag, pos, cstart, cend))
+        pos = cend
+    return out
+
+
+def parse_integer(data: bytes, start: int, end: int, what: str) -> int:
+    """The INTEGER whose content octets are ``data[start:end]``; minimal encoding required
+    (X.690 section 8.3.2)."""
+    if start == end:
+        raise DerError(f"{what}: empty INTEGER")
+    if end - start > 1 and ((data[start] == 0 and data[start + 1] < 0x80) or (data[start] == 0xFF and data[start + 1] >= 0x80)):
+        raise DerError(f"{what}: non-minimal INTEGER")
+    return int.from_bytes(data[start:end], "big", signed=True)

@@ -28,7 +28,8 @@ def app_factory() -> PrefixDispatcher:
 
 def ocsp_app_factory() -> Any:
     """Entry point for granian workers of ``jpki-mock ocsp serve`` (configuration from the environment)."""
-    app = ocsp_http.make_app(Runtime.open(load_config()))
+    rt = Runtime.open(load_config())
+    app = ocsp_http.make_app(rt.config, rt.clock, rt.store, rt.status, rt.keyring, rt.epoch)
     # Everything loaded so far (SQLAlchemy, cryptography, the issuers) lives as long as the
     # worker: move it out of the collector's generations so that the garbage collections the
     # per-request allocations trigger do not walk it again and again.

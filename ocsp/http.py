@@ -4,9 +4,9 @@ No framework routing: Flask adds ~5x overhead over a bare callable (DESIGN.md), 
 GET must cost a handful of dict lookups.  The hot path is the first branch of
 :meth:`OcspApp.__call__`: check the revocation epoch, look the raw path up, count, return
 bytes.  A nonced POST shaped like one answered before (the same client asking again, with a
-fresh nonce) takes that branch too: :meth:`ocsp.source.Responder.nonced` signs it in a few
-steps.  Everything else (decoding, issuer matching, access control, the general live
-signing) is below it.
+fresh nonce) takes that branch too: :meth:`ocsp.live.LiveSigner.nonced` signs it in a few
+steps.  Everything else decodes the request, fixes its :class:`~ocsp.answer.Context` (request
+time, relying party, raw bytes) and asks the chain of sources (ocsp/source.py).
 
 HTTP status codes: malformedRequest 400 (413 oversize, 415 wrong content type), internalError
 500, tryLater 503 with Retry-After; every other OCSP answer 200.  Every error body is an
@@ -15,18 +15,23 @@ OCSPResponse, never an HTML page or a traceback.
 
 from __future__ import annotations
 
-from typing import Any
-
 import logging
 from time import time as _time
 
 from jpki_mock import travel as timetravel
 from jpki_mock.access import AccessControl
-from jpki_mock.clock import SystemClock
+from jpki_mock.clock import Clock, SystemClock
+from jpki_mock.config import Config
+from jpki_mock.db import Store
+from jpki_mock.epoch import RevocationEpoch
+from jpki_mock.vocab import KINDS
+from jpki_mock.ca.signer import Keyring
+from jpki_mock.ca.status import StatusReader
 
 from jpki_mock.ocsp import response, stats
+from jpki_mock.ocsp.answer import CONTENT_TYPE, Answer, Context, Overloaded, Unauthorized, error_answer
 from jpki_mock.ocsp.request import MalformedRequest, decode_get_path, known_shape, parse_request
-from jpki_mock.ocsp.source import CONTENT_TYPE, Answer, Overloaded, Responder, error_answer
+from jpki_mock.ocsp.source import build_source
 
 log = logging.getLogger("jpki_mock.ocsp")
 
@@ -47,43 +52,68 @@ def _etag_matches(header: str, etag: str) -> bool:
     return False
 
 
-class OcspApp:
-    """One per process: ``make_app(runtime)``; mounted at /ocsp or served at / standalone."""
+class Pass:
+    """What the hot path knows of a credential (the raw header value), until ``until``."""
 
-    def __init__(self, rt: Any):
-        self.rt = rt
-        self.cfg = rt.config.ocsp
-        self.responder = Responder(rt)
-        self._now = self.responder.now
-        self.counters = stats.Counters(rt.store)
-        self.access = AccessControl(rt.store) if self.cfg.access_control else None
-        #: raw credential header -> (valid until, kinds it may query, relying party name, Party or
-        #: None, the party's tally of the day, ocsp.stats.Counters.tally)
-        self._parties: dict[str, tuple[float, frozenset, str, object, list[int]]] = {}
-        self.time_travel = rt.config.time_travel
+    __slots__ = ("until", "kinds", "name", "party", "tally")
+
+    def __init__(self, until: float, kinds: frozenset, name: str, party, tally: list[int]):
+        self.until = until
+        #: the certificate kinds it may query
+        self.kinds = kinds
+        #: the relying party's name ("-" for an unknown credential)
+        self.name = name
+        #: the jpki_mock.access party, or None
+        self.party = party
+        #: the party's tally of the day (ocsp.stats.Counters.tally)
+        self.tally = tally
+
+
+class OcspApp:
+    """One per process (:func:`make_app`); mounted at /ocsp or served at / standalone."""
+
+    def __init__(self, config: Config, clock: Clock, store: Store, status: StatusReader, keyring: Keyring,
+                 epoch: RevocationEpoch):
+        self.cfg = config.ocsp
+        #: never replaced; a time-travelling one wraps the system clock (read by travel.wsgi too)
+        self.clock = clock
+        self.store = store
+        self.chain = build_source(self.cfg, status, keyring, epoch)
+        self.counters = stats.Counters(store)
+        self.access = AccessControl(store) if self.cfg.access_control else None
+        #: raw credential header -> Pass
+        self._parties: dict[str, Pass] = {}
+        self.time_travel = config.time_travel
         self.wsgi = self._hot_path()
 
+    def _now(self) -> float:
+        """The clock's time as a POSIX timestamp (a time-travelled request's own time while it
+        runs); time.time() itself for the system clock, which saves building a datetime."""
+        clock = self.clock
+        return _time() if clock.__class__ is SystemClock else clock.now().timestamp()
+
     def _party(self, environ, now: float):
-        """The relying party presenting a credential (ca/access.py), remembered per process by the
-        raw header value so that the hot path, and the next live-signed request, find it with
-        one dict lookup."""
+        """The relying party presenting a credential (jpki_mock.access), remembered per process
+        by the raw header value so that the hot path, and the next live-signed request, find it
+        with one dict lookup."""
         auth = environ.get("HTTP_AUTHORIZATION")
         raw = auth or environ.get("HTTP_X_JPKI_RELYING_PARTY")
         hit = self._parties.get(raw) if raw else None
-        if hit is not None and hit[0] > now:
-            return hit[3]
+        if hit is not None and hit.until > now:
+            return hit.party
         party = self.access.from_environ(environ)
         # The hot path keys by the first header present; that is the credential unless a
         # non-Bearer Authorization header sits next to X-JPKI-Relying-Party.
         if raw and (not auth or auth[:7].lower() == "bearer "):
             if len(self._parties) >= 10_000:
                 self._parties.clear()
-            kinds = frozenset() if party is None else frozenset(k for k in ("sign", "auth") if party.may_query(k))
+            kinds = frozenset() if party is None else frozenset(k for k in KINDS if party.may_query(k))
             name = party.name if party is not None else "-"
             counters = self.counters
             counters.roll(now)
             # Valid until the day ends at the latest: the tally counts that day's answers.
-            self._parties[raw] = (min(now + self.access.ttl, counters.day_end), kinds, name, party, counters.tally(name))
+            self._parties[raw] = Pass(min(now + self.access.ttl, counters.day_end), kinds, name, party,
+                                      counters.tally(name))
         return party
 
     def __call__(self, environ, start_response):
@@ -91,19 +121,20 @@ class OcspApp:
 
     def _hot_path(self):
         """The WSGI function itself, a closure: its names are cell reads instead of attribute
-        chains, which matters when the whole answer costs a few microseconds.  (``by_request`` is
-        only ever cleared in place, never replaced, so capturing it is safe.)"""
-        r = self.responder
-        by_request = r.by_request
-        epoch = r.epoch  # item 0: the revocation sequence number (ca/epoch.py)
+        chains, which matters when the whole answer costs a few microseconds.  (``hit`` is the
+        pre-signed requests' dict lookup: that dict is only ever cleared in place, never
+        replaced, so capturing it is safe.)"""
+        r = self.chain.presigned
+        hit = r.hit
+        epoch = r.epoch  # item 0: the revocation sequence number (jpki_mock/epoch.py)
         counters = self.counters
         parties = self._parties
         access = self.access is not None
         time_travel = self.time_travel
-        clock = self.rt.clock  # never replaced; a time-travelling one wraps the system clock
+        clock = self.clock  # never replaced; a time-travelling one wraps the system clock
         system_clock = clock.__class__ is SystemClock
         respond, body_of, send = self._respond, self._body, self._send
-        nonced = r.nonced
+        nonced = self.chain.live.nonced
         # RFC 9654 echo (or require): a nonced answer is signed per request and never cached;
         # with "ignore" the nonce is dropped and the request is answered from the cache.
         live_nonced = self.cfg.nonce_policy != "ignore"
@@ -125,20 +156,20 @@ class OcspApp:
                     return [f"{method} is not allowed: send an OCSP request by GET or POST (RFC 6960 appendix A)\n".encode()]
                 # ---- hot path: a pre-signed answer for exactly these request bytes, or a nonced
                 # request shaped like one answered before, signed in a few steps -----------------
-                entry = by_request.get(key)
+                entry = hit(key)
                 shape = known_shape(key) if entry is None and method == "POST" and live_nonced else None
                 if (entry is not None or shape is not None) and (not time_travel or _pinned() is None):
                     now = _time() if system_clock else clock.now().timestamp()
                     # an entry is served while fresh; renew() rebuilds its headers once a second
                     if entry is None or now < entry.hot_until or entry.renew(now):
                         if access:
-                            hit = parties.get(environ.get("HTTP_AUTHORIZATION")
-                                              or environ.get("HTTP_X_JPKI_RELYING_PARTY"))
-                            if hit is None or hit[0] <= now:
+                            known = parties.get(environ.get("HTTP_AUTHORIZATION")
+                                                or environ.get("HTTP_X_JPKI_RELYING_PARTY"))
+                            if known is None or known.until <= now:
                                 # unknown or expired (at the latest when the day ends, for its
                                 # tally): the full path decides and remembers
                                 return respond(environ, start_response, key, method == "GET")
-                            kinds, tally = hit[1], hit[4]
+                            kinds, tally = known.kinds, known.tally
                         else:
                             if now >= counters.day_end:
                                 counters.roll(now)
@@ -152,7 +183,7 @@ class OcspApp:
                                 signed = nonced(shape, key, kinds, now)
                             except Overloaded:
                                 return send(start_response, error_answer(response.TRY_LATER), environ,
-                                            hit[2] if access else "-")
+                                            known.name if access else "-")
                             if signed is None:
                                 return respond(environ, start_response, key, False)
                             der, slot = signed
@@ -208,15 +239,20 @@ class OcspApp:
                 return [b"jpki-mock OCSP responder: POST application/ocsp-request or GET /<base64 request>\n"]
             if key == "/metrics":
                 self.counters.flush()
-                text = stats.prometheus(self.rt.store, {f"process_{k}": v for k, v in self.responder.stats().items()})
+                text = stats.prometheus(self.store, {f"process_{k}": v for k, v in self.chain.stats().items()})
                 start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
                 return [text.encode()]
-        party = self._party(environ, self._now()) if self.access is not None else None
+        now = self._now()
+        party = self._party(environ, now) if self.access is not None else None
         try:
             req = parse_request(decode_get_path(key) if get else key, self.cfg.max_certids)
-            answer = self.responder.answer(req, party, key)
+            # The edge reads the time-travel pin once; the sources get it in the context.
+            pinned = self.time_travel and _pinned() is not None
+            answer = self.chain.source.answer(req, Context(now, party, None if pinned else key, pinned))
         except MalformedRequest:
             answer = error_answer(response.MALFORMED_REQUEST)
+        except Unauthorized as exc:
+            answer = error_answer(response.UNAUTHORIZED, exc.kind)
         except Overloaded:
             answer = error_answer(response.TRY_LATER)
         if not get:
@@ -241,10 +277,13 @@ class OcspApp:
         return [answer.der]
 
 
-def make_app(rt: Any) -> OcspApp:
-    """The plug-in factory (mounted by :mod:`jpki_mock.app`): one responder per worker process.  With
-    ``time_travel = true`` it honours ``X-JPKI-Mock-Time`` (docs/time-travel.md); otherwise
-    :func:`ca.timetravel.wsgi` returns the app itself."""
-    app = OcspApp(rt)
-    app.counters.start(rt.config.ocsp.stats_flush_seconds)
-    return timetravel.wsgi(app.wsgi, rt)
+def make_app(config: Config, clock: Clock, store: Store, status: StatusReader, keyring: Keyring,
+             epoch: RevocationEpoch):
+    """The plug-in factory (mounted by :mod:`jpki_mock.app`, served by :mod:`jpki_mock.server`):
+    one responder per worker process, from the parts it reads (configuration, clock, store,
+    certificate status, responder signers, revocation epoch).  With ``time_travel = true`` it
+    honours ``X-JPKI-Mock-Time`` (docs/time-travel.md); otherwise :func:`jpki_mock.travel.wsgi`
+    returns the app itself."""
+    app = OcspApp(config, clock, store, status, keyring, epoch)
+    app.counters.start(config.ocsp.stats_flush_seconds)
+    return timetravel.wsgi(app.wsgi, app)

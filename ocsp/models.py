@@ -7,7 +7,7 @@ from datetime import date
 from sqlalchemy import BigInteger, Date, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from jpki_mock.ca.models import Base
+from jpki_mock.db import Base
 
 
 class OcspLookup(Base):

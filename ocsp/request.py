@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from jpki_mock.errors import MalformedData
 
-from jpki_mock.ocsp import der
-from jpki_mock.ocsp.der import OCTET_STRING, SEQUENCE, DerError
+from jpki_mock import der
+from jpki_mock.der import OCTET_STRING, SEQUENCE, DerError
 
 #: CertID hash algorithms answered (RFC 9919 recommends SHA-256, RFC 5019 used SHA-1).
 HASH_OIDS = {
@@ -57,6 +57,9 @@ class OcspRequest(NamedTuple):
     #: the nonce Extension (whole DER, echoed exactly) and its value, or None
     nonce_extension: bytes | None = None
     nonce: bytes | None = None
+    #: the CA generation that issued every CertID's certificate (a jpki_mock.ca.status.Issuer):
+    #: None as decoded, set by the filter source (ocsp/filter.py) for the sources after it
+    issuer: Any = None
 
 
 #: CertID DER -> parsed CertID.  A client asks about the same certificates again and again,

@@ -2,7 +2,7 @@
 
 Only the parts that change are built per response; the rest are constants.  A response
 with one SingleResponse and no nonce does not depend on the request beyond its CertID, so
-it is signed once and served as bytes until it is refreshed (:mod:`ocsp.source`).
+it is signed once and served as bytes until it is refreshed (:mod:`ocsp.presigned`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from functools import lru_cache
 
 from jpki_mock.ca.signer import ResponderSigner
 
-from jpki_mock.ocsp import der
-from jpki_mock.ocsp.der import ENUMERATED, OCTET_STRING, seq, tlv
+from jpki_mock import der
+from jpki_mock.der import ENUMERATED, OCTET_STRING, seq, tlv
 
 # OCSPResponseStatus (RFC 6960 section 4.2.1); 4 is not used.
 SUCCESSFUL, MALFORMED_REQUEST, INTERNAL_ERROR, TRY_LATER, SIG_REQUIRED, UNAUTHORIZED = 0, 1, 2, 3, 5, 6
@@ -52,7 +52,7 @@ def single_response(cert_id_der: bytes, status: bytes, this_update: bytes, next_
 def times(now: datetime, backdate: timedelta, validity: timedelta) -> tuple[bytes, bytes, bytes]:
     """(producedAt, thisUpdate, [0] EXPLICIT nextUpdate) as encoded GeneralizedTimes: thisUpdate
     backdated by ``backdate``, nextUpdate ``validity`` after it.  Built once a second per issuer
-    (ocsp.source.LiveFrame)."""
+    (ocsp.live.LiveFrame)."""
     this_update = now - backdate
     return (der.generalized_time(now), der.generalized_time(this_update),
             tlv(0xA0, der.generalized_time(this_update + validity)))

@@ -18,6 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from jpki_mock.clock import JST
 from jpki_mock.db import Store
+from jpki_mock.vocab import KINDS as CERT_KINDS
+from jpki_mock.vocab import CertState
 
 from jpki_mock.ocsp.models import OcspLookup
 
@@ -26,8 +28,9 @@ log = logging.getLogger("jpki_mock.ocsp.stats")
 
 #: What an answer is counted by, besides the day and the relying party: the certificate kind
 #: ("-" when no issuer was matched) and the status (an OCSP certStatus, or the OCSP error).
-KINDS = ("sign", "auth", "-")
-STATUSES = ("good", "revoked", "unknown", "unauthorized", "malformedRequest", "tryLater", "internalError")
+KINDS = (*(kind.value for kind in CERT_KINDS), "-")
+STATUSES = (CertState.GOOD.value, CertState.REVOKED.value, "unknown", "unauthorized", "malformedRequest", "tryLater",
+            "internalError")
 #: (kind, status) -> its index in a tally (:meth:`Counters.tally`)
 SLOTS: dict[tuple[str, str], int] = {ks: i for i, ks in enumerate((k, s) for k in KINDS for s in STATUSES)}
 

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                       for serial in serials]
             post_base = dict(GRANIAN_ENVIRON, REQUEST_METHOD="POST", PATH_INFO="/",
                              CONTENT_TYPE="application/ocsp-request", HTTP_AUTHORIZATION=f"Bearer {credential}")
-            app = make_app(rt)
+            app = make_app(rt.config, rt.clock, rt.store, rt.status, rt.keyring, rt.epoch)
             get_base = dict(GRANIAN_ENVIRON, REQUEST_METHOD="GET", HTTP_AUTHORIZATION=f"Bearer {credential}",
                             **{"wsgi.input": io.BytesIO(b"")})
             paths = [get_path("", request_der(issuer.name_hash["sha1"], issuer.key_hash["sha1"], serial))

@@ -190,7 +190,7 @@ def test_ocsp_header_answers_at_that_time_and_caches_nothing(tmp_path):
             "hash_algorithm": {"algorithm": "sha1"}, "issuer_name_hash": issuer.name_hash["sha1"],
             "issuer_key_hash": issuer.key_hash["sha1"], "serial_number": cert.certificate.serial}}]}}).dump()
         path = "/" + base64.b64encode(req).decode()
-        client = Client(make_app(rt))
+        client = Client(make_app(rt.config, rt.clock, rt.store, rt.status, rt.keyring, rt.epoch))
 
         def this_update(headers=None) -> datetime:
             body = client.get(path, headers=headers or {}).get_data()
@@ -204,7 +204,7 @@ def test_ocsp_header_answers_at_that_time_and_caches_nothing(tmp_path):
         assert this_update() == normal  # the pre-signed answer is untouched
         assert client.get(path, headers={timetravel.HEADER: "someday"}).status_code == 400
 
-        # Nonced POSTs too, also once their shape is known (ocsp.source.Responder.nonced).
+        # Nonced POSTs too, also once their shape is known (ocsp.live.LiveSigner.nonced).
         def nonced_this_update(nonce: bytes, headers=None) -> datetime:
             tbs = asn1_ocsp.OCSPRequest.load(req)["tbs_request"].copy()
             tbs["request_extensions"] = [{"extn_id": "nonce", "extn_value": nonce}]

@@ -13,11 +13,10 @@ from asn1crypto import ocsp as a_ocsp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ocsp"))
 
-from ocsp_helpers import call  # noqa: E402
+from ocsp_helpers import call, ocsp_app  # noqa: E402
 
 from jpki_mock.loadtest import ocsp_requests as oreq  # noqa: E402
 from jpki_mock.loadtest.bench.ceiling import app_factory, app_headers, make_app  # noqa: E402
-from jpki_mock.ocsp.http import OcspApp  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +25,7 @@ def responder_answer(seeded):
     issuer = seeded.authority.issuer("auth")
     serial = seeded.authority.list_certificates(kind="auth", status="good", limit=1)[0].serial
     path = oreq.get_path("", oreq.request_der(issuer.name_hash["sha1"], issuer.key_hash["sha1"], serial))
-    return path, call(OcspApp(seeded), "GET", path)
+    return path, call(ocsp_app(seeded), "GET", path)
 
 
 def test_the_ceiling_sends_the_responders_answer(responder_answer):

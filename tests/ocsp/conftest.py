@@ -11,12 +11,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ocsp_helpers import PASSPHRASE, T0, issue  # noqa: E402
+from ocsp_helpers import PASSPHRASE, T0, issue, ocsp_app  # noqa: E402
 
 from jpki_mock.clock import FixedClock  # noqa: E402
 from jpki_mock.config import load_config  # noqa: E402
 from jpki_mock.runtime import Runtime  # noqa: E402
-from jpki_mock.ocsp.http import OcspApp  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +48,7 @@ def items(ort):
 
 @pytest.fixture
 def app(ort, items):
-    return OcspApp(ort)
+    return ocsp_app(ort)
 
 
 @pytest.fixture
@@ -60,6 +59,6 @@ def make_app(ort, items):
         ort.config = ort.config.replace(ocsp=dataclasses.replace(ort.config.ocsp, **ocsp_changes))
         ort.keyring.config = ort.config
         ort.keyring._responders.clear()  # the CA keys stay decrypted; responder signers follow ocsp.signing
-        return OcspApp(ort)
+        return ocsp_app(ort)
 
     return make

@@ -185,3 +185,11 @@ def start_responder(data_dir, env_extra: dict | None = None, workers: int = 2, i
     srv.env["JPKI_MOCK_OCSP_PORT"] = str(srv.port)  # `ocsp serve` listens on ocsp.port, `serve` on PORT
     srv.token = srv.init() if init else None
     return srv.start()
+
+
+def ocsp_app(rt):
+    """The responder's WSGI app (ocsp.http.OcspApp) from a runtime's parts, without the stats
+    flushing thread make_app starts."""
+    from jpki_mock.ocsp.http import OcspApp
+
+    return OcspApp(rt.config, rt.clock, rt.store, rt.status, rt.keyring, rt.epoch)

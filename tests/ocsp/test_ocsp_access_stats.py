@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from cryptography.x509 import ocsp
-from ocsp_helpers import call, get_path, request_der
+from ocsp_helpers import call, get_path, ocsp_app, request_der
 
 from jpki_mock.clock import JST
 from jpki_mock.ocsp import stats
@@ -99,7 +99,7 @@ def test_hot_path_counts_go_to_the_jst_day_they_happen_on(make_app, items, ort, 
 def test_every_answer_the_responder_gives_has_a_counter():
     """Counters hold a slot per (kind, status): a label without one would turn counting into an
     internalError."""
-    from jpki_mock.ocsp.source import LABEL_FOR_STATUS
+    from jpki_mock.ocsp.answer import LABEL_FOR_STATUS
 
     labels = set(LABEL_FOR_STATUS.values()) | {"good", "revoked", "unknown"}
     assert {(kind, label) for kind in ("sign", "auth", "-") for label in labels} <= set(stats.SLOTS)
@@ -129,9 +129,8 @@ def test_admin_api_and_cli_summary(ort, items):
     from flask.testing import FlaskClient  # noqa: F401 - the admin app is Flask
 
     from jpki_mock.app import create_admin_app
-    from jpki_mock.ocsp.http import OcspApp
 
-    app = OcspApp(ort)
+    app = ocsp_app(ort)
     call(app, "GET", get_path(request_der(items[1])))
     app.counters.flush()
     admin = create_admin_app(ort).test_client()

@@ -1,4 +1,4 @@
-"""The short live path for nonced POSTs (``Responder.nonced``): a nonced request shaped like one
+"""The short live path for nonced POSTs (``LiveSigner.nonced``): a nonced request shaped like one
 answered before is signed without the general decoding and answering steps.  It must give
 the general path's bytes, follow revocations at once, and hand every other case back."""
 
@@ -11,7 +11,7 @@ from cryptography.x509 import ReasonFlags, ocsp
 from ocsp_helpers import call, cert_id, multi_request, request_der, verify
 
 import jpki_mock.ocsp.http as ocsp_http
-from jpki_mock.ocsp.source import Responder
+from jpki_mock.ocsp.filter import FilterSource
 
 S = ocsp.OCSPResponseStatus
 
@@ -23,7 +23,7 @@ def _no_general_path(monkeypatch, ort):
         raise AssertionError("the nonced request took the general path")
 
     monkeypatch.setattr(ocsp_http, "parse_request", general)
-    monkeypatch.setattr(Responder, "answer", general)
+    monkeypatch.setattr(FilterSource, "answer", general)
     monkeypatch.setattr(ort.store, "engine", None)  # nor touch the store
 
 
@@ -63,7 +63,7 @@ def test_revocation_and_hold_show_at_once(app, items, ort, monkeypatch):
     assert held.certificate_status == ocsp.OCSPCertStatus.REVOKED
     assert held.revocation_reason == ReasonFlags.certificate_hold
     ort.authority.revoke("sign", item.serial, "keyCompromise")
-    app.responder.check()  # applied here, so that what follows is the short path alone
+    app.chain.presigned.check()  # applied here, so that what follows is the short path alone
     _no_general_path(monkeypatch, ort)
     revoked = call(app, "POST", "/", request_der(item, nonce=b"d" * 16))
     assert revoked.ocsp.revocation_reason == ReasonFlags.key_compromise

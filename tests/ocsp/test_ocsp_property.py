@@ -91,7 +91,7 @@ def test_random_get_paths_get_defined_answers(app, path):
 
 
 def _outcome(parse, body):
-    from jpki_mock.ocsp.der import DerError
+    from jpki_mock.der import DerError
 
     try:
         return parse(body)

@@ -139,7 +139,7 @@ def test_nonce_without_inner_octet_string_is_accepted(items):
 
 def _fix_lengths(der: bytes) -> bytes:
     """Re-encode with asn1crypto-independent length fixing: parse the outer layers and rebuild."""
-    from jpki_mock.ocsp import der as d
+    from jpki_mock import der as d
 
     def rebuild(data: bytes, start: int, end: int) -> bytes:
         out = b""
@@ -241,7 +241,7 @@ def test_a_nonce_without_inner_octet_string_is_never_read_from_a_shape(items):
 
 
 def test_signing_slots_bound_concurrency():
-    from jpki_mock.ocsp.source import SigningSlots
+    from jpki_mock.ocsp.live import SigningSlots
 
     slots = SigningSlots(2)
     assert slots.acquire(0) and slots.acquire(0.01)

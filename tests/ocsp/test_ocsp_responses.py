@@ -182,7 +182,7 @@ def test_nonced_requests_get_fresh_signatures(app, items):
 
 
 def test_nonced_answer_follows_a_revocation_within_the_same_second(app, items, ort):
-    """Nonced answers share their signer and times within a second (ocsp/source.py LiveFrame),
+    """Nonced answers share their signer and times within a second (ocsp/live.py LiveFrame),
     never a certificate's status: a revocation shows at once, on the clock's same second."""
     item = items[1]
     before = call(app, "POST", "/", request_der(item, nonce=b"1" * 16)).ocsp
@@ -364,13 +364,13 @@ def test_store_failure_is_internal_error_and_the_app_keeps_serving(app, items, o
 @pytest.mark.parametrize("shape_known", [False, True], ids=["general path", "short nonced path"])
 def test_saturated_signer_answers_try_later(make_app, items, shape_known):
     app = make_app(live_sign_concurrency=1, live_sign_wait_ms=0)
-    if shape_known:  # a request like it answered before: the next one takes Responder.nonced
+    if shape_known:  # a request like it answered before: the next one takes LiveSigner.nonced
         assert call(app, "POST", "/", request_der(items[0], nonce=b"w" * 16)).status == 200
-    app.responder._signing.acquire()
+    app.chain.live._signing.acquire()
     try:
         resp = call(app, "POST", "/", request_der(items[0], nonce=b"x" * 16))
     finally:
-        app.responder._signing.release()
+        app.chain.live._signing.release()
     assert resp.status == 503 and resp.headers["Retry-After"] == "1"
     assert resp.ocsp.response_status == S.TRY_LATER
     assert call(app, "POST", "/", request_der(items[0], nonce=b"x" * 16)).ocsp.response_status == S.SUCCESSFUL
