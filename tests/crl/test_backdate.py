@@ -123,3 +123,37 @@ def test_the_schedule_counts_periods_from_the_issue_time(rt, clock):
 def test_negative_backdate_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="crl.backdate_seconds"):
         load_config({"JPKI_MOCK_CRL_BACKDATE_SECONDS": "-1"}, data_dir=tmp_path)
+
+
+def test_time_travel_serves_a_crl_only_from_its_issue_time(config, clock, issue):
+    """X-JPKI-Mock-Time picks the CRL published by then: a backdated thisUpdate does not make a CRL
+    appear before it was issued."""
+    from cryptography import x509
+    from werkzeug.test import Client
+
+    from jpki_mock import travel
+    from jpki_mock.crl.http import make_app
+
+    runtime = Runtime.open(config.replace(time_travel=True), clock)
+    try:
+        runtime.authority.init()
+        pub = Publisher(CrlDeps.of(runtime))
+        stream = Stream(runtime.authority.issuer("sign"), "full")
+        first = clock.now()
+        pub.publish(stream)
+        clock.advance(hours=1)
+        pub.publish(stream)
+        client = Client(make_app(CrlDeps.of(runtime)))
+
+        def number_at(when):
+            r = client.get("/sign/g1/full.crl", headers={travel.HEADER: when.isoformat()})
+            if r.status_code != 200:
+                return r.status_code
+            return x509.load_der_x509_crl(r.get_data()).extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+        assert number_at(first - timedelta(seconds=1)) == 404  # inside number 1's backdated window: not issued yet
+        assert number_at(first) == 1
+        assert number_at(clock.now() - timedelta(seconds=1)) == 1  # number 2's thisUpdate has passed, its issue not
+        assert number_at(clock.now()) == 2
+    finally:
+        runtime.close()
