@@ -252,3 +252,15 @@ def test_recovery_at_start_reconciles_every_stream(db_rt, issue, tmp_path):
         h.publish()
         assert h.pub.latest(h.stream).number == expected
         h.check_consistent()
+
+
+def test_concurrent_publishers_never_share_a_number(db_rt, tmp_path):
+    """Three `jpki-mock crl publish` processes at once on one scope: three numbers, three CRLs."""
+    h = Harness(db_rt, tmp_path)
+    procs = [subprocess.Popen(h.args(), env=h.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for _ in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()[-3000:]
+    h.check_consistent()
+    assert h.check_archive_and_records() == [1, 2, 3]
