@@ -32,7 +32,7 @@ from jpki_mock.access import AccessControl
 from jpki_mock.vocab import KINDS
 from jpki_mock.web import http_status, not_modified
 
-from jpki_mock.crl.publisher import CrlDeps, Publisher
+from jpki_mock.crl.publisher import CrlDeps, Publisher, issued_at
 
 log = logging.getLogger("jpki_mock.crl.http")
 
@@ -162,9 +162,11 @@ class CrlApp:
 
     def _number_at(self, stream, at) -> int | None:
         """Time travel (docs/time-travel.md): the CRL a verifier would have fetched at ``at`` is
-        the last one published by then; None (the current file) when that is the latest."""
+        the last one published by then; None (the current file) when that is the latest.  "Published"
+        is the issue time, not the backdated thisUpdate: before it, that CRL did not exist yet."""
         records = self.publisher.records(stream)
-        earlier = [r for r in records if r.this_update <= at]
+        backdate = self.deps.config.crl.backdate_seconds
+        earlier = [r for r in records if issued_at(r, backdate) <= at]
         if not earlier:
             raise errors.NotFound(f"{stream.label} had no CRL published yet at {at.isoformat()}",
                                   field=timetravel.HEADER)

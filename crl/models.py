@@ -2,9 +2,10 @@
 
 A *stream* is one CA generation x one scope (``full``, ``arl`` or a municipality code) x
 complete/delta.  Complete and delta CRLs of one scope share a single cRLNumber sequence
-(RFC 5280 section 5.2.3), so the next number is the scope's highest number + 1; the unique
-constraint makes a second publisher with the same number fail instead of serving two CRLs
-with one number.
+(RFC 5280 section 5.2.3).  Numbers are handed out by the scope's row in the kernel's
+``counters`` table, reserved and committed before a CRL is written (crl.publisher), so a crash
+skips a number instead of reusing it; the unique constraint makes a second CRL recorded with
+the same number fail instead of serving two CRLs with one number.
 """
 
 from __future__ import annotations

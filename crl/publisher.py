@@ -3,17 +3,22 @@
 Publishing one stream (see :class:`Stream`):
 
 1. take the stream scope's lock (several processes may publish: the server's schedule, the
-   CLI, the admin API);
-2. stream the revoked entries into a temporary file next to the served one (crl.writer);
-3. check it with an independent parser (pyca/cryptography): every entry parses, the
+   CLI, the admin API) and :meth:`Publisher.recover` the stream from any earlier crash;
+2. reserve the next cRLNumber of the scope in the database and commit (a ``counters`` row,
+   :func:`jpki_mock.db.next_values`): nothing is ever published under a number the store has
+   not handed out, so a crash can skip a number but never reuse one (RFC 5280 section 5.2.3);
+3. stream the revoked entries into a temporary file next to the served one (crl.writer);
+4. check it with an independent parser (pyca/cryptography): every entry parses, the
    signature verifies against the issuing generation's key, issuer, AKI, cRLNumber greater
    than the last one, times, scope extensions; a failure deletes the temporary file and
    raises :class:`jpki_mock.errors.PublishError` saying why;
-4. hard-link it into the archive, fsync, ``rename`` it over the served file (atomic on
+5. hard-link it into the archive, fsync, ``rename`` it over the served file (atomic on
    POSIX: readers see the old CRL or the new one, never a partial one), fsync the directory;
-5. record it in ``crl_published``.
+6. record it in ``crl_published``.
 
-A crash anywhere before step 4 leaves the previous CRL served and intact.
+A crash before step 5's rename leaves the previous CRL served; recovery deletes the temporary
+file and an archive link without a record.  A crash between the rename and step 6 leaves a
+served CRL newer than the store's latest record; recovery records it (see :meth:`Publisher.recover`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,14 +38,15 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, utils
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from jpki_mock import der, municipalities, names, urls
 from jpki_mock.ca.signer import Keyring
 from jpki_mock.ca.status import Issuer, StatusReader
 from jpki_mock.clock import Clock
 from jpki_mock.config import Config
-from jpki_mock.db import Store
+from jpki_mock.db import Counter, Store, next_values
 from jpki_mock.errors import Conflict, InvalidInput, MalformedData, NotFound, PublishError
 
 from jpki_mock.crl import extensions
@@ -50,6 +57,9 @@ from jpki_mock.crl.writer import CrlHeader, write_crl
 log = logging.getLogger("jpki_mock.crl")
 
 FULL, ARL = "full", "arl"
+
+#: ``.tmp-<stream name>-<number>-<pid>.crl``: a CRL being written, or left by a crash.
+_TMP = re.compile(r"^\.tmp-(?P<name>[0-9a-z-]+)-(?P<number>[0-9]+)-(?P<pid>[0-9]+)\.crl$")
 
 
 class Services(Protocol):
@@ -201,10 +211,10 @@ class Publisher:
                 .order_by(PublishedCrl.number)
             ).all())
 
-    def _last_number(self, stream: Stream) -> int:
-        with self.store.session() as s:
-            return int(s.scalar(select(func.max(PublishedCrl.number)).where(
-                PublishedCrl.ca_id == stream.issuer.id, PublishedCrl.scope == stream.scope)) or 0)
+    @staticmethod
+    def _last_number(stream: Stream, s) -> int:
+        return int(s.scalar(select(func.max(PublishedCrl.number)).where(
+            PublishedCrl.ca_id == stream.issuer.id, PublishedCrl.scope == stream.scope)) or 0)
 
     def due(self, stream: Stream, now: datetime) -> bool:
         """Never published, its period has passed, or (delta) a newer complete CRL exists."""
@@ -212,7 +222,7 @@ class Publisher:
         if last is None:
             return not stream.delta or self.latest(stream.base()) is not None
         period = self.config.crl.delta_period_seconds if stream.delta else self.config.crl.period_seconds
-        if now >= last.this_update + timedelta(seconds=period):
+        if now >= issued_at(last, self.config.crl.backdate_seconds) + timedelta(seconds=period):
             return True
         if stream.delta:
             base = self.latest(stream.base())
@@ -267,29 +277,198 @@ class Publisher:
     def publish(self, stream: Stream) -> PublishedCrl:
         """Build, check and atomically publish the next CRL of ``stream``."""
         with self._lock(stream):
+            for same_scope in _scope_streams(stream):
+                self._recover_locked(same_scope)
             return self._publish_locked(stream)
 
+    # ------------------------------------------------------------------ numbers
+    @staticmethod
+    def _counter(stream: Stream) -> str:
+        return f"crl-{stream.issuer.id}-{stream.scope}"  # one sequence per scope: complete and delta share it
+
+    def _raise_counter(self, s, stream: Stream, floor: int) -> None:
+        """Make the scope's counter at least ``floor`` (inside the caller's transaction): a number
+        found on disk or in the store is never handed out again.  Data published before numbers
+        were reserved has no counter yet; it starts from what was published.  The UPDATE comes
+        first so that SQLite takes its write lock at once (a read first could not upgrade)."""
+        name = self._counter(stream)
+        done = s.execute(update(Counter).where(Counter.name == name, Counter.value < floor).values(value=floor))
+        if done.rowcount == 0 and s.scalar(select(Counter.value).where(Counter.name == name)) is None:
+            s.add(Counter(name=name, value=floor))
+            s.flush()
+
+    def _reserve(self, stream: Stream) -> tuple[int, int]:
+        """Reserve and commit the scope's next cRLNumber before anything is written under it;
+        returns (number, highest number recorded as published)."""
+        for attempt in range(3):
+            try:
+                with self.store.session() as s:
+                    number = next_values(s, self._counter(stream), start=1)  # row-locked until commit
+                    last = self._last_number(stream, s)
+                    if number <= last:  # a scope published before numbers were reserved
+                        s.execute(update(Counter).where(Counter.name == self._counter(stream)).values(value=last + 1))
+                        number = last + 1
+                    return number, last
+            except IntegrityError:  # another host created the counter row first: read it again
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ recovery
+    def recover(self, streams: Iterable[Stream] | None = None) -> None:
+        """Make every stream's files and records agree after a crash (run by the server's
+        schedule at start; :meth:`publish` runs it for its own stream first).  Delta streams are
+        included even when ``crl.delta`` is off: their files may remain from when it was on."""
+        for stream in streams if streams is not None else self.streams(delta=True):
+            with self._lock(stream):
+                self._recover_locked(stream)
+
+    def _recover_locked(self, stream: Stream) -> None:
+        """Sweep temporary files; reconcile the served file, the archive and the store.
+
+        The served file is renamed into place before its record is committed, so a crash can
+        leave it one CRL ahead of the store.  It was fully written, fsynced and checked (step 4)
+        before the rename and relying parties may already have fetched it, so it is *recorded*,
+        not rolled back to the previous CRL: RFC 5280 section 5.2.3 requires cRLNumber to
+        increase for every CRL of the scope, and putting number N-1 back after N was served
+        would make the served number go backwards, while the next publish could not tell N
+        was taken.  Its number was reserved before it was written, so recording it hands out
+        nothing twice.  Anything else that disagrees with the store (a file that does not
+        parse or verify, or an older one) is replaced by the archived CRL of the latest record,
+        and an archive link made before a crash stopped the rename is deleted: that CRL was
+        never served as current and its number stays used up.  A served file that verifies but
+        has no archive to replace it with stays served (a verifiable older CRL beats none)."""
+        current = self.current_file(stream)
+        if not current.parent.is_dir():
+            return
+        for path in current.parent.iterdir():
+            m = _TMP.match(path.name)
+            if m and m["name"] == stream.name:
+                path.unlink(missing_ok=True)
+        latest = self.latest(stream)
+        served = current.exists()
+        if served and (latest is None or _sha256_file(current) != latest.sha256):
+            data = current.read_bytes()
+            found = self._inspect(data, stream)
+            if found is not None and (latest is None or found.number > latest.number) \
+                    and not self._taken(stream, found.number):
+                latest = self._record_recovered(stream, found, data)
+                log.warning("recovered %s number %d: served but not recorded before a crash", stream.label,
+                            found.number)
+            else:
+                if found is not None:
+                    with self.store.session() as s:
+                        self._raise_counter(s, stream, found.number)
+                self._restore(stream, latest, valid=found is not None)
+        elif not served and latest is not None:
+            self._restore(stream, latest, valid=False)
+        if latest is not None:
+            archived = self.archive_file(stream, latest.number)
+            if not archived.exists() and current.exists() and _sha256_file(current) == latest.sha256:
+                archived.parent.mkdir(parents=True, exist_ok=True)
+                os.link(current, archived)
+                _fsync_dir(archived.parent)
+        self._drop_unrecorded_archives(stream, latest.number if latest is not None else 0)
+
+    def _taken(self, stream: Stream, number: int) -> bool:
+        """Whether a CRL of the scope (complete or delta) is recorded under ``number``."""
+        with self.store.session() as s:
+            return s.scalar(select(PublishedCrl.id).where(
+                PublishedCrl.ca_id == stream.issuer.id, PublishedCrl.scope == stream.scope,
+                PublishedCrl.number == number).limit(1)) is not None
+
+    def _inspect(self, data: bytes, stream: Stream) -> "_Found | None":
+        """The served file's number and fields when it is a valid CRL of ``stream``, else None."""
+        try:
+            crl = x509.load_der_x509_crl(data)
+            number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+            try:
+                delta_base = crl.extensions.get_extension_for_class(x509.DeltaCRLIndicator).value.crl_number
+            except x509.ExtensionNotFound:
+                delta_base = None
+            if (delta_base is not None) != stream.delta:
+                return None
+            check_crl(data, issuer=stream.issuer, number=number, last_number=0, this_update=crl.last_update_utc,
+                      next_update=crl.next_update_utc, entries=len(crl), delta_base=delta_base,
+                      scoped=stream.scope != FULL)
+        except (ValueError, x509.ExtensionNotFound, PublishError) as exc:
+            log.error("%s: the served CRL is not a valid CRL of this stream: %s", stream.label, exc)
+            return None
+        return _Found(number, delta_base, crl.last_update_utc, crl.next_update_utc, len(crl))
+
+    def _record_recovered(self, stream: Stream, found: "_Found", data: bytes) -> PublishedCrl:
+        with self.store.session() as s:
+            self._raise_counter(s, stream, found.number)
+            # The revocation sequence the crashed publisher read is lost; the scope's highest
+            # recorded one is no later than it, so a delta built on this CRL lists every change
+            # it must (and at worst repeats some entries this CRL already has).
+            seq = s.scalar(select(func.max(PublishedCrl.revocation_seq)).where(
+                PublishedCrl.ca_id == stream.issuer.id, PublishedCrl.scope == stream.scope)) or 0
+            rec = PublishedCrl(
+                ca_id=stream.issuer.id, scope=stream.scope, delta=stream.delta, number=found.number,
+                base_number=found.delta_base, this_update=found.this_update, next_update=found.next_update,
+                revocation_seq=seq, entries=found.entries, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                published_at=self.clock.now(),
+            )
+            s.add(rec)
+        return rec
+
+    def _restore(self, stream: Stream, latest: PublishedCrl | None, valid: bool) -> None:
+        """Serve the archived CRL of the latest record again (linked through a temporary file and
+        renamed, like a publication).  Without one, a served file that is not valid is removed."""
+        current = self.current_file(stream)
+        archived = self.archive_file(stream, latest.number) if latest is not None else None
+        if archived is not None and archived.exists() and _sha256_file(archived) == latest.sha256:
+            tmp = current.parent / f".tmp-{stream.name}-{latest.number}-{os.getpid()}.crl"
+            tmp.unlink(missing_ok=True)
+            os.link(archived, tmp)
+            os.replace(tmp, current)
+            _fsync_dir(current.parent)
+            log.warning("%s: serving number %d again (the served file disagreed with the store)", stream.label,
+                        latest.number)
+        elif not valid and current.exists():
+            current.unlink()
+            _fsync_dir(current.parent)
+            log.error("%s: removed a served file that is not a valid CRL; publish to serve one", stream.label)
+
+    def _drop_unrecorded_archives(self, stream: Stream, latest_number: int) -> None:
+        folder = self.archive_file(stream, 1).parent
+        if not folder.is_dir():
+            return
+        orphans = [p for p in folder.iterdir()
+                   if p.suffix == ".crl" and p.stem.isdigit() and int(p.stem) > latest_number]
+        if not orphans:
+            return
+        with self.store.session() as s:
+            self._raise_counter(s, stream, max(int(p.stem) for p in orphans))
+        for p in orphans:
+            p.unlink(missing_ok=True)
+        _fsync_dir(folder)
+
+    # ------------------------------------------------------------------ publishing
     def _publish_locked(self, stream: Stream) -> PublishedCrl:
         issuer = stream.issuer
         now = self.clock.now()
-        last_number = self._last_number(stream)
-        number = last_number + 1
         base = None
         if stream.delta:
             base = self.latest(stream.base())
             if base is None:
                 raise Conflict(f"{stream.label}: no complete CRL to build a delta on yet",
                                field="partition", allowed=f"publish {stream.base().label} first")
+        number, last_number = self._reserve(stream)
         seq = self.status.current_seq()  # read before the entries: later changes go to the next delta
         crl_cfg = self.config.crl
         period = crl_cfg.delta_period_seconds if stream.delta else crl_cfg.period_seconds
+        # nextUpdate counts from the issue time, not the backdated thisUpdate: backdating must
+        # not shorten the time until the next CRL.
         next_update = now + timedelta(seconds=period + crl_cfg.grace_seconds)
         freshest = None
         if crl_cfg.delta and not stream.delta and stream.scope != ARL:
             freshest = [extensions.uri(self.config.public_url + Stream(issuer, stream.scope, True).path())]
         exts = extensions.crl_extensions(ski=issuer.ski, number=number, delta_base=base.number if base else None,
                                          freshest=freshest, **self._idp(stream))
-        head = CrlHeader(issuer.name_der, now, next_update, exts)
+        head = CrlHeader(issuer.name_der, now - timedelta(seconds=crl_cfg.backdate_seconds), next_update, exts,
+                         issued_at=now)
         current = self.current_file(stream)
         current.parent.mkdir(parents=True, exist_ok=True)
         tmp = current.parent / f".tmp-{stream.name}-{number}-{os.getpid()}.crl"
@@ -299,20 +478,20 @@ class Publisher:
             written = write_crl(tmp, head, prefetched(self._rows(stream, now, base)), signer,
                                 issuer.certificate.public_key().key_size)
             check_crl(tmp.read_bytes(), issuer=issuer, number=number, last_number=last_number,
-                      this_update=now, next_update=next_update, entries=written.entries,
+                      this_update=written.this_update, next_update=next_update, entries=written.entries,
                       delta_base=base.number if base else None, scoped=stream.scope != FULL)
             archived = self.archive_file(stream, number)
             archived.parent.mkdir(parents=True, exist_ok=True)
             archived.unlink(missing_ok=True)
             os.link(tmp, archived)
+            _fsync_dir(archived.parent)
             os.replace(tmp, current)
             _fsync_dir(current.parent)
-            _fsync_dir(archived.parent)
         finally:
             tmp.unlink(missing_ok=True)
         rec = PublishedCrl(
             ca_id=issuer.id, scope=stream.scope, delta=stream.delta, number=number,
-            base_number=base.number if base else None, this_update=now, next_update=next_update,
+            base_number=base.number if base else None, this_update=written.this_update, next_update=next_update,
             revocation_seq=seq, entries=written.entries, size=written.size, sha256=written.sha256,
             published_at=self.clock.now(),
         )
@@ -348,6 +527,40 @@ class Publisher:
             except Exception as exc:  # logged by the caller; the previous CRL stays served
                 failed.append((stream, exc))
         return done, failed
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A valid CRL found on disk by recovery."""
+
+    number: int
+    delta_base: int | None
+    this_update: datetime
+    next_update: datetime
+    entries: int
+
+
+def _scope_streams(stream: Stream) -> list[Stream]:
+    """The streams sharing ``stream``'s scope, number sequence and lock: complete and delta."""
+    base = stream.base()
+    return [base] if base.scope == ARL else [base, Stream(base.issuer, base.scope, True)]
+
+
+def issued_at(rec: PublishedCrl, backdate_seconds: int) -> datetime:
+    """When a recorded CRL was issued: its thisUpdate is backdated (at most ``backdate_seconds``,
+    less when raised to a revocationDate) and it was recorded after the issue, so the earlier of
+    thisUpdate + backdate and the record time is the issue time, give or take the seconds the
+    writing took.  The schedule counts its period from this, so backdating does not make each
+    day's CRL come earlier than the last."""
+    return min(rec.this_update + timedelta(seconds=backdate_seconds), rec.published_at)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def check_scope(partition: str) -> str:

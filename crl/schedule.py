@@ -34,10 +34,13 @@ def run_once(publisher: Publisher) -> int:
 
 
 def start(deps: CrlDeps) -> Callable[[], None]:
-    """Publish what is due now, then keep doing so in a thread; returns the function that stops it."""
+    """Recover from a crash of an earlier publisher (even with the schedule off: the served files
+    and the store must agree before the first request), publish what is due now, then keep
+    doing so in a thread; returns the function that stops it."""
+    publisher = Publisher(deps)
+    publisher.recover()
     if not deps.config.crl.schedule:
         return lambda: None
-    publisher = Publisher(deps)
     run_once(publisher)
     stopping = threading.Event()
 

@@ -49,12 +49,17 @@ class PrehashSigner(Protocol):
 
 @dataclass(frozen=True)
 class CrlHeader:
-    """What a CRL says besides its entries."""
+    """What a CRL says besides its entries.
+
+    Without ``issued_at``, ``this_update`` is written as given.  With it, ``this_update`` is the
+    backdated issue time and the written thisUpdate is ``min(issued_at, max(this_update, latest
+    revocationDate among the entries))``: see :func:`backdated_this_update`."""
 
     issuer_name_der: bytes
     this_update: datetime
     next_update: datetime
     extensions_der: bytes  # the Extensions SEQUENCE, see crl.extensions.crl_extensions
+    issued_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,25 @@ class Written:
     entries: int
     size: int
     sha256: str
+    #: the thisUpdate written into the CRL.
+    this_update: datetime
+
+
+def backdated_this_update(backdated: datetime, issued_at: datetime, latest_revocation: int | None) -> datetime:
+    """thisUpdate of a CRL issued at ``issued_at`` whose backdating policy asks for ``backdated``.
+
+    Backdating lets a verifier whose clock runs a little behind accept a fresh CRL (the same
+    policy as OCSP's thisUpdate, ``ocsp.backdate_seconds``).  But thisUpdate is the date the
+    list was issued (RFC 5280 section 5.1.2.4) and each entry's revocationDate is when that
+    revocation happened (section 5.1.2.6): a list cannot claim to be issued before a revocation
+    it lists, or a verifier comparing a signature time between the two would see a
+    "revoked after this CRL" entry on it.  So thisUpdate is raised to the latest revocationDate
+    among the entries, which still lies in the past and so keeps as much backdating as possible.
+    It never goes past the issue time: a revocation recorded at a travelled-forward clock
+    (docs/time-travel.md) must not make a CRL valid only in the future."""
+    if latest_revocation is not None:
+        backdated = max(backdated, datetime.fromtimestamp(latest_revocation, timezone.utc))
+    return min(backdated, issued_at)
 
 
 def crl_time(when: datetime) -> bytes:
@@ -73,18 +97,22 @@ def crl_time(when: datetime) -> bytes:
     return der.x509_time(when.astimezone(timezone.utc))
 
 
-def encode_entries(rows: Iterable[tuple[int, int, int]], out: BinaryIO, flush_at: int = _FLUSH_AT) -> tuple[int, int]:
+def encode_entries(rows: Iterable[tuple[int, int, int]], out: BinaryIO,
+                   flush_at: int = _FLUSH_AT) -> tuple[int, int, int | None]:
     """Encode ``(serial, revoked_at epoch seconds, reason)`` rows as RevokedCertificate SEQUENCEs
-    into ``out``; returns (count, bytes written).  The hot loop of a large CRL: times are
-    assembled from cached day / minute / second pieces (``time.gmtime`` per entry costs 3x more)."""
+    into ``out``; returns (count, bytes written, latest revocation epoch or None).  The hot loop
+    of a large CRL: times are assembled from cached day / minute / second pieces (``time.gmtime``
+    per entry costs 3x more)."""
     buf = bytearray()
     count = total = 0
     exts = ENTRY_EXTENSIONS
     days: dict[int, bytes] = {}
-    last_epoch, when = None, b""
+    last_epoch, when, latest = None, b"", None
     for serial, epoch, reason in rows:
         if epoch != last_epoch:  # holder events revoke several certificates in the same second
             last_epoch = epoch
+            if latest is None or epoch > latest:
+                latest = epoch
             day, second = divmod(epoch, 86400)
             prefix = days.get(day)
             if prefix is None:  # tag, length and YYMMDD (or YYYYMMDD) of that day: drop "hhmmssZ"
@@ -105,7 +133,7 @@ def encode_entries(rows: Iterable[tuple[int, int, int]], out: BinaryIO, flush_at
             buf.clear()
     out.write(buf)
     total += len(buf)
-    return count, total
+    return count, total, latest
 
 
 def signature_length(public_key_bits: int) -> int:
@@ -117,10 +145,15 @@ def write_crl(path: Path, head: CrlHeader, rows: Iterable[tuple[int, int, int]],
     """Write a signed CRL to ``path`` (a new file; the publisher renames it into place)."""
     path = Path(path)
     with tempfile.TemporaryFile(dir=path.parent, prefix=".entries-") as spill:
-        count, entries_len = encode_entries(rows, spill)
+        # The entries go first (into the spill file): DER puts thisUpdate before them, but with
+        # backdating its value depends on their latest revocationDate.
+        count, entries_len, latest = encode_entries(rows, spill)
         spill.seek(0)
+        this_update = head.this_update
+        if head.issued_at is not None:
+            this_update = backdated_this_update(head.this_update, head.issued_at, latest)
         pre = (_VERSION_V2 + signer.algorithm_der + head.issuer_name_der
-               + crl_time(head.this_update) + crl_time(head.next_update))
+               + crl_time(this_update) + crl_time(head.next_update))
         # RFC 5280 section 5.1.2.6: with no revoked certificates the list MUST be absent, not empty.
         revoked_header = der.header(der.SEQUENCE, entries_len) if count else b""
         ext_part = der.tlv(der.CONTEXT_0, head.extensions_der)
@@ -152,4 +185,4 @@ def write_crl(path: Path, head: CrlHeader, rows: Iterable[tuple[int, int, int]],
             emit(signer.algorithm_der + der.bit_string(signature))
             out.flush()
             os.fsync(out.fileno())
-    return Written(path=path, entries=count, size=size, sha256=file_hash.hexdigest())
+    return Written(path=path, entries=count, size=size, sha256=file_hash.hexdigest(), this_update=this_update)

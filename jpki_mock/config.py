@@ -88,8 +88,12 @@ class CrlConfig:
 
     #: seconds between scheduled publications (86400: daily, as J-LIS does).
     period_seconds: int = 86400
-    #: nextUpdate = thisUpdate + period + grace, so a late run never leaves clients with an expired CRL.
+    #: nextUpdate = issue time + period + grace, so a late run never leaves clients with an expired CRL.
     grace_seconds: int = 21600
+    #: thisUpdate is backdated by this many seconds, as OCSP's (``ocsp.backdate_seconds``, same
+    #: default), so a verifier whose clock runs behind does not find a fresh CRL "not yet valid";
+    #: never earlier than the latest revocationDate the CRL lists (docs/crl.md).
+    backdate_seconds: int = 300
     #: also publish delta CRLs (RFC 5280 section 5.2.4); not part of the real JPKI.
     delta: bool = False
     delta_period_seconds: int = 3600

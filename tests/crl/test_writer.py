@@ -115,12 +115,12 @@ def test_encoding_memory_does_not_grow_with_entries():
     sink = io.BufferedWriter(io.FileIO("/dev/null", "w"))
     tracemalloc.start()
     try:
-        count, size = encode_entries(((i + 1, epoch + i, 1) for i in range(30_000)), sink, flush_at=1 << 16)
+        count, size, latest = encode_entries(((i + 1, epoch + i, 1) for i in range(30_000)), sink, flush_at=1 << 16)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
         sink.close()
-    assert count == 30_000 and size > 1_000_000
+    assert count == 30_000 and size > 1_000_000 and latest == epoch + 29_999
     assert peak < 250_000, peak
 
 
