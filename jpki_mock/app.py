@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from jpki_mock import errors, urls as u
+from jpki_mock import errors
 from jpki_mock.ca import api as ca_api
 from jpki_mock.crl import admin as crl_admin
 from jpki_mock.crl import http as crl_http
@@ -22,6 +22,7 @@ from jpki_mock.kit import api as kit_api
 from jpki_mock.kit import timetravel as kit_timetravel
 from jpki_mock.ocsp import admin as ocsp_admin
 from jpki_mock.ocsp import http as ocsp_http
+from jpki_mock.public import pages
 from jpki_mock.runtime import Runtime
 from jpki_mock.web import RUNTIME_KEY, http_status
 
@@ -31,13 +32,6 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 #: every admin blueprint, mounted under /admin/api behind the bearer token
 ADMIN_BLUEPRINTS = (ca_api.bp, crl_admin.bp, ocsp_admin.bp, kit_api.bp, kit_timetravel.bp)
-
-CPS_TEXT = """jpki-mock certification practice statement (mock)
-
-These certificates come from jpki-mock, a test double of Japan's JPKI. They certify nothing
-about anyone: every name, address and key is test data. Do not trust them outside tests.
-"""
-
 
 class PrefixDispatcher:
     """Route by path prefix before any framework runs: the OCSP hot path never touches Flask."""
@@ -56,19 +50,8 @@ class PrefixDispatcher:
         return self.default(environ, start_response)
 
 
-def urls(rt: Runtime) -> dict[str, Any]:
-    """The service's public URLs: what ``/`` answers and ``make run`` prints."""
-    base = rt.config.public_url
-    out: dict[str, Any] = {"service": "jpki-mock", "admin_api": base + "/admin/api", "ocsp": u.ocsp_url(base), "crls": {}}
-    if rt.store.is_initialised():
-        for i in rt.authority.issuers():
-            out["crls"][i.label] = {"full": u.crl_url(base, i.kind, i.generation),
-                                    "arl": u.crl_url(base, i.kind, i.generation, "arl")}
-    return out
-
-
 def create_admin_app(rt: Runtime) -> Flask:
-    """The Flask app: the admin API (every blueprint), ``/`` and ``/cps``; the one place where
+    """The Flask app: the public pages and the admin API (every blueprint); the one place where
     domain errors become JSON error answers."""
     app = Flask("jpki_mock_admin")
     app.extensions[RUNTIME_KEY] = rt
@@ -109,14 +92,7 @@ def create_admin_app(rt: Runtime) -> Flask:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return jsonify({"error": "internal_error", "message": "internal error; see the server log"}), 500
 
-    @app.get("/")
-    def index() -> Response:
-        return jsonify(urls(rt))
-
-    @app.get("/cps")
-    def cps() -> Response:
-        return Response(CPS_TEXT, mimetype="text/plain; charset=utf-8")
-
+    app.register_blueprint(pages.bp)
     for blueprint in ADMIN_BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix="/admin/api")
     return app
