@@ -6,10 +6,10 @@ from datetime import datetime
 
 import pytest
 
+from jpki_mock.ca.seed import seed_holders
 from jpki_mock.clock import UTC, FixedClock
 from jpki_mock.config import load_config
 from jpki_mock.runtime import Runtime
-from jpki_mock.ca.seed import seed_holders
 
 
 @pytest.fixture(scope="session")
