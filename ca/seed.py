@@ -32,7 +32,7 @@ from jpki_mock.ca.serials import REVOCATION_SEQ_START, SERIAL_START, SERIALS
 from jpki_mock.ca.signer import Keyring, SealedSigner
 from jpki_mock.ca.status import REVOCATION_SEQ
 from jpki_mock.clock import JST, Clock
-from jpki_mock.db import Store, next_values
+from jpki_mock.db import Base, Store, next_values
 from jpki_mock.epoch import RevocationEpoch
 from jpki_mock.vocab import KINDS, CertState, HolderState, Kind, Reason
 
@@ -217,8 +217,9 @@ class _Batches:
                 serial = first[kind] + used[kind]
                 used[kind] += 1
                 cn = profile.sign_cn(nb, serial, muni) if kind == Kind.SIGN else profile.auth_cn(rng)
-                b4t: Basic4Tuple | None = (h["name"], h["date_of_birth"], h["gender"], h["address"], h["name_flags"],
-                       h["address_flags"], h["municipality"]) if kind == Kind.SIGN else None
+                b4t: Basic4Tuple | None = (
+                    h["name"], h["date_of_birth"], h["gender"], h["address"], h["name_flags"], h["address_flags"],
+                    h["municipality"]) if kind == Kind.SIGN else None
                 jobs.append((self.issuers[kind].id, kind, serial, cn, rng.randrange(self.key_pool), nb, na,
                              h["municipality"], b4t))
                 fates.append((hid, fate))
@@ -261,7 +262,7 @@ class _Batches:
         return revoked
 
 
-def _table(model: type[Holder | Certificate]) -> Table:
+def _table(model: type[Base]) -> Table:
     """The mapped Table (declarative ``__table__`` is typed as any FromClause)."""
     return model.metadata.tables[model.__tablename__]
 
