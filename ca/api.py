@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -75,7 +76,7 @@ def _format() -> str:
     return fmt
 
 
-def _certificate_response(der: bytes, fmt: str, as_json) -> Response:
+def _certificate_response(der: bytes, fmt: str, as_json: Callable[[], dict[str, Any]]) -> Response:
     if fmt == "der":
         return Response(der, mimetype="application/pkix-cert")
     if fmt == "pem":
@@ -85,7 +86,7 @@ def _certificate_response(der: bytes, fmt: str, as_json) -> Response:
 
 # ---------------------------------------------------------------- CAs
 @bp.get("/cas")
-def list_cas():
+def list_cas() -> Response:
     return jsonify([
         {"issuer": i.label, "kind": i.kind, "generation": i.generation, "serial": i.certificate.serial_number,
          "not_before": iso(i.not_before), "not_after": iso(i.not_after), "revoked_at": iso(i.revoked_at),
@@ -95,7 +96,7 @@ def list_cas():
 
 
 @bp.get("/cas/<kind>/<int:generation>")
-def show_ca(kind: str, generation: int):
+def show_ca(kind: str, generation: int) -> Response:
     fmt = _format()
     issuer = runtime().authority.issuer(kind, generation)
     return _certificate_response(issuer.der, fmt, lambda: {
@@ -104,52 +105,54 @@ def show_ca(kind: str, generation: int):
 
 
 @bp.post("/cas/<kind>/rollover")
-def rollover(kind: str):
+def rollover(kind: str) -> tuple[Response, int]:
     body()
     issuer = runtime().authority.rollover(kind)
     return jsonify({"issuer": issuer.label, "generation": issuer.generation, "pem": issuer.pem}), 201
 
 
 @bp.post("/cas/<kind>/<int:generation>/revoke")
-def revoke_ca(kind: str, generation: int):
+def revoke_ca(kind: str, generation: int) -> Response:
     data = body()
     issuer = runtime().authority.revoke_ca(kind, generation, data.get("reason", Reason.CA_COMPROMISE.rfc_name))
-    return jsonify({"issuer": issuer.label, "revoked_at": iso(issuer.revoked_at), "reason": REASON_NAMES[issuer.reason]})
+    return jsonify({"issuer": issuer.label, "revoked_at": iso(issuer.revoked_at),
+                    "reason": REASON_NAMES[issuer.reason]})
 
 
 # ---------------------------------------------------------------- holders
 @bp.post("/holders")
-def create_holder():
+def create_holder() -> tuple[Response, int]:
     holder = runtime().authority.create_holder(body())
     return jsonify(holder_json(holder)), 201
 
 
 @bp.get("/holders")
-def list_holders():
+def list_holders() -> Response:
     holders = runtime().authority.list_holders(**args_dict("municipality", "state", "limit", "offset"))
     return jsonify([holder_json(h) for h in holders])
 
 
 @bp.get("/holders/<holder_id>")
-def show_holder(holder_id: str):
+def show_holder(holder_id: str) -> Response:
     return jsonify(holder_json(runtime().authority.get_holder(holder_id), with_certs=True))
 
 
 @bp.post("/holders/<holder_id>/certificates")
-def issue(holder_id: str):
+def issue(holder_id: str) -> tuple[Response, int]:
     data = body()
     allowed = {"kinds", "public_key", "csr", "sign_public_key", "auth_public_key", "sign_csr", "auth_csr",
                "pkcs12_passphrase"}
     unknown = set(data) - allowed
     if unknown:
-        raise errors.InvalidInput(f"unknown field(s) {sorted(unknown)}", field=sorted(unknown)[0], allowed=sorted(allowed))
+        raise errors.InvalidInput(f"unknown field(s) {sorted(unknown)}", field=sorted(unknown)[0],
+                                  allowed=sorted(allowed))
     kinds = data.pop("kinds", BOTH)
     issued = runtime().authority.issue(holder_id, kinds, **data)
     return jsonify(issued_json(issued)), 201
 
 
 @bp.post("/holders/<holder_id>/events")
-def holder_event(holder_id: str):
+def holder_event(holder_id: str) -> Response:
     data = body()
     event = data.pop("event", None)
     if event is None:
@@ -162,13 +165,14 @@ def holder_event(holder_id: str):
 
 # ---------------------------------------------------------------- certificates
 @bp.get("/certificates")
-def list_certs():
-    args = args_dict("kind", "status", "municipality", "holder", "generation", "expiring_within_days", "limit", "offset")
+def list_certs() -> Response:
+    args = args_dict("kind", "status", "municipality", "holder", "generation", "expiring_within_days",
+                     "limit", "offset")
     return jsonify([cert_json(c, pem=False) for c in runtime().authority.list_certificates(**args)])
 
 
 @bp.get("/certificates/expiring")
-def expiring():
+def expiring() -> Response:
     args = args_dict("days", "limit", "offset")
     if "days" not in args:
         raise errors.InvalidInput("is required", field="days", allowed="0-3650")
@@ -179,14 +183,14 @@ def expiring():
 
 
 @bp.get("/certificates/<issuer>/<serial>")
-def show_cert(issuer: str, serial: str):
+def show_cert(issuer: str, serial: str) -> Response:
     fmt = _format()
     cert = runtime().authority.get_certificate(issuer, serial)
     return _certificate_response(cert.der, fmt, lambda: cert_json(cert))
 
 
 @bp.post("/certificates/<issuer>/<serial>/revoke")
-def revoke(issuer: str, serial: str):
+def revoke(issuer: str, serial: str) -> Response:
     data = body()
     unknown = set(data) - {"reason"}
     if unknown:
@@ -196,33 +200,33 @@ def revoke(issuer: str, serial: str):
 
 
 @bp.post("/certificates/<issuer>/<serial>/release")
-def release(issuer: str, serial: str):
+def release(issuer: str, serial: str) -> Response:
     runtime().authority.release_hold(issuer, serial)
     return jsonify({})  # never reached: release_hold always raises
 
 
 # ---------------------------------------------------------------- relying parties
 @bp.post("/relying-parties")
-def add_rp():
+def add_rp() -> tuple[Response, int]:
     data = body()
     rp, credential = runtime().registry.add_relying_party(data.get("name"), data.get("kinds", "both"))
     return jsonify({**rp_json(rp), "credential": credential}), 201
 
 
 @bp.get("/relying-parties")
-def list_rps():
+def list_rps() -> Response:
     return jsonify([rp_json(rp) for rp in runtime().registry.list_relying_parties()])
 
 
 @bp.delete("/relying-parties/<name>")
-def remove_rp(name: str):
+def remove_rp(name: str) -> Response:
     runtime().registry.remove_relying_party(name)
     return jsonify({"name": name, "active": False})
 
 
 # ---------------------------------------------------------------- admin tokens
 @bp.post("/tokens")
-def create_token():
+def create_token() -> tuple[Response, int]:
     data = body()
     label = data.get("label", "api")
     if not isinstance(label, str) or not 1 <= len(label) <= 64:
@@ -232,7 +236,7 @@ def create_token():
 
 # ---------------------------------------------------------------- seeding
 @bp.post("/seed")
-def seed():
+def seed() -> tuple[Response, int]:
     from jpki_mock.ca.seed import MAX_API_HOLDERS, seed_holders
 
     data = body()

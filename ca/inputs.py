@@ -58,7 +58,8 @@ def parse_serial(value: Any) -> int:
     else:
         raise InvalidInput(f"{value!r} is not a serial number", field="serial")
     if not 0 < serial < 2**159:
-        raise InvalidInput(f"{serial} is out of range", field="serial", allowed="1 .. 2^159-1 (RFC 5280 section 4.1.2.2)")
+        raise InvalidInput(f"{serial} is out of range", field="serial",
+                           allowed="1 .. 2^159-1 (RFC 5280 section 4.1.2.2)")
     return serial
 
 

@@ -14,10 +14,9 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from jpki_mock.ca.api import cert_json
-from jpki_mock.web import body, runtime
 from jpki_mock.errors import InvalidInput
-
 from jpki_mock.kit.card import CardService
+from jpki_mock.web import body, runtime
 
 bp = Blueprint("card", __name__)
 
@@ -71,7 +70,8 @@ def read_certificate(holder_id: str, kind: str):
 @bp.post("/holders/<holder_id>/card/sign")
 def sign(holder_id: str):
     data = fields(body(), "password", "data_base64", "scheme")
-    signature, cert = service().sign(holder_id, b64(data, "data_base64"), data.get("password"), data.get("scheme", "cms"))
+    signature, cert = service().sign(holder_id, b64(data, "data_base64"), data.get("password"),
+                                     data.get("scheme", "cms"))
     return jsonify({"scheme": data.get("scheme", "cms"), "signature_base64": base64.b64encode(signature).decode(),
                     "certificate": cert_json(cert)})
 

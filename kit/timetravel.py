@@ -3,7 +3,8 @@ shared offset of the travelling clock (:mod:`jpki_mock.travel`, docs/time-travel
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 from flask import Blueprint, current_app, jsonify
@@ -11,7 +12,6 @@ from flask import Blueprint, current_app, jsonify
 from jpki_mock.commands import open_runtime
 from jpki_mock.errors import InvalidInput
 from jpki_mock.travel import TravellingClock, _iso, parse_delta, parse_time, travelling
-
 
 # ---------------------------------------------------------------- admin API (/admin/api/clock)
 bp = Blueprint("clock", __name__)
