@@ -8,7 +8,8 @@ routed by path prefix before any framework runs, so the OCSP hot path never touc
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -89,7 +90,7 @@ def create_admin_app(rt: Runtime) -> Flask:
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> tuple[Response, int]:
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        log.error("unexpected error on %s %s", request.method, request.path, exc_info=err)
         return jsonify({"error": "internal_error", "message": "internal error; see the server log"}), 500
 
     app.register_blueprint(pages.bp)
