@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from time import time as _time
+from typing import Any
 
 from jpki_mock import travel as timetravel
 from jpki_mock.access import AccessControl
@@ -270,7 +272,7 @@ class OcspApp:
             answer.entry = None  # RFC 5019 caching headers are for GET only
         return self._send(start_response, answer, environ, party.name if party is not None else "-")
 
-    def _failed(self, environ, start_response, exc: Exception):
+    def _failed(self, environ: dict[str, Any], start_response: Callable[..., Any], exc: Exception) -> list[bytes]:
         """The answer to a request that raised: tryLater while the database is unreachable (the
         outage logged once, by the store), internalError, logged, for anything else."""
         reason = outage_reason(exc)
@@ -288,9 +290,10 @@ class OcspApp:
                 return [f"{err}\n".encode()]
         return self._send(start_response, error_answer(response.TRY_LATER), environ)
 
-    def _probe(self, path: str, start_response):
+    def _probe(self, path: str, start_response: Callable[..., Any]) -> list[bytes]:
         """``/healthz``: this process answers (no database read).  ``/readyz``: the database
         answers and a CA is initialised; else 503 with the reason, naming the database."""
+        body: dict[str, Any]
         if path == "/healthz":
             body, status = {"status": "alive"}, "200 OK"
         else:
@@ -306,7 +309,8 @@ class OcspApp:
         start_response(status, headers)
         return [data]
 
-    def _send(self, start_response, answer: Answer, environ, party: str = "-"):
+    def _send(self, start_response: Callable[..., Any], answer: Answer, environ: dict[str, Any],
+              party: str = "-") -> list[bytes]:
         now = self._now()
         for kind, status in answer.labels:
             self.counters.add(now, kind, status, party)

@@ -1,4 +1,6 @@
-"""A real PostgreSQL outage under load (issue 16 point 3): a cluster of the test's own is stopped
+"""Database outages (issue 16 point 3).  First the revocation sequence carried through an outage
+(ocsp/outage.py's SequenceRead, with a clock the test moves); then a real PostgreSQL outage
+under load: a cluster of the test's own is stopped
 (``pg_ctl stop -m fast``) and started again while the combined server (``serve``) and the
 standalone responder (``ocsp serve``), both with ``ocsp.revocation_check = "database"``, keep
 answering.
@@ -22,12 +24,13 @@ import pytest
 import requests
 from asn1crypto import ocsp as a_ocsp
 from ocsp_helpers import PASSPHRASE, cert_id, get_path, issue, multi_request, request_der, start_responder
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from jpki_mock.config import load_config
+from jpki_mock.db import Outage, StoreUnavailable
+from jpki_mock.ocsp.outage import SequenceRead
 from jpki_mock.runtime import Runtime
 from tests.support.pg import Cluster
-
-pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.slow]
 
 GRACE = 8  # ocsp.outage_grace_seconds for this test: long enough to probe, short enough to wait out
 RECOVERY_BOUND = 5.0  # seconds after PostgreSQL accepts connections again
@@ -40,6 +43,67 @@ def ocsp_status(resp: requests.Response) -> str:
     if status != "successful":
         return status
     return parsed.basic_ocsp_response["tbs_response_data"]["responses"][0]["cert_status"].name
+
+
+class FakeDatabase:
+    """The revocation sequence's read, up or down, with a clock the test moves."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.value = 5
+        self.down = False
+        self.reads = 0
+
+    def read(self) -> int:
+        self.reads += 1
+        if self.down:
+            raise OperationalError("SELECT value FROM counters", {}, Exception("connection refused"))
+        return self.value
+
+
+def test_sequence_carried_through_an_outage_within_the_grace():
+    db = FakeDatabase()
+    seq = SequenceRead(db.read, grace=60, outage=Outage(), clock=lambda: db.now, probe_seconds=0.1)
+    assert seq[0] == 5
+    db.down, db.now = True, db.now + 1
+    assert seq[0] == 5  # the last value read, one second old
+    reads = db.reads
+    db.now += 0.05
+    assert seq[0] == 5 and db.reads == reads  # between two tries the database is left alone
+    db.now += 0.1
+    assert seq[0] == 5 and db.reads == reads + 1  # tried again
+    db.now = 1000.0 + 60  # exactly the grace after the last successful read
+    assert seq[0] == 5
+    db.now += 0.5
+    with pytest.raises(StoreUnavailable) as err:
+        seq[0]
+    assert err.value.field == "database" and "ocsp.outage_grace_seconds is 60" in err.value.message
+    assert "connection refused" in err.value.message
+    db.down, db.value = False, 7
+    db.now += 0.2
+    assert seq[0] == 7  # back: the next try reads the database again
+    assert seq.age() == 0
+
+
+def test_sequence_unreadable_from_the_start_or_with_no_grace():
+    db = FakeDatabase()
+    db.down = True
+    with pytest.raises(StoreUnavailable):
+        SequenceRead(db.read, grace=60, outage=Outage(), clock=lambda: db.now)[0]
+    db.down = False
+    seq = SequenceRead(db.read, grace=0, outage=Outage(), clock=lambda: db.now)
+    assert seq[0] == 5
+    db.down, db.now = True, db.now + 0.01
+    with pytest.raises(StoreUnavailable):
+        seq[0]
+
+
+def test_sequence_other_errors_are_not_an_outage():
+    def broken() -> int:
+        raise IntegrityError("SELECT", {}, Exception("a bug, not an outage"))
+
+    with pytest.raises(IntegrityError):
+        SequenceRead(broken, grace=60, outage=Outage())[0]
 
 
 @pytest.fixture(scope="module")
@@ -108,10 +172,7 @@ def _load(probe: Probe, warm, unknown: str, stop: threading.Event, seen: Counter
     while not stop.is_set():
         try:
             for _, base in probe.ocsp_bases():
-                if i % 3:
-                    resp = probe.get(base, warm[i % len(warm)], session)
-                else:
-                    resp = probe.plain(base + unknown, session)
+                resp = probe.get(base, warm[i % len(warm)], session) if i % 3 else probe.plain(base + unknown, session)
                 seen[("ocsp", resp.status_code, ocsp_status(resp))] += 1
             resp = probe.plain(probe.standalone.base + "/readyz", session)
             seen[("readyz", resp.status_code, "-")] += 1
@@ -135,6 +196,9 @@ def _wait_until(check, bound: float) -> float:
         time.sleep(0.02)
 
 
+@pytest.mark.server
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_postgresql_outage_under_load(servers, cluster):
     combined, standalone = servers
     probe = Probe(combined, standalone)
@@ -230,7 +294,7 @@ def test_postgresql_outage_under_load(servers, cluster):
 
     # ---- never a 500, from any path, to any request of the test or the load
     assert not [k for k in probe.statuses if k[1] >= 500 and k[1] != 503], probe.statuses
-    assert not [k for k in seen if k[1] >= 500 and k[1] != 503 or k[0] == "error"], seen
+    assert not [k for k in seen if (k[1] >= 500 and k[1] != 503) or k[0] == "error"], seen
     assert {k[2] for k in seen if k[0] == "ocsp" and k[1] == 503} <= {"try_later"}, seen
     assert seen[("ocsp", 200, "good")] and seen[("ocsp", 503, "try_later")], seen
     # ---- one outage logged once per process (and its end), never a traceback per request
