@@ -23,7 +23,17 @@ from collections import Counter
 import pytest
 import requests
 from asn1crypto import ocsp as a_ocsp
-from ocsp_helpers import PASSPHRASE, cert_id, get_path, issue, multi_request, request_der, start_responder
+from ocsp_helpers import (
+    PASSPHRASE,
+    call,
+    cert_id,
+    get_path,
+    issue,
+    multi_request,
+    ocsp_app,
+    request_der,
+    start_responder,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from jpki_mock.config import load_config
@@ -202,13 +212,27 @@ def _wait_until(check, bound: float) -> float:
 def test_postgresql_outage_under_load(servers, cluster):
     combined, standalone = servers
     probe = Probe(combined, standalone)
+    # This process's own responder, with the default revocation_check = "epoch" (the epoch file
+    # of the servers' data directory): an outage does not touch pre-signed answers there at all.
     rt = Runtime.open(load_config({}, data_dir=combined.data_dir, key_passphrase=PASSPHRASE,
                                   database_url=cluster.url))
     try:
-        items = issue(rt, "both", n=5)
+        _outage_under_load(probe, rt, cluster)
     finally:
         rt.close()
+
+
+def _outage_under_load(probe: Probe, rt: Runtime, cluster: Cluster) -> None:
+    combined, standalone = probe.combined, probe.standalone
+    items = issue(rt, "both", n=5)
     warm, cold = items[:6], items[6:]
+    epoch_app = ocsp_app(rt)
+    assert rt.config.ocsp.revocation_check == "epoch"
+
+    def local(item, path: str | None = None):
+        resp = call(epoch_app, "GET", path or get_path(request_der(item)))
+        probe.statuses[("in-process", resp.status)] += 1
+        return resp
 
     # ---- before: warm both servers (pre-signed GETs, and the statuses a nonced POST needs)
     for name, base in probe.ocsp_bases():
@@ -216,6 +240,8 @@ def test_postgresql_outage_under_load(servers, cluster):
             resp = probe.get(base, item)
             assert resp.status_code == 200 and ocsp_status(resp) == "good", name
         assert ocsp_status(probe.post(base, warm[0], nonce=os.urandom(16))) == "good"
+    for item in warm:
+        assert local(item).ocsp.certificate_status.name == "GOOD"
     assert probe.plain(combined.base + "/readyz").json() == {"status": "ready"}
     assert probe.admin("GET", "/cas").status_code == 200
 
@@ -256,6 +282,13 @@ def test_postgresql_outage_under_load(servers, cluster):
         metrics = probe.plain(combined.base + "/ocsp/metrics")
         assert metrics.status_code == 503 and "database" in metrics.text
         assert probe.plain(standalone.base + "/").status_code == 200  # the banner needs no database
+        for item in warm:
+            assert local(item).ocsp.certificate_status.name == "GOOD"
+        resp = local(cold[0])
+        assert resp.status == 503 and resp.headers["Retry-After"] == "1"
+        assert resp.asn1["response_status"].native == "try_later"
+        resp = local(None, "/metrics")
+        assert resp.status == 503 and resp.headers["Retry-After"] == "1" and b"database" in resp.body
         within_grace = time.monotonic() - down_at
         assert within_grace < GRACE - 1, "the checks above took too long to be within the grace"
 
@@ -264,6 +297,8 @@ def test_postgresql_outage_under_load(servers, cluster):
         for name, base in probe.ocsp_bases():
             resp = probe.get(base, warm[1])
             assert resp.status_code == 503 and ocsp_status(resp) == "try_later", name
+        # ... but with the epoch check they need no bound: no revocation commits without the database
+        assert local(warm[1]).ocsp.certificate_status.name == "GOOD"
         outage = time.monotonic() - down_at
 
         # ---- PostgreSQL back: everything answers again without a restart
@@ -275,6 +310,7 @@ def test_postgresql_outage_under_load(servers, cluster):
             for _, base in probe.ocsp_bases():
                 ok = ok and ocsp_status(probe.get(base, warm[2])) == "good"
                 ok = ok and ocsp_status(probe.get(base, cold[3])) == "good"
+            ok = ok and local(cold[3]).status == 200
             return ok and probe.admin("GET", "/cas").status_code == 200
 
         recovery = _wait_until(recovered, RECOVERY_BOUND)
@@ -287,6 +323,7 @@ def test_postgresql_outage_under_load(servers, cluster):
         for name, base in probe.ocsp_bases():
             assert ocsp_status(probe.get(base, target)) == "revoked", name
             assert ocsp_status(probe.post(base, target, nonce=os.urandom(16))) == "revoked", name
+        assert local(target).ocsp.certificate_status.name == "REVOKED"  # the epoch file moved
         time.sleep(0.3)
     finally:
         stop.set()
