@@ -42,7 +42,7 @@ from jpki_mock.ocsp.outage import SequenceRead
 from jpki_mock.runtime import Runtime
 from tests.support.pg import Cluster
 
-GRACE = 8  # ocsp.outage_grace_seconds for this test: long enough to probe, short enough to wait out
+GRACE = 10  # ocsp.outage_grace_seconds for this test: long enough to probe, short enough to wait out
 RECOVERY_BOUND = 5.0  # seconds after PostgreSQL accepts connections again
 
 
@@ -174,20 +174,21 @@ class Probe:
         return self._record("plain", (session or self.session).get(url, timeout=10))
 
 
-def _load(probe: Probe, warm, unknown: str, stop: threading.Event, seen: Counter) -> None:
+def _load(probe: Probe, warm, unknown: str, stop: threading.Event, seen: Counter, phase: list[str]) -> None:
     """Background load: warmed lookups, a never-issued serial (never kept in memory: every
-    lookup reads the database) and readiness, in a loop until ``stop``."""
+    lookup reads the database) and readiness, in a loop until ``stop``; counted by
+    ``(phase[0], what, HTTP status, OCSP status)``."""
     session = requests.Session()
     i = 0
     while not stop.is_set():
         try:
             for _, base in probe.ocsp_bases():
                 resp = probe.get(base, warm[i % len(warm)], session) if i % 3 else probe.plain(base + unknown, session)
-                seen[("ocsp", resp.status_code, ocsp_status(resp))] += 1
+                seen[(phase[0], "ocsp", resp.status_code, ocsp_status(resp))] += 1
             resp = probe.plain(probe.standalone.base + "/readyz", session)
-            seen[("readyz", resp.status_code, "-")] += 1
+            seen[(phase[0], "readyz", resp.status_code, "-")] += 1
         except requests.RequestException as exc:
-            seen[("error", 0, type(exc).__name__)] += 1
+            seen[(phase[0], "error", 0, type(exc).__name__)] += 1
         i += 1
         stop.wait(0.01)
 
@@ -246,13 +247,14 @@ def _outage_under_load(probe: Probe, rt: Runtime, cluster: Cluster) -> None:
     assert probe.admin("GET", "/cas").status_code == 200
 
     unknown = get_path(multi_request([cert_id(warm[0].issuer, 10**15 + 7)]))
-    stop, seen = threading.Event(), Counter()
-    loader = threading.Thread(target=_load, args=(probe, warm, unknown, stop, seen), daemon=True)
+    stop, seen, phase = threading.Event(), Counter(), ["before"]
+    loader = threading.Thread(target=_load, args=(probe, warm, unknown, stop, seen, phase), daemon=True)
     loader.start()
     try:
         time.sleep(0.5)
         took_down = cluster.stop()
         down_at = time.monotonic()
+        phase[0] = "outage, within the grace"
 
         # ---- during the outage, within the grace
         for name, base in probe.ocsp_bases():
@@ -293,7 +295,9 @@ def _outage_under_load(probe: Probe, rt: Runtime, cluster: Cluster) -> None:
         assert within_grace < GRACE - 1, "the checks above took too long to be within the grace"
 
         # ---- past the grace: even warmed answers are tryLater (how stale an answer may be is bounded)
-        time.sleep(max(0.0, GRACE + 0.5 - (time.monotonic() - down_at)))
+        time.sleep(max(0.0, GRACE - (time.monotonic() - down_at)))
+        phase[0] = "outage, past the grace"
+        time.sleep(0.5)
         for name, base in probe.ocsp_bases():
             resp = probe.get(base, warm[1])
             assert resp.status_code == 503 and ocsp_status(resp) == "try_later", name
@@ -302,7 +306,9 @@ def _outage_under_load(probe: Probe, rt: Runtime, cluster: Cluster) -> None:
         outage = time.monotonic() - down_at
 
         # ---- PostgreSQL back: everything answers again without a restart
+        phase[0] = "pg_ctl start"  # answers come back while it waits for the server to accept connections
         took_up = cluster.start()
+        phase[0] = "after"
 
         def recovered() -> bool:
             ok = all(probe.plain(base + "/readyz").status_code == 200
@@ -331,15 +337,18 @@ def _outage_under_load(probe: Probe, rt: Runtime, cluster: Cluster) -> None:
 
     # ---- never a 500, from any path, to any request of the test or the load
     assert not [k for k in probe.statuses if k[1] >= 500 and k[1] != 503], probe.statuses
-    assert not [k for k in seen if (k[1] >= 500 and k[1] != 503) or k[0] == "error"], seen
-    assert {k[2] for k in seen if k[0] == "ocsp" and k[1] == 503} <= {"try_later"}, seen
-    assert seen[("ocsp", 200, "good")] and seen[("ocsp", 503, "try_later")], seen
+    assert not [k for k in seen if (k[2] >= 500 and k[2] != 503) or k[1] == "error"], seen
+    assert {k[3] for k in seen if k[1] == "ocsp" and k[2] == 503} <= {"try_later"}, seen
+    assert seen[("outage, within the grace", "ocsp", 200, "good")], seen  # warmed, served from memory
+    assert not seen[("outage, past the grace", "ocsp", 200, "good")], seen  # bounded by the grace
+    assert seen[("outage, past the grace", "ocsp", 503, "try_later")], seen
     # ---- one outage logged once per process (and its end), never a traceback per request
     for srv in (combined, standalone):
         log = srv.log.read_text()
         assert "Traceback" not in log, log[-3000:]
         assert log.count("the database is unreachable (") == 1, log[-3000:]
         assert log.count("the database is reachable again") == 1, log[-3000:]
-    print(f"\noutage: pg_ctl stop {took_down:.2f} s, down {outage:.1f} s (grace {GRACE} s), pg_ctl start "
+    print(f"\noutage: pg_ctl stop {took_down:.2f} s, checks within the grace took {within_grace:.2f} s, down "
+          f"{outage:.1f} s (grace {GRACE} s), pg_ctl start "
           f"{took_up:.2f} s; recovered {recovery:.3f} s after PostgreSQL accepted connections; "
-          f"load answers: {dict(sorted(seen.items()))}")
+          f"load answers by phase: {dict(sorted(seen.items()))}")
