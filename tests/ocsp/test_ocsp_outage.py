@@ -22,6 +22,7 @@ from collections import Counter
 
 import pytest
 import requests
+from asn1crypto import crl as a_crl
 from asn1crypto import ocsp as a_ocsp
 from ocsp_helpers import (
     PASSPHRASE,
@@ -114,6 +115,14 @@ def test_sequence_other_errors_are_not_an_outage():
 
     with pytest.raises(IntegrityError):
         SequenceRead(broken, grace=60, outage=Outage())[0]
+
+
+def crl_list(data: bytes) -> a_crl.CertificateList:
+    if not data.startswith(b"0"):  # PEM
+        from asn1crypto import pem
+
+        data = pem.unarmor(data)[2]
+    return a_crl.CertificateList.load(data)
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +254,10 @@ def _outage_under_load(probe: Probe, rt: Runtime, cluster: Cluster) -> None:
         assert local(item).ocsp.certificate_status.name == "GOOD"
     assert probe.plain(combined.base + "/readyz").json() == {"status": "ready"}
     assert probe.admin("GET", "/cas").status_code == 200
+    combined.cli("crl", "publish")  # the server runs without its CRL schedule (--no-background)
+    crl_url = combined.base + f"/crl/{warm[0].kind}/g1/full.crl"
+    crl_before = probe.plain(crl_url)
+    assert crl_before.status_code == 200
 
     unknown = get_path(multi_request([cert_id(warm[0].issuer, 10**15 + 7)]))
     stop, seen, phase = threading.Event(), Counter(), ["before"]
@@ -284,6 +297,9 @@ def _outage_under_load(probe: Probe, rt: Runtime, cluster: Cluster) -> None:
         metrics = probe.plain(combined.base + "/ocsp/metrics")
         assert metrics.status_code == 503 and "database" in metrics.text
         assert probe.plain(standalone.base + "/").status_code == 200  # the banner needs no database
+        crl = probe.plain(crl_url)  # a file on disk: served as it was
+        assert crl.status_code == 200 and crl.content == crl_before.content
+        assert crl_list(crl.content)["tbs_cert_list"]["this_update"].native is not None
         for item in warm:
             assert local(item).ocsp.certificate_status.name == "GOOD"
         resp = local(cold[0])
@@ -303,6 +319,9 @@ def _outage_under_load(probe: Probe, rt: Runtime, cluster: Cluster) -> None:
             assert resp.status_code == 503 and ocsp_status(resp) == "try_later", name
         # ... but with the epoch check they need no bound: no revocation commits without the database
         assert local(warm[1]).ocsp.certificate_status.name == "GOOD"
+        # ... and the CRL file is served still, the issuer list read before the outage outliving its
+        # few seconds' cache (no generation changes without the database)
+        assert probe.plain(crl_url).content == crl_before.content
         outage = time.monotonic() - down_at
 
         # ---- PostgreSQL back: everything answers again without a restart
