@@ -3,6 +3,10 @@
 Flask's application-factory pattern: :func:`create_admin_app` registers every blueprint by
 name (no string tables), and :func:`create_app` mounts the two raw WSGI parts in front of it,
 routed by path prefix before any framework runs, so the OCSP hot path never touches Flask.
+
+While the database is unreachable the admin API answers 503 with a JSON error naming it
+(``storage_unavailable``, Retry-After), logged once per outage (jpki_mock.db.Outage); ``/healthz``
+says the process answers, ``/readyz`` whether the database does and a CA is initialised.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from jpki_mock.ca import api as ca_api
 from jpki_mock.crl import admin as crl_admin
 from jpki_mock.crl import http as crl_http
 from jpki_mock.crl.publisher import CrlDeps
+from jpki_mock.db import outage_reason
 from jpki_mock.kit import api as kit_api
 from jpki_mock.kit import timetravel as kit_timetravel
 from jpki_mock.ocsp import admin as ocsp_admin
@@ -76,6 +81,8 @@ def create_admin_app(rt: Runtime) -> Flask:
         resp.status_code = status
         if status == 401:
             resp.headers["WWW-Authenticate"] = 'Bearer realm="jpki-mock admin"'
+        elif status == 503:  # RFC 9110 section 10.2.3: when to try again
+            resp.headers["Retry-After"] = "1"
         return resp
 
     @app.errorhandler(RequestEntityTooLarge)
@@ -89,9 +96,32 @@ def create_admin_app(rt: Runtime) -> Flask:
             err.code or 500
 
     @app.errorhandler(Exception)
-    def _unexpected(err: Exception) -> tuple[Response, int]:
+    def _unexpected(err: Exception) -> Response | tuple[Response, int]:
+        reason = outage_reason(err)
+        if reason is not None:
+            # An outage, not a bug: 503 naming the database, logged once (not a traceback per request).
+            return _domain_error(rt.store.outage.report(reason))
         log.error("unexpected error on %s %s", request.method, request.path, exc_info=err)
         return jsonify({"error": "internal_error", "message": "internal error; see the server log"}), 500
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        """Liveness: this process answers.  No database read, so an outage does not make an
+        orchestrator restart a server that will recover by itself."""
+        resp = jsonify({"status": "alive"})
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        """Readiness: the database answers and a CA is initialised; else 503 and why."""
+        err = rt.store.readiness()
+        resp = jsonify({"status": "ready"} if err is None else {"status": "not_ready", **err.to_dict()})
+        resp.headers["Cache-Control"] = "no-store"
+        if err is not None:
+            resp.status_code = 503
+            resp.headers["Retry-After"] = "1"
+        return resp
 
     app.register_blueprint(pages.bp)
     for blueprint in ADMIN_BLUEPRINTS:
