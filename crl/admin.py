@@ -1,6 +1,7 @@
 """Admin API for CRLs (mounted under /admin/api behind the bearer token by :mod:`jpki_mock.app`).
 
-``POST /admin/api/crl/publish``            publish now: body ``{"ca": "sign-g1", "partition": "13101", "delta": false}``,
+``POST /admin/api/crl/publish``            publish now: body
+                                           ``{"ca": "sign-g1", "partition": "13101", "delta": false}``,
                                            every field optional (default: every stream)
 ``GET  /admin/api/crl/streams``            every stream with its latest CRL
 ``GET  /admin/api/crl/streams/<kind>/g<N>/<name>``   one stream's archive (every published number)
@@ -11,9 +12,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from jpki_mock import errors
-from jpki_mock.web import body, runtime
-
 from jpki_mock.crl.publisher import CrlDeps, Publisher, record_json
+from jpki_mock.web import body, runtime
 
 bp = Blueprint("crl", __name__)
 

@@ -8,9 +8,8 @@ import click
 
 from jpki_mock import errors
 from jpki_mock.commands import JpkiGroup, echo_json, pass_ctx
-from jpki_mock.vocab import Reason
-
 from jpki_mock.crl.publisher import CrlDeps, Publisher, record_json
+from jpki_mock.vocab import Reason
 
 CA_HELP = "sign, auth (every generation) or sign-g2 / auth-g1 (one generation). Default: all."
 PARTITION_HELP = "full, arl or a 5-digit municipality code. Default: all."

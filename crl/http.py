@@ -22,17 +22,16 @@ import os
 import re
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from urllib.parse import parse_qs
 
 from jpki_mock import der, errors
 from jpki_mock import travel as timetravel
 from jpki_mock.access import AccessControl
+from jpki_mock.crl.publisher import CrlDeps, Publisher, issued_at
 from jpki_mock.vocab import KINDS
 from jpki_mock.web import http_status, not_modified
-
-from jpki_mock.crl.publisher import CrlDeps, Publisher, issued_at
 
 log = logging.getLogger("jpki_mock.crl.http")
 
@@ -53,7 +52,7 @@ def parse_time(tlv: bytes) -> datetime:
     if tlv[0] == der.UTC_TIME:
         year = int(text[:2])
         text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
-    return datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=UTC)
 
 
 def crl_times(head: bytes) -> tuple[datetime, datetime]:
@@ -69,7 +68,7 @@ def crl_times(head: bytes) -> tuple[datetime, datetime]:
 
 
 class _Meta:
-    __slots__ = ("etag", "this_update", "next_update", "size")
+    __slots__ = ("etag", "next_update", "size", "this_update")
 
     def __init__(self, etag: str, this_update: datetime, next_update: datetime, size: int):
         self.etag, self.this_update, self.next_update, self.size = etag, this_update, next_update, size
@@ -127,8 +126,8 @@ class CrlApp:
                                           "'Authorization: Bearer <credential>' or 'X-JPKI-Relying-Party'",
                                           field="Authorization")
             if not party.may_query(kind):
-                raise errors.Forbidden(f"relying party {party.name!r} is registered for {party.kinds} certificates only",
-                                       field="kind")
+                raise errors.Forbidden(
+                    f"relying party {party.name!r} is registered for {party.kinds} certificates only", field="kind")
         stream = self.publisher.find(kind, generation, name, self._issuers())
         if number is None and timetravel.pinned() is not None:
             number = self._number_at(stream, timetravel.pinned())
@@ -139,7 +138,8 @@ class CrlApp:
             file = self.publisher.archive_file(stream, number)
             missing = f"{stream.label} has no archived CRL number {number}"
         try:
-            fh = open(file, "rb")
+            # Not a with-block: the open file is handed to the WSGI body, which closes it once sent.
+            fh = open(file, "rb")  # noqa: SIM115
         except FileNotFoundError:
             raise errors.NotFound(missing, field="number" if number is not None else "path") from None
         try:
@@ -179,7 +179,8 @@ class CrlApp:
         try:
             params = parse_qs(query, keep_blank_values=True, strict_parsing=True, max_num_fields=4)
         except ValueError as exc:
-            raise errors.InvalidInput(f"bad query string: {exc}", field="query", allowed="number=<CRL number>") from None
+            raise errors.InvalidInput(f"bad query string: {exc}", field="query",
+                                      allowed="number=<CRL number>") from None
         unknown = sorted(set(params) - {"number"})
         if unknown:
             raise errors.InvalidInput(f"unknown query parameter(s) {unknown}", field=unknown[0], allowed=["number"])
@@ -290,4 +291,4 @@ def make_app(deps: CrlDeps):
     return timetravel.wsgi(CrlApp(deps), deps)
 
 
-__all__ = ["make_app", "CrlApp", "crl_times"]
+__all__ = ["CrlApp", "crl_times", "make_app"]

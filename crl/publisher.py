@@ -28,11 +28,12 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -46,13 +47,12 @@ from jpki_mock.ca.signer import Keyring
 from jpki_mock.ca.status import Issuer, StatusReader
 from jpki_mock.clock import Clock
 from jpki_mock.config import Config
-from jpki_mock.db import Counter, Store, next_values
-from jpki_mock.errors import Conflict, InvalidInput, MalformedData, NotFound, PublishError
-
 from jpki_mock.crl import extensions
 from jpki_mock.crl.models import PublishedCrl
 from jpki_mock.crl.prefetch import prefetched
 from jpki_mock.crl.writer import CrlHeader, write_crl
+from jpki_mock.db import Counter, Store, next_values
+from jpki_mock.errors import Conflict, InvalidInput, MalformedData, NotFound, PublishError
 
 log = logging.getLogger("jpki_mock.crl")
 
@@ -84,7 +84,7 @@ class CrlDeps:
     keyring: Keyring
 
     @classmethod
-    def of(cls, services: Services) -> "CrlDeps":
+    def of(cls, services: Services) -> CrlDeps:
         return cls(services.config, services.clock, services.store, services.status, services.keyring)
 
 
@@ -111,7 +111,7 @@ class Stream:
     def path(self, fmt: str = "crl") -> str:
         return urls.crl_path(self.issuer.kind, self.issuer.generation, self.scope, delta=self.delta, fmt=fmt)
 
-    def base(self) -> "Stream":
+    def base(self) -> Stream:
         return Stream(self.issuer, self.scope, False)
 
 
@@ -142,7 +142,8 @@ class Publisher:
         return self.root / stream.issuer.kind / f"g{stream.issuer.generation}" / f"{stream.name}.crl"
 
     def archive_file(self, stream: Stream, number: int) -> Path:
-        return self.root / stream.issuer.kind / f"g{stream.issuer.generation}" / "archive" / stream.name / f"{number}.crl"
+        folder = self.root / stream.issuer.kind / f"g{stream.issuer.generation}" / "archive" / stream.name
+        return folder / f"{number}.crl"
 
     # ------------------------------------------------------------------ which streams
     def streams(self, issuers: Iterable[Issuer] | None = None, scopes: Iterable[str] | None = None,
@@ -187,8 +188,7 @@ class Publisher:
         delta = name.endswith("-delta")
         scope = name[:-6] if delta else name
         if scope not in (FULL, ARL) and scope not in municipalities.MUNICIPALITIES:
-            raise NotFound(f"no CRL partition {scope!r}", field="partition",
-                           allowed=f"{FULL}, {ARL} or a municipality code ({', '.join(sorted(municipalities.MUNICIPALITIES))})")
+            raise NotFound(f"no CRL partition {scope!r}", field="partition", allowed=_partitions_allowed())
         if delta and (scope == ARL or not self.config.crl.delta):
             raise NotFound(f"no delta CRL for {scope!r}" + ("" if self.config.crl.delta else " (delta CRLs are off)"),
                            field="partition")
@@ -377,7 +377,7 @@ class Publisher:
                 PublishedCrl.ca_id == stream.issuer.id, PublishedCrl.scope == stream.scope,
                 PublishedCrl.number == number).limit(1)) is not None
 
-    def _inspect(self, data: bytes, stream: Stream) -> "_Found | None":
+    def _inspect(self, data: bytes, stream: Stream) -> _Found | None:
         """The served file's number and fields when it is a valid CRL of ``stream``, else None."""
         try:
             crl = x509.load_der_x509_crl(data)
@@ -396,7 +396,7 @@ class Publisher:
             return None
         return _Found(number, delta_base, crl.last_update_utc, crl.next_update_utc, len(crl))
 
-    def _record_recovered(self, stream: Stream, found: "_Found", data: bytes) -> PublishedCrl:
+    def _record_recovered(self, stream: Stream, found: _Found, data: bytes) -> PublishedCrl:
         with self.store.session() as s:
             self._raise_counter(s, stream, found.number)
             # The revocation sequence the crashed publisher read is lost; the scope's highest
@@ -566,8 +566,11 @@ def _sha256_file(path: Path) -> str:
 def check_scope(partition: str) -> str:
     if partition in (FULL, ARL) or partition in municipalities.MUNICIPALITIES:
         return partition
-    raise InvalidInput(f"{partition!r} is not a CRL partition", field="partition",
-                       allowed=f"{FULL}, {ARL} or a municipality code ({', '.join(sorted(municipalities.MUNICIPALITIES))})")
+    raise InvalidInput(f"{partition!r} is not a CRL partition", field="partition", allowed=_partitions_allowed())
+
+
+def _partitions_allowed() -> str:
+    return f"{FULL}, {ARL} or a municipality code ({', '.join(sorted(municipalities.MUNICIPALITIES))})"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -586,7 +589,7 @@ def verify_signature(data: bytes, issuer: Issuer) -> None:
         tag, start, end = der.read_tlv(view, 0, len(view))
         if tag != der.SEQUENCE or end != len(data):
             raise PublishError("the CRL is not one DER SEQUENCE", field="crl")
-        tbs_tag, tbs_start, tbs_end = der.read_tlv(view, start, len(view))
+        tbs_tag, _, tbs_end = der.read_tlv(view, start, len(view))
         _, _, alg_end = der.read_tlv(view, tbs_end, len(view))
         sig_tag, sig_start, sig_end = der.read_tlv(view, alg_end, len(view))
     except MalformedData as exc:
