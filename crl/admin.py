@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from jpki_mock import errors
 from jpki_mock.crl.publisher import CrlDeps, Publisher, record_json
@@ -23,7 +23,7 @@ def _publisher() -> Publisher:
 
 
 @bp.post("/crl/publish")
-def publish():
+def publish() -> tuple[Response, int]:
     data = body()
     unknown = sorted(set(data) - {"ca", "partition", "delta"})
     if unknown:
@@ -40,7 +40,7 @@ def publish():
 
 
 @bp.get("/crl/streams")
-def streams():
+def streams() -> Response:
     pub = _publisher()
     base = pub.config.public_url
     out = []
@@ -51,7 +51,7 @@ def streams():
 
 
 @bp.get("/crl/streams/<kind>/g<int:generation>/<name>")
-def archive(kind: str, generation: int, name: str):
+def archive(kind: str, generation: int, name: str) -> Response:
     pub = _publisher()
     stream = pub.find(kind, generation, name)
     base = pub.config.public_url
