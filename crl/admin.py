@@ -1,6 +1,7 @@
 """Admin API for CRLs (mounted under /admin/api behind the bearer token by :mod:`jpki_mock.app`).
 
-``POST /admin/api/crl/publish``            publish now: body ``{"ca": "sign-g1", "partition": "13101", "delta": false}``,
+``POST /admin/api/crl/publish``            publish now: body
+                                           ``{"ca": "sign-g1", "partition": "13101", "delta": false}``,
                                            every field optional (default: every stream)
 ``GET  /admin/api/crl/streams``            every stream with its latest CRL
 ``GET  /admin/api/crl/streams/<kind>/g<N>/<name>``   one stream's archive (every published number)
@@ -8,12 +9,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from jpki_mock import errors
-from jpki_mock.web import body, runtime
-
 from jpki_mock.crl.publisher import CrlDeps, Publisher, record_json
+from jpki_mock.web import body, runtime
 
 bp = Blueprint("crl", __name__)
 
@@ -23,7 +23,7 @@ def _publisher() -> Publisher:
 
 
 @bp.post("/crl/publish")
-def publish():
+def publish() -> tuple[Response, int]:
     data = body()
     unknown = sorted(set(data) - {"ca", "partition", "delta"})
     if unknown:
@@ -40,7 +40,7 @@ def publish():
 
 
 @bp.get("/crl/streams")
-def streams():
+def streams() -> Response:
     pub = _publisher()
     base = pub.config.public_url
     out = []
@@ -51,7 +51,7 @@ def streams():
 
 
 @bp.get("/crl/streams/<kind>/g<int:generation>/<name>")
-def archive(kind: str, generation: int, name: str):
+def archive(kind: str, generation: int, name: str) -> Response:
     pub = _publisher()
     stream = pub.find(kind, generation, name)
     base = pub.config.public_url
