@@ -1,28 +1,67 @@
-"""A revocation epoch shared by every process on this host through a memory-mapped file.
+"""How every process learns that something it caches changed: revocations, and the removal of
+a relying party.
 
-After a revocation commits, :meth:`RevocationEpoch.publish` writes the new revocation
-sequence number into ``<data_dir>/revocation.epoch``.  A responder reads 8 bytes per
-request (no system call, no database round trip) and, when the number moved, asks the
-store which certificates changed (``StatusReader.changes_since``) and drops their
-pre-signed responses.  Processes on other hosts poll the database instead.
+Two sequence numbers move: the revocation sequence (``ca.status``'s ``revocation_seq``
+counter: each revocation takes the next value) and the access sequence (:data:`ACCESS_SEQ`:
+each removal of a relying party or revocation of an admin token takes the next value).  A
+process compares the number with the one its caches were filled at, before trusting them, and
+on a change asks the store what changed (or drops the cache).  Where the number is read:
+
+* **One host**: :class:`RevocationEpoch`, a memory-mapped file ``<data_dir>/revocation.epoch``
+  (slot 0 the revocation sequence, slot 1 the access sequence).  The writer publishes after its
+  commit; a reader reads 8 bytes per request (no system call, no database round trip).
+* **Several hosts on PostgreSQL** (``ocsp.revocation_check = "database"``, or no shared data
+  directory): the writing transaction sends ``NOTIFY jpki_revocation, '<seq>'`` (or
+  ``jpki_access``), which PostgreSQL delivers to every listener when, and only if, the
+  transaction commits.  Each process runs one :class:`SequenceListener` thread that
+  ``LISTEN``\\ s on a connection of its own and raises an in-memory cell the request path
+  reads like the mmap slot; a poll every second (and one after every reconnection) catches a
+  notification missed while the connection was down.
+* **SQLite without a shared data directory**: the counter itself is read (:class:`CallCell`),
+  a local file read.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import mmap
 import os
 import struct
 import sys
+import threading
+import time
+from array import array
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from jpki_mock.db import Counter, Store
+
+log = logging.getLogger("jpki_mock.epoch")
 
 _FMT = struct.Struct("<Q")
+
+#: the counter removals of relying parties and revocations of admin tokens draw from
+ACCESS_SEQ = "access_seq"
+#: the counter revocations draw from (named by its owner, ``ca.status.REVOCATION_SEQ``; the
+#: kernel imports no part, so the name is repeated here and a test holds the two equal)
+REVOCATION_SEQ = "revocation_seq"
+#: PostgreSQL notification channels (payload: the sequence number as decimal text)
+REVOCATION_CHANNEL = "jpki_revocation"
+ACCESS_CHANNEL = "jpki_access"
+#: epoch file slots
+REVOCATION_SLOT = 0
+ACCESS_SLOT = 1
 
 
 class CallCell(Sequence[int]):
     """A one-item sequence whose item is what ``read`` returns when asked: the same shape as
-    :meth:`RevocationEpoch.cell` for another source of the revocation sequence number."""
+    :meth:`RevocationEpoch.cell` for another source of a sequence number."""
 
     __slots__ = ("read",)
 
@@ -33,6 +72,24 @@ class CallCell(Sequence[int]):
         if index != 0:
             raise IndexError(index)
         return self.read()
+
+    def __len__(self) -> int:
+        return 1
+
+
+class _SlotCell(Sequence[int]):
+    """Item 0 is slot ``slot`` of a map (big-endian hosts, where a cast view would misread)."""
+
+    __slots__ = ("_epoch", "_slot")
+
+    def __init__(self, epoch: RevocationEpoch, slot: int):
+        self._epoch = epoch
+        self._slot = slot
+
+    def __getitem__(self, index: int) -> int:  # type: ignore[override]  # item 0 only, no slices
+        if index != 0:
+            raise IndexError(index)
+        return self._epoch.read(self._slot)
 
     def __len__(self) -> int:
         return 1
@@ -53,32 +110,173 @@ class RevocationEpoch:
         self._fd = fd
         self._views: list[memoryview] = []
 
-    def read(self) -> int:
-        value: int = _FMT.unpack_from(self._map, 0)[0]
+    def read(self, slot: int = REVOCATION_SLOT) -> int:
+        value: int = _FMT.unpack_from(self._map, slot * _FMT.size)[0]
         return value
 
-    def cell(self) -> Sequence[int]:
-        """The epoch as item 0 of a sequence, for a caller that reads it on every request: on a
-        little-endian host a memoryview over the map, whose ``[0]`` costs no Python-level call
+    def cell(self, slot: int = REVOCATION_SLOT) -> Sequence[int]:
+        """Slot ``slot`` as item 0 of a sequence, for a caller that reads it on every request: on
+        a little-endian host a memoryview over the map, whose ``[0]`` costs no Python-level call
         (about 45 ns against 105 for a bound call in process; the OCSP hot path reads it per
         request)."""
         if sys.byteorder != "little":
-            return CallCell(self.read)
-        view = memoryview(self._map).cast("Q")  # the map starts on a page boundary: aligned
+            return _SlotCell(self, slot)
+        offset = slot * _FMT.size  # the map starts on a page boundary: aligned
+        view = memoryview(self._map)[offset:offset + _FMT.size].cast("Q")
         self._views.append(view)
         return view
 
-    def publish(self, seq: int) -> None:
-        """Raise the epoch to ``seq`` (never lower it: concurrent revokers may finish out of order)."""
+    def access_cell(self) -> Sequence[int]:
+        return self.cell(ACCESS_SLOT)
+
+    def publish(self, seq: int, slot: int = REVOCATION_SLOT) -> None:
+        """Raise slot ``slot`` to ``seq`` (never lower it: a reader that saw the higher value
+        must not see it go back; writers draw from a counter whose row lock orders them)."""
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
-            if seq > self.read():
-                _FMT.pack_into(self._map, 0, seq)
+            if seq > self.read(slot):
+                _FMT.pack_into(self._map, slot * _FMT.size, seq)
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def publish_access(self, seq: int) -> None:
+        self.publish(seq, ACCESS_SLOT)
 
     def close(self) -> None:
         for view in self._views:
             view.release()  # a map with views exported cannot be closed
         self._map.close()
         os.close(self._fd)
+
+
+def notify(session: Session, channel: str, seq: int) -> None:
+    """Queue ``NOTIFY channel, 'seq'`` in ``session``'s transaction (PostgreSQL; nothing on
+    SQLite).  PostgreSQL delivers it to every listener at commit and drops it on rollback, so a
+    listener never hears of a change that did not happen, nor misses one that did while its
+    connection was up."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": str(seq)})
+
+
+def read_counter(store: Store, name: str) -> int:
+    with store.engine.connect() as conn:
+        value = conn.execute(select(Counter.value).where(Counter.name == name)).scalar()
+    return int(value or 0)
+
+
+class SequenceListener:
+    """One per process and PostgreSQL database: a daemon thread that keeps one in-memory cell
+    per channel (item 0: the sequence number, an ``array('q')`` the request path indexes as it
+    would the mmap) up to date from ``LISTEN`` notifications, with a poll of the counters every
+    ``poll_seconds`` as a safety net and on every (re)connection.  While the database is
+    unreachable it retries with exponential backoff (``0.05`` s doubling to ``5`` s); the cells
+    keep their last value meanwhile (nothing can be revoked while the database is down)."""
+
+    def __init__(self, store: Store, counters: dict[str, str], poll_seconds: float = 1.0):
+        url = make_url(store.url)
+        if url.get_backend_name() != "postgresql":
+            raise ValueError("LISTEN/NOTIFY needs PostgreSQL")
+        #: the psycopg connection string: the store's URL without SQLAlchemy's "+driver"
+        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._counters = dict(counters)  # channel -> counter name
+        self._names = {name: channel for channel, name in self._counters.items()}
+        self.poll_seconds = poll_seconds
+        self._cells = {channel: array("q", [0]) for channel in self._counters}
+        self._stop = threading.Event()
+        #: True while the LISTEN connection is up (for /readyz and the tests)
+        self.connected = threading.Event()
+        self.notifications = 0
+        # The first values synchronously, so a cache built right after this starts from them.
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(Counter.name, Counter.value).where(Counter.name.in_(list(self._names))))
+            for name, value in rows:
+                self._cells[self._names[name]][0] = int(value)
+        self._thread = threading.Thread(target=self._run, name="jpki-sequence-listener", daemon=True)
+        self._thread.start()
+
+    def cell(self, channel: str) -> Sequence[int]:
+        return self._cells[channel]
+
+    def _raise(self, channel: str, seq: int) -> None:
+        cell = self._cells.get(channel)
+        # Only this thread writes; raising (never lowering) keeps a reader's view monotonic.
+        if cell is not None and seq > cell[0]:
+            cell[0] = seq
+
+    def _poll(self, conn: Any) -> None:
+        rows = conn.execute("SELECT name, value FROM counters WHERE name = ANY(%s)", [list(self._names)]).fetchall()
+        for name, value in rows:
+            self._raise(self._names[name], int(value))
+
+    def _run(self) -> None:
+        import psycopg  # the PostgreSQL driver the store uses; only a PostgreSQL store gets here
+
+        backoff = 0.05
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5,
+                                     application_name="jpki-sequence-listener") as conn:
+                    for channel in self._counters:
+                        conn.execute(f"LISTEN {channel}")  # channel names are our constants
+                    # after LISTEN: a change committed from here on is either notified or polled
+                    self._poll(conn)
+                    self.connected.set()
+                    backoff = 0.05
+                    next_poll = time.monotonic() + self.poll_seconds
+                    while not self._stop.is_set():
+                        wait = max(0.0, next_poll - time.monotonic())
+                        for note in conn.notifies(timeout=wait):
+                            try:
+                                self._raise(note.channel, int(note.payload))
+                            except ValueError:
+                                continue  # not ours: NOTIFY is open to every role
+                            self.notifications += 1
+                        if time.monotonic() >= next_poll:
+                            self._poll(conn)
+                            next_poll = time.monotonic() + self.poll_seconds
+            except Exception as exc:  # any failure of the connection: reconnect
+                if self.connected.is_set():
+                    log.warning("sequence listener lost the database (%s); reconnecting", exc.__class__.__name__)
+                self.connected.clear()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self.connected.clear()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+_listeners: dict[tuple[int, str], SequenceListener] = {}
+_listeners_lock = threading.Lock()
+
+
+def listener_for(store: Store) -> SequenceListener:
+    """This process's listener for ``store``'s database, following both sequences (one thread
+    per process and database, whatever asks: the OCSP responder, the CRL endpoint's access
+    control).  Keyed by process id too: a forked worker starts its own."""
+    key = (os.getpid(), store.url)
+    with _listeners_lock:
+        listener = _listeners.get(key)
+        if listener is None or not listener._thread.is_alive():
+            listener = _listeners[key] = SequenceListener(
+                store, {REVOCATION_CHANNEL: REVOCATION_SEQ, ACCESS_CHANNEL: ACCESS_SEQ})
+        return listener
+
+
+def access_cell(store: Store, epoch: RevocationEpoch | None) -> Sequence[int]:
+    """Item 0: the access sequence, from the host's epoch file when given (the processes share
+    a data directory), else from the database (notified on PostgreSQL, read on SQLite)."""
+    if epoch is not None:
+        return epoch.access_cell()
+    if store.is_sqlite:
+        return CallCell(lambda: read_counter(store, ACCESS_SEQ))
+    return listener_for(store).cell(ACCESS_CHANNEL)
+
+
+def close_listener(store: Store) -> None:
+    """Stop this process's listener for ``store``'s database, if one runs (a runtime closing)."""
+    with _listeners_lock:
+        listener = _listeners.pop((os.getpid(), store.url), None)
+    if listener is not None:
+        listener.close()

@@ -23,7 +23,7 @@ from jpki_mock.access import AccessControl
 from jpki_mock.clock import Clock, SystemClock
 from jpki_mock.config import Config
 from jpki_mock.db import Store
-from jpki_mock.epoch import RevocationEpoch
+from jpki_mock.epoch import RevocationEpoch, access_cell
 from jpki_mock.vocab import KINDS
 from jpki_mock.ca.signer import Keyring
 from jpki_mock.ca.status import StatusReader
@@ -53,12 +53,15 @@ def _etag_matches(header: str, etag: str) -> bool:
 
 
 class Pass:
-    """What the hot path knows of a credential (the raw header value), until ``until``."""
+    """What the hot path knows of a credential (the raw header value), until ``until`` and
+    while the access sequence is still ``seq`` (a relying party removed in any process moves
+    it: jpki_mock.access)."""
 
-    __slots__ = ("until", "kinds", "name", "party", "tally")
+    __slots__ = ("until", "seq", "kinds", "name", "party", "tally")
 
-    def __init__(self, until: float, kinds: frozenset, name: str, party, tally: list[int]):
+    def __init__(self, until: float, seq: int, kinds: frozenset, name: str, party, tally: list[int]):
         self.until = until
+        self.seq = seq
         #: the certificate kinds it may query
         self.kinds = kinds
         #: the relying party's name ("-" for an unknown credential)
@@ -80,7 +83,10 @@ class OcspApp:
         self.store = store
         self.chain = build_source(self.cfg, status, keyring, epoch)
         self.counters = stats.Counters(store)
-        self.access = AccessControl(store) if self.cfg.access_control else None
+        # The access sequence from where this process learns of revocations too: the host's
+        # epoch file, or the database (its listener on PostgreSQL).
+        self.access = AccessControl(store, changes=access_cell(store, epoch if self.cfg.revocation_check == "epoch"
+                                                               else None)) if self.cfg.access_control else None
         #: raw credential header -> Pass
         self._parties: dict[str, Pass] = {}
         self.time_travel = config.time_travel
@@ -99,7 +105,8 @@ class OcspApp:
         auth = environ.get("HTTP_AUTHORIZATION")
         raw = auth or environ.get("HTTP_X_JPKI_RELYING_PARTY")
         hit = self._parties.get(raw) if raw else None
-        if hit is not None and hit.until > now:
+        seq = self.access.changes[0]  # before the lookup: a removal after it moves it past
+        if hit is not None and hit.until > now and hit.seq == seq:
             return hit.party
         party = self.access.from_environ(environ)
         # The hot path keys by the first header present; that is the credential unless a
@@ -112,7 +119,7 @@ class OcspApp:
             counters = self.counters
             counters.roll(now)
             # Valid until the day ends at the latest: the tally counts that day's answers.
-            self._parties[raw] = Pass(min(now + self.access.ttl, counters.day_end), kinds, name, party,
+            self._parties[raw] = Pass(min(now + self.access.ttl, counters.day_end), seq, kinds, name, party,
                                       counters.tally(name))
         return party
 
@@ -130,6 +137,8 @@ class OcspApp:
         counters = self.counters
         parties = self._parties
         access = self.access is not None
+        # item 0: the access sequence (jpki_mock.epoch); a credential's Pass holds while it stays
+        changes = self.access.changes if self.access is not None else (0,)
         time_travel = self.time_travel
         clock = self.clock  # never replaced; a time-travelling one wraps the system clock
         system_clock = clock.__class__ is SystemClock
@@ -165,9 +174,10 @@ class OcspApp:
                         if access:
                             known = parties.get(environ.get("HTTP_AUTHORIZATION")
                                                 or environ.get("HTTP_X_JPKI_RELYING_PARTY"))
-                            if known is None or known.until <= now:
-                                # unknown or expired (at the latest when the day ends, for its
-                                # tally): the full path decides and remembers
+                            if known is None or known.until <= now or known.seq != changes[0]:
+                                # unknown, expired (at the latest when the day ends, for its
+                                # tally) or a relying party removed since: the full path decides
+                                # and remembers
                                 return respond(environ, start_response, key, method == "GET")
                             kinds, tally = known.kinds, known.tally
                         else:

@@ -11,11 +11,12 @@ like one answered before); :func:`build_source` wires them all and returns them 
 
 from __future__ import annotations
 
-from jpki_mock.config import OcspConfig
-from jpki_mock.epoch import CallCell, RevocationEpoch
+from collections.abc import Sequence
+
 from jpki_mock.ca.signer import Keyring
 from jpki_mock.ca.status import StatusReader
-
+from jpki_mock.config import OcspConfig
+from jpki_mock.epoch import REVOCATION_CHANNEL, CallCell, RevocationEpoch, listener_for
 from jpki_mock.ocsp.answer import Answer, Context, Source, Unauthorized, error_answer
 from jpki_mock.ocsp.filter import FilterSource, Issuers
 from jpki_mock.ocsp.live import LiveSigner
@@ -38,11 +39,22 @@ class Chain:
         return self.presigned.stats()
 
 
+def revocation_cell(cfg: OcspConfig, status: StatusReader, epoch: RevocationEpoch) -> Sequence[int]:
+    """Item 0: the revocation sequence as this process should see it (see :func:`build_source`)."""
+    if cfg.revocation_check == "epoch":
+        return epoch.cell()
+    if status.store.is_sqlite:
+        return CallCell(status.current_seq)
+    return listener_for(status.store).cell(REVOCATION_CHANNEL)
+
+
 def build_source(cfg: OcspConfig, status: StatusReader, keyring: Keyring, epoch: RevocationEpoch) -> Chain:
     """The chain of one process.  ``epoch``: the host's revocation epoch, read per request with
-    ``ocsp.revocation_check = "epoch"``; with ``"database"`` the store's sequence is read instead
-    (a responder on another host than the revokers)."""
-    cell = epoch.cell() if cfg.revocation_check == "epoch" else CallCell(status.current_seq)
+    ``ocsp.revocation_check = "epoch"``; with ``"database"`` (a responder on another host than
+    the revokers) the store's sequence instead: on PostgreSQL the cell this process's listener
+    raises as each revocation's NOTIFY arrives (no database read per request), on SQLite (one
+    host by nature, its file) the counter itself."""
+    cell = revocation_cell(cfg, status, epoch)
     issuers = Issuers(status)
     presigned = Presigned(status, cell)
     live = LiveSigner(cfg, keyring, presigned, issuers)
