@@ -5,8 +5,11 @@ The revocation sequence is published on the shared epoch (:mod:`jpki_mock.epoch`
 the commit, so once an operation has returned no responder on this host answers "good" for a
 certificate it revoked; on PostgreSQL the transaction also queues ``NOTIFY jpki_revocation``,
 which the database delivers to the responders of every host at the commit (and never for a
-rolled-back one).  An operation that fails midway publishes nothing and leaves the store as it
-was (:meth:`jpki_mock.db.Store.session` rolls back).
+rolled-back one); the operation returns once its own process heard that notification back
+(:func:`jpki_mock.epoch.await_delivery`, at most 0.25 s), so the responders' copies are on
+their way before the caller learns that it returned.  An operation that fails midway
+publishes nothing and leaves the store as it was (:meth:`jpki_mock.db.Store.session` rolls
+back).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from contextlib import AbstractContextManager
 from sqlalchemy.orm import Session
 
 from jpki_mock.db import Store
-from jpki_mock.epoch import REVOCATION_CHANNEL, RevocationEpoch, notify
+from jpki_mock.epoch import REVOCATION_CHANNEL, RevocationEpoch, await_delivery, notify
 
 
 class UnitOfWork:
@@ -43,15 +46,17 @@ class UnitOfWork:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         assert self._transaction is not None
-        if exc_type is None and self.revocation_seq:
+        if exc_type is None and self.revocation_seq and self.session is not None:
             try:
                 notify(self.session, REVOCATION_CHANNEL, self.revocation_seq)
             except BaseException as failed:  # nothing committed: roll back and raise that
                 self._transaction.__exit__(type(failed), failed, failed.__traceback__)
                 raise
         self._transaction.__exit__(exc_type, exc, tb)  # commit, or roll back and re-raise
-        if exc_type is None and self.revocation_seq and self._epoch is not None:
-            self._epoch.publish(self.revocation_seq)
+        if exc_type is None and self.revocation_seq:
+            if self._epoch is not None:
+                self._epoch.publish(self.revocation_seq)
+            await_delivery(self._store, REVOCATION_CHANNEL, self.revocation_seq)
         return False
 
 

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from jpki_mock.clock import Clock
 from jpki_mock.db import Base, Store, UTCDateTime, next_values
-from jpki_mock.epoch import ACCESS_CHANNEL, ACCESS_SEQ, RevocationEpoch, access_cell, notify
+from jpki_mock.epoch import ACCESS_CHANNEL, ACCESS_SEQ, RevocationEpoch, access_cell, await_delivery, notify
 from jpki_mock.errors import Conflict, InvalidInput, NotFound, Unauthorized
 
 
@@ -143,6 +143,7 @@ class Registry:
     def _published(self, seq: int) -> None:
         if self.epoch is not None:
             self.epoch.publish_access(seq)
+        await_delivery(self.store, ACCESS_CHANNEL, seq)
 
     def create_token(self, label: str = "cli") -> str:
         self.store.require_initialised()

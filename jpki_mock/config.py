@@ -62,9 +62,11 @@ class OcspConfig:
     #: port of the standalone responder (``jpki-mock ocsp serve``); it binds ``host``.
     port: int = 8081
     #: how a process learns of revocations: ``epoch`` reads the shared mmap counter (same host,
-    #: same data directory; 8 bytes per request), ``database`` reads the revocation sequence from
-    #: the database on every request (responders on other hosts sharing PostgreSQL).
-    revocation_check: Literal["epoch", "database"] = "epoch"
+    #: same data directory; 8 bytes per request); ``database`` is told by the database
+    #: (responders on other hosts sharing PostgreSQL: LISTEN/NOTIFY, no database read per
+    #: request; jpki_mock/epoch.py); ``database-read`` reads the revocation sequence from the
+    #: database on every request (strict across hosts, a round trip per request).
+    revocation_check: Literal["epoch", "database", "database-read"] = "epoch"
     #: how long a live signature may wait for a free slot before the answer is tryLater.
     live_sign_wait_ms: int = 1000
     #: lookups are counted in memory per process and added to the shared table this often.

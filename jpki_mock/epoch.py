@@ -34,6 +34,7 @@ import time
 from array import array
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from select import select as _readable
 from typing import Any
 
 from sqlalchemy import select, text
@@ -164,10 +165,41 @@ def read_counter(store: Store, name: str) -> int:
     return int(value or 0)
 
 
+class _PushedCell(Sequence[int]):
+    """Item 0: a channel's sequence number as :class:`SequenceListener` last heard it, checked at
+    request time: if the listening connection has bytes the listener thread has not applied yet
+    (a notification that reached this host while the thread waits for the GIL or the CPU), the
+    counters are read from the database instead, so a request answered after a notification
+    arrived sees it.  Costs one ``select`` with a zero timeout per read (about a microsecond)."""
+
+    __slots__ = ("_cell", "_listener")
+
+    def __init__(self, listener: SequenceListener, cell: array[int]):
+        self._listener = listener
+        self._cell = cell
+
+    def __getitem__(self, index: int) -> int:  # type: ignore[override]  # item 0 only, no slices
+        if index != 0:
+            raise IndexError(index)
+        listener = self._listener
+        fd = listener.fd
+        if fd >= 0:
+            try:
+                pending = listener.busy or bool(_readable((fd,), (), (), 0)[0])
+            except (OSError, ValueError):  # the connection was closed meanwhile
+                pending = False
+            if pending:
+                listener.catch_up()
+        return self._cell[0]
+
+    def __len__(self) -> int:
+        return 1
+
+
 class SequenceListener:
     """One per process and PostgreSQL database: a daemon thread that keeps one in-memory cell
-    per channel (item 0: the sequence number, an ``array('q')`` the request path indexes as it
-    would the mmap) up to date from ``LISTEN`` notifications, with a poll of the counters every
+    per channel (item 0: the sequence number, read by the request path as it would the mmap)
+    up to date from ``LISTEN`` notifications, with a poll of the counters every
     ``poll_seconds`` as a safety net and on every (re)connection.  While the database is
     unreachable it retries with exponential backoff (``0.05`` s doubling to ``5`` s); the cells
     keep their last value meanwhile (nothing can be revoked while the database is down)."""
@@ -182,7 +214,14 @@ class SequenceListener:
         self._names = {name: channel for channel, name in self._counters.items()}
         self.poll_seconds = poll_seconds
         self._cells = {channel: array("q", [0]) for channel in self._counters}
+        self._raising = threading.Condition()
+        self._store = store
+        #: the listening connection's socket while it is up, else -1
+        self.fd = -1
+        #: True while the thread reads and applies what arrived on it
+        self.busy = False
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()  # close() wakes the thread's wait through it
         #: True while the LISTEN connection is up (for /readyz and the tests)
         self.connected = threading.Event()
         self.notifications = 0
@@ -195,18 +234,56 @@ class SequenceListener:
         self._thread.start()
 
     def cell(self, channel: str) -> Sequence[int]:
-        return self._cells[channel]
+        return _PushedCell(self, self._cells[channel])
 
     def _raise(self, channel: str, seq: int) -> None:
         cell = self._cells.get(channel)
-        # Only this thread writes; raising (never lowering) keeps a reader's view monotonic.
+        # Raising, never lowering, keeps a reader's view monotonic; the lock keeps a slower
+        # writer (catch_up in a request thread) from putting a lower value back.
         if cell is not None and seq > cell[0]:
-            cell[0] = seq
+            with self._raising:
+                if seq > cell[0]:
+                    cell[0] = seq
+                    self._raising.notify_all()
+
+    def wait_for(self, channel: str, seq: int, timeout: float) -> bool:
+        """Wait until ``channel``'s number reached ``seq`` (at most ``timeout`` seconds): in a
+        revoking process, until its own notification came back from PostgreSQL, which the
+        database signals to every listening session at the same moment."""
+        cell = self._cells[channel]
+        with self._raising:
+            return self._raising.wait_for(lambda: cell[0] >= seq, timeout)
+
+    def catch_up(self) -> None:
+        """Read the counters now (a request thread, when a notification is waiting unread)."""
+        try:
+            with self._store.engine.connect() as conn:
+                rows = conn.execute(select(Counter.name, Counter.value).where(Counter.name.in_(list(self._names))))
+                for name, value in rows:
+                    self._raise(self._names[name], int(value))
+        except Exception:  # the listener thread reconnects; the caller keeps the cell
+            log.debug("catching up on the sequence failed", exc_info=True)
 
     def _poll(self, conn: Any) -> None:
         rows = conn.execute("SELECT name, value FROM counters WHERE name = ANY(%s)", [list(self._names)]).fetchall()
         for name, value in rows:
             self._raise(self._names[name], int(value))
+
+    def _apply(self, conn: Any, poll: bool) -> None:
+        """Apply what arrived (and, with ``poll``, the counters themselves) with ``busy`` set,
+        so a request thread catches up meanwhile rather than trust the cell."""
+        self.busy = True
+        try:
+            if poll:
+                self._poll(conn)  # may read notifications too: psycopg keeps them for notifies()
+            for note in conn.notifies(timeout=0):
+                try:
+                    self._raise(note.channel, int(note.payload))
+                except ValueError:
+                    continue  # not ours: NOTIFY is open to every role
+                self.notifications += 1
+        finally:
+            self.busy = False
 
     def _run(self) -> None:
         import psycopg  # the PostgreSQL driver the store uses; only a PostgreSQL store gets here
@@ -218,33 +295,43 @@ class SequenceListener:
                                      application_name="jpki-sequence-listener") as conn:
                     for channel in self._counters:
                         conn.execute(f"LISTEN {channel}")  # channel names are our constants
+                    fd = self.fd = conn.pgconn.socket
                     # after LISTEN: a change committed from here on is either notified or polled
-                    self._poll(conn)
+                    self._apply(conn, poll=True)
                     self.connected.set()
                     backoff = 0.05
                     next_poll = time.monotonic() + self.poll_seconds
                     while not self._stop.is_set():
                         wait = max(0.0, next_poll - time.monotonic())
-                        for note in conn.notifies(timeout=wait):
-                            try:
-                                self._raise(note.channel, int(note.payload))
-                            except ValueError:
-                                continue  # not ours: NOTIFY is open to every role
-                            self.notifications += 1
-                        if time.monotonic() >= next_poll:
-                            self._poll(conn)
+                        # Our own wait (GIL released) rather than psycopg's, so that ``busy`` is
+                        # set before the bytes are read: a request thread that finds the socket
+                        # empty and ``busy`` unset knows the cell holds all that reached us.
+                        ready = _readable((fd, self._wake_r), (), (), wait)[0]
+                        if self._wake_r in ready:
+                            break
+                        poll = time.monotonic() >= next_poll
+                        if ready or poll:
+                            self._apply(conn, poll)
+                        if poll:
                             next_poll = time.monotonic() + self.poll_seconds
             except Exception as exc:  # any failure of the connection: reconnect
+                self.fd = -1
                 if self.connected.is_set():
                     log.warning("sequence listener lost the database (%s); reconnecting", exc.__class__.__name__)
                 self.connected.clear()
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+            finally:
+                self.fd = -1
         self.connected.clear()
 
     def close(self) -> None:
         self._stop.set()
+        os.write(self._wake_w, b"x")  # out of its wait at once
         self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            os.close(self._wake_r)
+            os.close(self._wake_w)
 
 
 _listeners: dict[tuple[int, str], SequenceListener] = {}
@@ -264,14 +351,26 @@ def listener_for(store: Store) -> SequenceListener:
         return listener
 
 
-def access_cell(store: Store, epoch: RevocationEpoch | None) -> Sequence[int]:
+def access_cell(store: Store, epoch: RevocationEpoch | None, read: bool = False) -> Sequence[int]:
     """Item 0: the access sequence, from the host's epoch file when given (the processes share
-    a data directory), else from the database (notified on PostgreSQL, read on SQLite)."""
+    a data directory), else from the database: notified on PostgreSQL, read each time on SQLite
+    or with ``read``."""
     if epoch is not None:
         return epoch.access_cell()
-    if store.is_sqlite:
+    if read or store.is_sqlite:
         return CallCell(lambda: read_counter(store, ACCESS_SEQ))
     return listener_for(store).cell(ACCESS_CHANNEL)
+
+
+def await_delivery(store: Store, channel: str, seq: int, timeout: float = 0.25) -> bool:
+    """After a commit that notified ``seq`` on ``channel``: return once this process's own
+    listener heard it, at most ``timeout`` seconds later (PostgreSQL; at once on SQLite).
+    PostgreSQL signals every listening session at the commit, so waiting for our own copy means
+    the responders' copies have left the database too before the caller learns that the
+    operation returned.  It waits on the database, never on the responders."""
+    if store.is_sqlite:
+        return True
+    return listener_for(store).wait_for(channel, seq, timeout)
 
 
 def close_listener(store: Store) -> None:

@@ -16,6 +16,7 @@ OCSPResponse, never an HTML page or a traceback.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from time import time as _time
 
 from jpki_mock import travel as timetravel
@@ -85,8 +86,12 @@ class OcspApp:
         self.counters = stats.Counters(store)
         # The access sequence from where this process learns of revocations too: the host's
         # epoch file, or the database (its listener on PostgreSQL).
-        self.access = AccessControl(store, changes=access_cell(store, epoch if self.cfg.revocation_check == "epoch"
-                                                               else None)) if self.cfg.access_control else None
+        check = self.cfg.revocation_check
+        changes = access_cell(store, epoch if check == "epoch" else None, read=check == "database-read") \
+            if self.cfg.access_control else None
+        self.access = AccessControl(store, changes=changes) if changes is not None else None
+        #: item 0: the access sequence (jpki_mock.epoch); a credential's Pass holds while it stays
+        self._changes: Sequence[int] = changes if changes is not None else (0,)
         #: raw credential header -> Pass
         self._parties: dict[str, Pass] = {}
         self.time_travel = config.time_travel
@@ -105,7 +110,7 @@ class OcspApp:
         auth = environ.get("HTTP_AUTHORIZATION")
         raw = auth or environ.get("HTTP_X_JPKI_RELYING_PARTY")
         hit = self._parties.get(raw) if raw else None
-        seq = self.access.changes[0]  # before the lookup: a removal after it moves it past
+        seq = self._changes[0]  # before the lookup: a removal after it moves it past
         if hit is not None and hit.until > now and hit.seq == seq:
             return hit.party
         party = self.access.from_environ(environ)
@@ -137,8 +142,7 @@ class OcspApp:
         counters = self.counters
         parties = self._parties
         access = self.access is not None
-        # item 0: the access sequence (jpki_mock.epoch); a credential's Pass holds while it stays
-        changes = self.access.changes if self.access is not None else (0,)
+        changes = self._changes
         time_travel = self.time_travel
         clock = self.clock  # never replaced; a time-travelling one wraps the system clock
         system_clock = clock.__class__ is SystemClock

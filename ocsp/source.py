@@ -43,7 +43,7 @@ def revocation_cell(cfg: OcspConfig, status: StatusReader, epoch: RevocationEpoc
     """Item 0: the revocation sequence as this process should see it (see :func:`build_source`)."""
     if cfg.revocation_check == "epoch":
         return epoch.cell()
-    if status.store.is_sqlite:
+    if cfg.revocation_check == "database-read" or status.store.is_sqlite:
         return CallCell(status.current_seq)
     return listener_for(status.store).cell(REVOCATION_CHANNEL)
 
@@ -53,7 +53,8 @@ def build_source(cfg: OcspConfig, status: StatusReader, keyring: Keyring, epoch:
     ``ocsp.revocation_check = "epoch"``; with ``"database"`` (a responder on another host than
     the revokers) the store's sequence instead: on PostgreSQL the cell this process's listener
     raises as each revocation's NOTIFY arrives (no database read per request), on SQLite (one
-    host by nature, its file) the counter itself."""
+    host by nature, its file) the counter itself; with ``"database-read"`` the counter itself
+    on every request."""
     cell = revocation_cell(cfg, status, epoch)
     issuers = Issuers(status)
     presigned = Presigned(status, cell)
