@@ -182,12 +182,12 @@ def run(url: str, work: Path, revocations: int, timeout: float, max_seconds: flo
     rt = Runtime.open(load_config({}, data_dir=work / "revoker", key_passphrase=PASSPHRASE, database_url=url),
                       SystemClock())
     procs: list[subprocess.Popen] = []
+    logs = [work / f"responder{i}.log" for i in range(2)]
     try:
         rt.authority.init()
         log(f"issuing {revocations} certificates")
         targets = [Target(serial, path) for serial, path in issue(rt, revocations)]
         ports = [pg.free_port(), pg.free_port()]
-        logs = [work / f"responder{i}.log" for i in range(2)]
         for i, port in enumerate(ports):
             procs.append(start_responder(work / f"responder{i}", url, port, logs[i]))
         for proc, port, logfile in zip(procs, ports, logs, strict=True):
@@ -275,6 +275,12 @@ def run(url: str, work: Path, revocations: int, timeout: float, max_seconds: flo
     finally:
         for proc in procs:
             stop(proc)
+        for logfile in logs:
+            if logfile.exists():
+                noted = [line for line in logfile.read_text(errors="replace").splitlines()
+                         if "WARNING" in line or "ERROR" in line or "lost the database" in line]
+                for line in noted[:5]:
+                    log(f"{logfile.name}: {line}")
         rt.close()
 
 
