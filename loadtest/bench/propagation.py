@@ -7,7 +7,8 @@
   ``postgres`` user), or a database created on ``--database-url``'s cluster;
 * an authority in this process (its own data directory) issues the certificates;
 * two responder processes, ``jpki-mock ocsp serve --workers 1`` with
-  ``ocsp.revocation_check = "database"``, each with its own data directory: no file is shared,
+  ``ocsp.revocation_check = "database"`` (``--revocation-check database-read`` for the strict
+  per-request read instead), each with its own data directory: no file is shared,
   as between hosts; they learn of revocations only from PostgreSQL (LISTEN/NOTIFY, then a poll
   every second as a safety net: jpki_mock/epoch.py);
 * under load: one client thread per responder hammers GETs for the certificates about to be
@@ -73,6 +74,8 @@ class Tally:
     requests: int = 0
     stale: int = 0
     errors: int = 0
+    #: serials with at least one stale answer
+    stale_serials: set[int] = field(default_factory=set)
 
     def add(self, requests: int = 0, stale: int = 0, errors: int = 0) -> None:
         with self.lock:
@@ -128,9 +131,9 @@ def issue(rt, count: int) -> list[tuple[int, str]]:
     return out
 
 
-def start_responder(data_dir: Path, url: str, port: int, logfile: Path) -> subprocess.Popen:
+def start_responder(data_dir: Path, url: str, port: int, logfile: Path, check: str = "database") -> subprocess.Popen:
     env = {**os.environ, "JPKI_MOCK_DATA": str(data_dir), "JPKI_MOCK_DATABASE_URL": url,
-           "JPKI_MOCK_KEY_PASSPHRASE": PASSPHRASE, "JPKI_MOCK_OCSP_REVOCATION_CHECK": "database",
+           "JPKI_MOCK_KEY_PASSPHRASE": PASSPHRASE, "JPKI_MOCK_OCSP_REVOCATION_CHECK": check,
            "JPKI_MOCK_OCSP_PORT": str(port)}
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(logfile, "wb") as out:
@@ -173,7 +176,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[int(rank) - 1]
 
 
-def run(url: str, work: Path, revocations: int, timeout: float, max_seconds: float, show_stale: bool = False) -> int:
+def run(url: str, work: Path, revocations: int, timeout: float, max_seconds: float, show_stale: bool = False,
+        check: str = "database") -> int:
     from jpki_mock.clock import SystemClock
     from jpki_mock.config import load_config
     from jpki_mock.runtime import Runtime
@@ -189,10 +193,11 @@ def run(url: str, work: Path, revocations: int, timeout: float, max_seconds: flo
         targets = [Target(serial, path) for serial, path in issue(rt, revocations)]
         ports = [pg.free_port(), pg.free_port()]
         for i, port in enumerate(ports):
-            procs.append(start_responder(work / f"responder{i}", url, port, logs[i]))
+            procs.append(start_responder(work / f"responder{i}", url, port, logs[i], check))
         for proc, port, logfile in zip(procs, ports, logs, strict=True):
             wait_ready(proc, port, logfile, time.monotonic() + 60)
-        log(f"responders on 127.0.0.1:{ports[0]} and 127.0.0.1:{ports[1]} (separate data directories)")
+        log(f"responders on 127.0.0.1:{ports[0]} and 127.0.0.1:{ports[1]} (separate data directories, "
+            f"revocation_check = {check!r})")
 
         tally = Tally()
         current = [0]  # index of the certificate being revoked
@@ -202,6 +207,9 @@ def run(url: str, work: Path, revocations: int, timeout: float, max_seconds: flo
             """1 if this answer is a stale "good": its request left after the revoke returned."""
             revoked_at = target.revoked_at
             stale = status == "GOOD" and revoked_at is not None and sent > revoked_at
+            if stale:
+                with tally.lock:
+                    tally.stale_serials.add(target.serial)
             if stale and show_stale and revoked_at is not None:
                 log(f"stale: serial {target.serial} ({who}) asked {1000 * (sent - revoked_at):.2f} ms after the "
                     f"revoke returned")
@@ -268,7 +276,8 @@ def run(url: str, work: Path, revocations: int, timeout: float, max_seconds: flo
             client.close()
         times = [t * 1000 for target in targets for t in target.seen.values()]
         timeouts = sum(1 for target in targets for t in target.seen.values() if t >= timeout)
-        log(f"answers={tally.requests} errors={tally.errors} timeouts={timeouts}")
+        log(f"answers={tally.requests} errors={tally.errors} timeouts={timeouts} "
+            f"revocations_with_stale_answers={len(tally.stale_serials)}")
         log(f"revocations={len(targets)} p50_ms={percentile(times, 50):.1f} p99_ms={percentile(times, 99):.1f} "
             f"max_ms={max(times):.1f} stale={tally.stale}")
         return 1 if timeouts or tally.stale else 0
@@ -291,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds a responder may take to answer revoked (default 5)")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="stop revoking after this long")
     parser.add_argument("--show-stale", action="store_true", help="a line for every stale answer")
+    parser.add_argument("--revocation-check", choices=["database", "database-read"], default="database",
+                        help="the responders' ocsp.revocation_check (default: database, the pushed one)")
     parser.add_argument("--database-url", default=None,
                         help="a PostgreSQL cluster to create the benchmark's database on (default: start one)")
     args = parser.parse_args(argv)
@@ -305,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
             base, data, tmp = pg.start_cluster()
             log(f"throwaway PostgreSQL at {base}")
         url = pg.create_database(base, prefix="bench_")
-        return run(url, work, args.revocations, args.timeout, args.max_seconds, args.show_stale)
+        return run(url, work, args.revocations, args.timeout, args.max_seconds, args.show_stale,
+                   args.revocation_check)
     finally:
         if data is not None and tmp is not None:
             pg.stop_cluster(data, tmp)
