@@ -286,10 +286,11 @@ def run(url: str, work: Path, revocations: int, timeout: float, max_seconds: flo
             stop(proc)
         for logfile in logs:
             if logfile.exists():
+                # to stderr: the last line on stdout is the result
                 noted = [line for line in logfile.read_text(errors="replace").splitlines()
-                         if "WARNING" in line or "ERROR" in line or "lost the database" in line]
+                         if "ERROR" in line or "Traceback" in line or "lost the database" in line]
                 for line in noted[:5]:
-                    log(f"{logfile.name}: {line}")
+                    print(f"{logfile.name}: {line}", file=sys.stderr, flush=True)
         rt.close()
 
 
