@@ -16,7 +16,11 @@ on a change asks the store what changed (or drops the cache).  Where the number 
   transaction commits.  Each process runs one :class:`SequenceListener` thread that
   ``LISTEN``\\ s on a connection of its own and raises an in-memory cell the request path
   reads like the mmap slot; a poll every second (and one after every reconnection) catches a
-  notification missed while the connection was down.
+  notification missed while the connection was down.  A revoking process returns once its own
+  listener heard its notification (:func:`await_delivery`).  PostgreSQL wakes each listening
+  session on its own, so a responder may hear of a change a few milliseconds after the revoke
+  returned (docs/ocsp.md, "Propagation"); ``ocsp.revocation_check = "database-read"`` reads the
+  counter on every request instead, which closes that window at a round trip per request.
 * **SQLite without a shared data directory**: the counter itself is read (:class:`CallCell`),
   a local file read.
 """
