@@ -8,7 +8,7 @@ PORT ?= 8080
 JPKI_MOCK_DATA ?= ./var
 export PORT JPKI_MOCK_DATA
 
-.PHONY: run test lint venv bench-crl bench-ocsp bench-ocsp-python bench-seed clean
+.PHONY: run test lint venv bench-crl bench-ocsp bench-ocsp-python bench-seed bench-propagation clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench-ocsp-python: $(STAMP)
 
 bench-seed: $(STAMP)
 	$(PY) -m jpki_mock.loadtest.bench.seed
+
+## Revocation propagation to two PostgreSQL-backed responders (own cluster; docs/ocsp.md "Propagation").
+bench-propagation: $(STAMP)
+	$(PY) -m jpki_mock.loadtest.bench.propagation
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -2,9 +2,14 @@
 made become visible to the responders only after that transaction committed.
 
 The revocation sequence is published on the shared epoch (:mod:`jpki_mock.epoch`) *after*
-the commit, so once an operation has returned no responder answers "good" for a certificate
-it revoked; and an operation that fails midway publishes nothing and leaves the store as it
-was (:meth:`jpki_mock.db.Store.session` rolls back).
+the commit, so once an operation has returned no responder on this host answers "good" for a
+certificate it revoked; on PostgreSQL the transaction also queues ``NOTIFY jpki_revocation``,
+which the database delivers to the responders of every host at the commit (and never for a
+rolled-back one); the operation returns once its own process heard that notification back
+(:func:`jpki_mock.epoch.await_delivery`, at most 0.25 s), so the responders' copies are on
+their way before the caller learns that it returned.  An operation that fails midway
+publishes nothing and leaves the store as it was (:meth:`jpki_mock.db.Store.session` rolls
+back).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from types import TracebackType
 from sqlalchemy.orm import Session
 
 from jpki_mock.db import Store
-from jpki_mock.epoch import RevocationEpoch
+from jpki_mock.epoch import REVOCATION_CHANNEL, RevocationEpoch, await_delivery, notify
 
 
 class UnitOfWork:
@@ -51,9 +56,17 @@ class UnitOfWork:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         assert self._transaction is not None
+        if exc_type is None and self.revocation_seq and self.session is not None:
+            try:
+                notify(self.session, REVOCATION_CHANNEL, self.revocation_seq)
+            except BaseException as failed:  # nothing committed: roll back and raise that
+                self._transaction.__exit__(type(failed), failed, failed.__traceback__)
+                raise
         self._transaction.__exit__(exc_type, exc, tb)  # commit, or roll back and re-raise
-        if exc_type is None and self.revocation_seq and self._epoch is not None:
-            self._epoch.publish(self.revocation_seq)
+        if exc_type is None and self.revocation_seq:
+            if self._epoch is not None:
+                self._epoch.publish(self.revocation_seq)
+            await_delivery(self._store, REVOCATION_CHANNEL, self.revocation_seq)
 
 
 #: what the concern objects call to start one: ``with begin() as work``

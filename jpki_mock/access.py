@@ -7,7 +7,11 @@ its credential with any standard client as an HTTP header:
     X-JPKI-Relying-Party: rp_...        (for clients that reserve Authorization)
 
 Lookups are cached per process for ``ttl`` seconds (the hot path must not hit the database
-per request); a removed party stops being answered within that time.
+per request), and each cached lookup remembers the access sequence (:mod:`jpki_mock.epoch`) it
+was made at.  Removing a party (or revoking an admin token) takes the next value of that
+sequence in its transaction and publishes it after the commit, before it returns; every
+process compares the sequence before trusting a cached lookup, so a removed party's next
+request, in any process, is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,7 +30,8 @@ from sqlalchemy import Boolean, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from jpki_mock.clock import Clock
-from jpki_mock.db import Base, Store, UTCDateTime
+from jpki_mock.db import Base, Store, UTCDateTime, next_values
+from jpki_mock.epoch import ACCESS_CHANNEL, ACCESS_SEQ, RevocationEpoch, access_cell, await_delivery, notify
 from jpki_mock.errors import Conflict, InvalidInput, NotFound, Unauthorized
 
 
@@ -73,10 +79,15 @@ def credential_from_environ(environ: WSGIEnvironment) -> str | None:
 
 
 class AccessControl:
-    def __init__(self, store: Store, ttl: float = 5.0):
+    """``changes``: item 0 is the access sequence now (:func:`jpki_mock.epoch.access_cell`; by
+    default from the database).  A cached lookup is used only while it is younger than ``ttl``
+    and the sequence has not moved since it was made."""
+
+    def __init__(self, store: Store, ttl: float = 5.0, changes: Sequence[int] | None = None):
         self.store = store
         self.ttl = ttl
-        self._cache: dict[str, tuple[float, Party | None]] = {}
+        self.changes = access_cell(store, None) if changes is None else changes
+        self._cache: dict[str, tuple[float, int, Party | None]] = {}
         self._lock = threading.Lock()
 
     def party(self, credential: str | None) -> Party | None:
@@ -85,10 +96,13 @@ class AccessControl:
             return None
         digest = hashlib.sha256(credential.encode()).hexdigest()
         now = time.monotonic()
+        # Read before the lookup: a removal committed after this read moves the sequence past
+        # the value stored with the result, so the result is not trusted again.
+        seq = self.changes[0]
         with self._lock:
             hit = self._cache.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        if hit is not None and hit[0] > now and hit[1] == seq:
+            return hit[2]
         with self.store.session() as s:
             row = s.scalars(select(RelyingParty).where(RelyingParty.credential_sha256 == digest,
                                                        RelyingParty.active.is_(True))).first()
@@ -96,7 +110,7 @@ class AccessControl:
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = (now + self.ttl, party)
+            self._cache[digest] = (now + self.ttl, seq, party)
         return party
 
     def from_environ(self, environ: WSGIEnvironment) -> Party | None:
@@ -113,9 +127,23 @@ def new_token(session: Session, label: str, now: datetime) -> str:
 class Registry:
     """Who may use the mock: admin API tokens and registered relying parties."""
 
-    def __init__(self, store: Store, clock: Clock):
+    def __init__(self, store: Store, clock: Clock, epoch: RevocationEpoch | None = None):
         self.store = store
         self.clock = clock
+        #: this host's epoch file, where access changes are published for its processes
+        self.epoch = epoch
+
+    def _access_changed(self, session: Session) -> int:
+        """Take the next access sequence value in ``session``'s transaction and queue its
+        notification (PostgreSQL delivers it at commit); :meth:`_published` after the commit."""
+        seq = next_values(session, ACCESS_SEQ, start=1)
+        notify(session, ACCESS_CHANNEL, seq)
+        return seq
+
+    def _published(self, seq: int) -> None:
+        if self.epoch is not None:
+            self.epoch.publish_access(seq)
+        await_delivery(self.store, ACCESS_CHANNEL, seq)
 
     def create_token(self, label: str = "cli") -> str:
         self.store.require_initialised()
@@ -157,3 +185,20 @@ class Registry:
             if rp is None:
                 raise NotFound(f"no relying party named {name!r}", field="name")
             rp.active = False
+            seq = self._access_changed(s)
+        self._published(seq)
+
+    def revoke_token(self, label: str) -> int:
+        """Revoke every live admin token labelled ``label``; returns how many.  Tokens are
+        checked against the database on every admin request (never cached), so this holds from
+        the next request in every process; the access sequence moves all the same, for any
+        cache of them."""
+        with self.store.session() as s:
+            rows = s.scalars(select(ApiToken).where(ApiToken.label == label, ApiToken.revoked.is_(False))).all()
+            if not rows:
+                raise NotFound(f"no live admin token labelled {label!r}", field="label")
+            for row in rows:
+                row.revoked = True
+            seq = self._access_changed(s)
+        self._published(seq)
+        return len(rows)

@@ -62,9 +62,11 @@ class OcspConfig:
     #: port of the standalone responder (``jpki-mock ocsp serve``); it binds ``host``.
     port: int = 8081
     #: how a process learns of revocations: ``epoch`` reads the shared mmap counter (same host,
-    #: same data directory; 8 bytes per request), ``database`` reads the revocation sequence from
-    #: the database on every request (responders on other hosts sharing PostgreSQL).
-    revocation_check: Literal["epoch", "database"] = "epoch"
+    #: same data directory; 8 bytes per request); ``database`` reads the revocation sequence from
+    #: the database on every request (responders on other hosts sharing PostgreSQL: strict, a
+    #: round trip per request); ``database-push`` is told by PostgreSQL (LISTEN/NOTIFY, no
+    #: database read per request, a window of milliseconds across hosts; jpki_mock/epoch.py).
+    revocation_check: Literal["epoch", "database", "database-push"] = "epoch"
     #: with ``revocation_check = "database"``: while the database is unreachable, pre-signed
     #: answers are served for at most this many seconds after the last successful read of the
     #: revocation sequence (they reflect the status as of that read); after that, and for

@@ -19,7 +19,7 @@ from jpki_mock.clock import Clock, SystemClock
 from jpki_mock.config import Config, load_config
 from jpki_mock.crl import models as _crl_models  # noqa: F401
 from jpki_mock.db import Store
-from jpki_mock.epoch import RevocationEpoch
+from jpki_mock.epoch import RevocationEpoch, close_listener
 from jpki_mock.kit import models as _kit_models  # noqa: F401
 from jpki_mock.ocsp import models as _ocsp_models  # noqa: F401
 from jpki_mock.private import private_dir
@@ -52,8 +52,9 @@ class Runtime:
         keyring = Keyring(store, config, clock)
         epoch = RevocationEpoch(Path(config.data_dir) / "revocation.epoch")
         authority = Authority(config, store, clock, keyring, epoch)
-        return cls(config, clock, store, keyring, StatusReader(store), authority, epoch, Registry(store, clock))
+        return cls(config, clock, store, keyring, StatusReader(store), authority, epoch, Registry(store, clock, epoch))
 
     def close(self) -> None:
+        close_listener(self.store)
         self.store.dispose()
         self.epoch.close()

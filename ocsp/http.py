@@ -22,24 +22,23 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from time import time as _time
 from typing import Any
 
 from jpki_mock import travel as timetravel
 from jpki_mock.access import AccessControl
+from jpki_mock.ca.signer import Keyring
+from jpki_mock.ca.status import StatusReader
 from jpki_mock.clock import Clock, SystemClock
 from jpki_mock.config import Config
 from jpki_mock.db import Store, outage_reason
-from jpki_mock.epoch import RevocationEpoch
-from jpki_mock.vocab import KINDS
-from jpki_mock.ca.signer import Keyring
-from jpki_mock.ca.status import StatusReader
-
+from jpki_mock.epoch import RevocationEpoch, access_cell
 from jpki_mock.ocsp import response, stats
 from jpki_mock.ocsp.answer import CONTENT_TYPE, Answer, Context, Overloaded, Unauthorized, error_answer
 from jpki_mock.ocsp.request import MalformedRequest, decode_get_path, known_shape, parse_request
 from jpki_mock.ocsp.source import build_source
+from jpki_mock.vocab import KINDS
 
 log = logging.getLogger("jpki_mock.ocsp")
 
@@ -65,12 +64,15 @@ def _etag_matches(header: str, etag: str) -> bool:
 
 
 class Pass:
-    """What the hot path knows of a credential (the raw header value), until ``until``."""
+    """What the hot path knows of a credential (the raw header value), until ``until`` and
+    while the access sequence is still ``seq`` (a relying party removed in any process moves
+    it: jpki_mock.access)."""
 
-    __slots__ = ("until", "kinds", "name", "party", "tally")
+    __slots__ = ("kinds", "name", "party", "seq", "tally", "until")
 
-    def __init__(self, until: float, kinds: frozenset, name: str, party, tally: list[int]):
+    def __init__(self, until: float, seq: int, kinds: frozenset, name: str, party, tally: list[int]):
         self.until = until
+        self.seq = seq
         #: the certificate kinds it may query
         self.kinds = kinds
         #: the relying party's name ("-" for an unknown credential)
@@ -92,7 +94,14 @@ class OcspApp:
         self.store = store
         self.chain = build_source(self.cfg, status, keyring, epoch)
         self.counters = stats.Counters(store)
-        self.access = AccessControl(store) if self.cfg.access_control else None
+        # The access sequence from where this process learns of revocations too: the host's
+        # epoch file, or the database (its listener on PostgreSQL).
+        check = self.cfg.revocation_check
+        changes = access_cell(store, epoch if check == "epoch" else None, read=check == "database") \
+            if self.cfg.access_control else None
+        self.access = AccessControl(store, changes=changes) if changes is not None else None
+        #: item 0: the access sequence (jpki_mock.epoch); a credential's Pass holds while it stays
+        self._changes: Sequence[int] = changes if changes is not None else (0,)
         #: raw credential header -> Pass
         self._parties: dict[str, Pass] = {}
         self.time_travel = config.time_travel
@@ -111,7 +120,8 @@ class OcspApp:
         auth = environ.get("HTTP_AUTHORIZATION")
         raw = auth or environ.get("HTTP_X_JPKI_RELYING_PARTY")
         hit = self._parties.get(raw) if raw else None
-        if hit is not None and hit.until > now:
+        seq = self._changes[0]  # before the lookup: a removal after it moves it past
+        if hit is not None and hit.until > now and hit.seq == seq:
             return hit.party
         party = self.access.from_environ(environ)
         # The hot path keys by the first header present; that is the credential unless a
@@ -124,7 +134,7 @@ class OcspApp:
             counters = self.counters
             counters.roll(now)
             # Valid until the day ends at the latest: the tally counts that day's answers.
-            self._parties[raw] = Pass(min(now + self.access.ttl, counters.day_end), kinds, name, party,
+            self._parties[raw] = Pass(min(now + self.access.ttl, counters.day_end), seq, kinds, name, party,
                                       counters.tally(name))
         return party
 
@@ -142,6 +152,7 @@ class OcspApp:
         counters = self.counters
         parties = self._parties
         access = self.access is not None
+        changes = self._changes
         time_travel = self.time_travel
         clock = self.clock  # never replaced; a time-travelling one wraps the system clock
         system_clock = clock.__class__ is SystemClock
@@ -179,9 +190,10 @@ class OcspApp:
                         if access:
                             known = parties.get(environ.get("HTTP_AUTHORIZATION")
                                                 or environ.get("HTTP_X_JPKI_RELYING_PARTY"))
-                            if known is None or known.until <= now:
-                                # unknown or expired (at the latest when the day ends, for its
-                                # tally): the full path decides and remembers
+                            if known is None or known.until <= now or known.seq != changes[0]:
+                                # unknown, expired (at the latest when the day ends, for its
+                                # tally) or a relying party removed since: the full path decides
+                                # and remembers
                                 return respond(environ, start_response, key, method == "GET")
                             kinds, tally = known.kinds, known.tally
                         else:

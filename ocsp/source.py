@@ -11,11 +11,12 @@ like one answered before); :func:`build_source` wires them all and returns them 
 
 from __future__ import annotations
 
-from jpki_mock.config import OcspConfig
-from jpki_mock.epoch import RevocationEpoch
+from collections.abc import Sequence
+
 from jpki_mock.ca.signer import Keyring
 from jpki_mock.ca.status import StatusReader
-
+from jpki_mock.config import OcspConfig
+from jpki_mock.epoch import REVOCATION_CHANNEL, RevocationEpoch, listener_for
 from jpki_mock.ocsp.answer import Answer, Context, Source, Unauthorized, error_answer
 from jpki_mock.ocsp.filter import FilterSource, Issuers
 from jpki_mock.ocsp.live import LiveSigner
@@ -27,7 +28,7 @@ class Chain:
     """The wired sources of one process: ``source`` answers; the others are its parts, named
     for the hot path, the metrics and the tests."""
 
-    __slots__ = ("source", "issuers", "presigned", "live")
+    __slots__ = ("issuers", "live", "presigned", "source")
 
     def __init__(self, source: Source, issuers: Issuers, presigned: Presigned, live: LiveSigner):
         self.source = source
@@ -39,13 +40,28 @@ class Chain:
         return self.presigned.stats()
 
 
+def revocation_cell(cfg: OcspConfig, status: StatusReader, epoch: RevocationEpoch) -> Sequence[int]:
+    """Item 0: the revocation sequence as this process should see it (see :func:`build_source`)."""
+    if cfg.revocation_check == "epoch":
+        return epoch.cell()
+    if cfg.revocation_check == "database-push" and not status.store.is_sqlite:
+        # Pushed: no database read per request, but a responder on another host may answer
+        # "good" for the few milliseconds PostgreSQL takes to wake its listener after the
+        # revoking transaction committed (docs/ocsp.md, "Propagation").
+        return listener_for(status.store).cell(REVOCATION_CHANNEL)
+    # Read on every request: once a revoke has returned, no later request here sees the old
+    # sequence -- the guarantee "database" promises across hosts.
+    return SequenceRead(status.current_seq, cfg.outage_grace_seconds, status.store.outage)
+
+
 def build_source(cfg: OcspConfig, status: StatusReader, keyring: Keyring, epoch: RevocationEpoch) -> Chain:
     """The chain of one process.  ``epoch``: the host's revocation epoch, read per request with
-    ``ocsp.revocation_check = "epoch"``; with ``"database"`` the store's sequence is read instead
-    (a responder on another host than the revokers), carried through an outage for at most
-    ``ocsp.outage_grace_seconds`` (ocsp/outage.py)."""
-    cell = epoch.cell() if cfg.revocation_check == "epoch" else \
-        SequenceRead(status.current_seq, cfg.outage_grace_seconds, status.store.outage)
+    ``ocsp.revocation_check = "epoch"``; with ``"database"`` (a responder on another host than
+    the revokers) the store's sequence, read on every request and carried through an outage for
+    at most ``ocsp.outage_grace_seconds`` (ocsp/outage.py); with ``"database-push"`` on
+    PostgreSQL the cell this process's listener raises as each revocation's NOTIFY arrives (no
+    database read per request; see :func:`revocation_cell`)."""
+    cell = revocation_cell(cfg, status, epoch)
     issuers = Issuers(status)
     presigned = Presigned(status, cell)
     live = LiveSigner(cfg, keyring, presigned, issuers)

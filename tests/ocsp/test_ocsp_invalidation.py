@@ -2,7 +2,9 @@
 
 In one process with concurrent threads, and across responder processes: two `ocsp serve`
 instances (two workers each) sharing PostgreSQL and the data directory's epoch file, plus
-one on another data directory (as on another host) that checks the database instead.
+one on another data directory (as on another host) that reads the database's revocation
+sequence per request instead (``database``: the strict check across hosts; the pushed
+``database-push`` check is measured by ``make bench-propagation``, docs/ocsp.md "Propagation").
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ def test_several_responder_processes_sharing_postgresql(tmp_path):
     env = {"JPKI_MOCK_DATABASE_URL": pg}
     first = start_responder(tmp_path / "a", env)
     second = start_responder(tmp_path / "a", env, init=False)  # same host, same epoch file
-    elsewhere = start_responder(tmp_path / "b", {**env, "JPKI_MOCK_OCSP_REVOCATION_CHECK": "database"}, init=False)
+    elsewhere = start_responder(tmp_path / "b", {**env, "JPKI_MOCK_OCSP_REVOCATION_CHECK": "database"},
+                                init=False)
     servers = [first, second, elsewhere]
     rt = Runtime.open(load_config({}, data_dir=tmp_path / "a", key_passphrase=PASSPHRASE, database_url=pg))
     try:
