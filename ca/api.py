@@ -74,7 +74,7 @@ def rp_json(rp: RelyingParty) -> dict[str, Any]:
 
 
 def _format() -> str:
-    fmt = args_dict("format").get("format", "json")
+    fmt: str = args_dict("format").get("format", "json")
     if fmt not in ("json", "pem", "der"):
         raise errors.InvalidInput(f"{fmt!r} is not a format", field="format", allowed=["json", "pem", "der"])
     return fmt

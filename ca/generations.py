@@ -121,8 +121,8 @@ class Generations:
     def revoke_ca(self, kind: Any, generation: Any, reason: Any, confirm: Any) -> Issuer:
         """Revoke a CA generation's certificate: it goes on that kind's ARL.
 
-        Final and felt by every relying party (a revoked root is never reinstated; RFC 5280
-        section 5.3.1 allows no removeFromCRL for it), so every edge (API, CLI, console) passes
+        Final and felt by every relying party (RFC 5280 section 5.3.1 lets only a hold be undone,
+        and JPKI never does that either), so every edge (API, CLI, console) passes
         the reason explicitly and ``confirm`` naming the generation (``auth-g1``): a request that
         forgot a field, or named another CA, changes nothing."""
         if reason is None:
