@@ -247,6 +247,10 @@ def test_crl_number_with_a_unicode_digit_is_400(world):
         assert r.json["field"] == field
     r = client.get("/crl/sign/g1/full.crl?number=1")
     assert r.status_code == 200 and r.data[:1] == b"\x30"
+    # time travel per request: a duration too long for a timedelta was an OverflowError
+    for header in ("+9999999999999d", "+999999999d", "\u0661d", "0001-01-01T00:00:00+09:00"):
+        r = client.get("/crl/sign/g1/full.crl", headers={"X-JPKI-Mock-Time": header})
+        assert r.status_code == 400 and "X-JPKI-Mock-Time" in r.get_data(as_text=True), (header, r.status_code)
 
 
 def test_revoking_a_ca_with_reason_and_confirmation(tmp_path):
