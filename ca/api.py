@@ -24,12 +24,11 @@ from jpki_mock.ca.issuance import ISSUE_FIELDS, Issued, der_to_pem
 from jpki_mock.ca.models import Certificate, Holder
 from jpki_mock.ca.status import REASON_NAMES
 from jpki_mock.vocab import HolderEvent, Reason
-from jpki_mock.web import args_dict, body, check_view_args, iso, runtime
+from jpki_mock.web import args_dict, body, iso, runtime
 
 log = logging.getLogger("jpki_mock.api")
 
 bp = Blueprint("admin", __name__)
-bp.url_value_preprocessor(check_view_args)
 
 
 def holder_json(h: Holder, with_certs: bool = False) -> dict[str, Any]:

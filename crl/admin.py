@@ -14,10 +14,9 @@ from flask import Blueprint, Response, jsonify
 
 from jpki_mock import errors
 from jpki_mock.crl.publisher import CrlDeps, Publisher, record_json
-from jpki_mock.web import args_dict, body, check_view_args, runtime
+from jpki_mock.web import args_dict, body, runtime
 
 bp = Blueprint("crl", __name__)
-bp.url_value_preprocessor(check_view_args)
 _GENERATION = re.compile(r"[0-9]{1,9}")
 
 

@@ -131,8 +131,11 @@ def body(allowed: Collection[str], *, query: Collection[str] = ()) -> dict[str, 
 
 
 def args_dict(*names: str) -> dict[str, Any]:
-    """The current request's query parameters, refusing any not in ``names`` (and text that
-    cannot be stored)."""
+    """The current request's query parameters, refusing any not in ``names``, and text that
+    cannot be stored in them or in the path's segments.  Every admin view calls this (directly
+    or through :func:`body`) before it uses its input, so none can skip the checks."""
+    for key, value in (request.view_args or {}).items():
+        check_text(value, key)
     unknown = sorted(set(request.args) - set(names))
     if unknown:
         raise errors.InvalidInput(f"unknown query parameter(s) {unknown}", field=unknown[0], allowed=list(names))
@@ -140,12 +143,6 @@ def args_dict(*names: str) -> dict[str, Any]:
     for k, v in out.items():
         check_text(v, k)
     return out
-
-
-def check_view_args(_endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """A blueprint's ``url_value_preprocessor``: path segments carry no unstorable text either."""
-    for k, v in (values or {}).items():
-        check_text(v, k)
 
 
 def iso(dt: datetime | None) -> str | None:

@@ -16,10 +16,9 @@ from flask import Blueprint, Response, jsonify
 from jpki_mock.ca.api import cert_json
 from jpki_mock.errors import InvalidInput
 from jpki_mock.kit.card import CardService
-from jpki_mock.web import args_dict, body, check_view_args, runtime
+from jpki_mock.web import args_dict, body, runtime
 
 bp = Blueprint("card", __name__)
-bp.url_value_preprocessor(check_view_args)
 
 
 def service() -> CardService:

@@ -11,11 +11,10 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from jpki_mock.commands import open_runtime
 from jpki_mock.travel import TravellingClock, _iso, parse_delta, parse_time, travelling
-from jpki_mock.web import args_dict, body, check_view_args
+from jpki_mock.web import args_dict, body
 
 # ---------------------------------------------------------------- admin API (/admin/api/clock)
 bp = Blueprint("clock", __name__)
-bp.url_value_preprocessor(check_view_args)
 
 
 def _runtime():

@@ -9,10 +9,9 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from jpki_mock.errors import InvalidInput
 from jpki_mock.ocsp import stats
-from jpki_mock.web import args_dict, check_view_args
+from jpki_mock.web import args_dict
 
 bp = Blueprint("ocsp_admin", __name__)
-bp.url_value_preprocessor(check_view_args)
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
