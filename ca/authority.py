@@ -30,11 +30,12 @@ from jpki_mock.config import Config
 from jpki_mock.db import Store
 from jpki_mock.epoch import RevocationEpoch
 
-__all__ = ["Authority", "Issued", "MIN_SIGN_AGE", "der_to_pem"]
+__all__ = ["MIN_SIGN_AGE", "Authority", "Issued", "der_to_pem"]
 
 
 class Authority:
-    def __init__(self, config: Config, store: Store, clock: Clock, keyring: Keyring, epoch: RevocationEpoch | None = None):
+    def __init__(self, config: Config, store: Store, clock: Clock, keyring: Keyring,
+                 epoch: RevocationEpoch | None = None):
         self.config = config
         self.store = store
         self.clock = clock
@@ -51,7 +52,8 @@ class Authority:
         # The operations callers use, each from the concern that holds it.
         g, h, c, r, i = self.generations, self.holders, self.certificates, self.revocation, self.issuance
         self.init, self.rollover, self.revoke_ca = g.init, g.rollover, g.revoke_ca
-        self.issuers, self.issuer, self.issuer_by_id, self.parse_issuer_ref = g.issuers, g.issuer, g.issuer_by_id, g.parse_issuer_ref
+        self.issuers, self.issuer, self.issuer_by_id = g.issuers, g.issuer, g.issuer_by_id
+        self.parse_issuer_ref = g.parse_issuer_ref
         self.create_holder, self.get_holder, self.list_holders = h.create_holder, h.get_holder, h.list_holders
         self.default_card_expiry = h.default_card_expiry
         self.issue, self.issue_keys, self.validity_for = i.issue, i.issue_keys, i.validity_for

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from jpki_mock import municipalities
 from jpki_mock.ca.generations import Generations
@@ -28,7 +29,7 @@ class Certificates:
         self.clock = clock
         self.generations = generations
 
-    def find(self, s, issuer_ref: str, serial: Any) -> Certificate:
+    def find(self, s: Session, issuer_ref: str, serial: Any) -> Certificate:
         """The certificate ``serial`` of issuer ``sign`` / ``auth`` / ``sign-g2`` in session ``s``."""
         kind, generation = self.generations.parse_issuer_ref(issuer_ref)
         serial = parse_serial(serial)
@@ -57,7 +58,8 @@ class Certificates:
             if kind != BOTH:
                 q = q.where(Certificate.kind == kind)
             if generation is not None:
-                q = q.where(Certificate.ca_id == self.generations.issuer(kind, generation_of(generation)).id)
+                issuer = self.generations.issuer(kind, generation_of(generation))
+                q = q.where(Certificate.ca_id == issuer.id)
         elif generation is not None:
             raise InvalidInput("needs kind", field="generation")
         if status is not None:
@@ -79,7 +81,8 @@ class Certificates:
         if expiring_within_days is not None:
             days = whole_number(expiring_within_days, "days", 0, MAX_EXPIRY_DAYS)
             q = q.where(Certificate.status == CertState.GOOD, Certificate.not_after > now,
-                        Certificate.not_after <= now + timedelta(days=days)).order_by(None).order_by(Certificate.not_after, Certificate.id)
+                        Certificate.not_after <= now + timedelta(days=days)
+                        ).order_by(None).order_by(Certificate.not_after, Certificate.id)
         with self.store.session() as s:
             return list(s.scalars(q.limit(limit).offset(offset)).all())
 

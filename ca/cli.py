@@ -30,7 +30,8 @@ def ca() -> None:
 def ca_list(c: Ctx) -> None:
     for i in c.ready().authority.issuers():
         state = f"revoked {i.revoked_at:%Y-%m-%d}" if i.revoked_at else "active"
-        click.echo(f"{i.label}\tserial={i.certificate.serial_number}\t{i.not_before:%Y-%m-%d} .. {i.not_after:%Y-%m-%d}\t{state}")
+        click.echo(f"{i.label}\tserial={i.certificate.serial_number}\t"
+                   f"{i.not_before:%Y-%m-%d} .. {i.not_after:%Y-%m-%d}\t{state}")
 
 
 @ca.command("show")
@@ -105,10 +106,11 @@ def holder() -> None:
 @click.option("--address-flags", default=None)
 @click.option("--card-expiry", default=None, help="YYYY-MM-DD; default: 10th birthday (5th under 18).")
 @pass_ctx
-def holder_add(c: Ctx, **data: Any) -> None:
+def holder_add(c: Ctx, /, **data: Any) -> None:
     data = {k: v for k, v in data.items() if v is not None}
     h = c.ready().authority.create_holder(data)
-    click.echo(f"holder {h.id}: {h.name} ({h.date_of_birth}), municipality {h.municipality}, card until {h.card_expiry}")
+    click.echo(f"holder {h.id}: {h.name} ({h.date_of_birth}), municipality {h.municipality}, "
+               f"card until {h.card_expiry}")
 
 
 @holder.command("show")
@@ -129,7 +131,7 @@ def holder_show(c: Ctx, holder_id: str) -> None:
 @click.option("--limit", default=100, show_default=True)
 @click.option("--offset", default=0, show_default=True)
 @pass_ctx
-def holder_list(c: Ctx, **kw: Any) -> None:
+def holder_list(c: Ctx, /, **kw: Any) -> None:
     for h in c.ready().authority.list_holders(**kw):
         click.echo(f"{h.id}\t{h.name}\t{h.municipality}\t{h.state}")
 
@@ -186,7 +188,8 @@ def cert() -> None:
 @click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--csr", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--p12-passphrase", default=None, help="Generate the key here and protect it with this passphrase.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True)
 @pass_ctx
 def cert_issue(c: Ctx, holder_id: str, kinds: str, public_key: Path | None, csr: Path | None,
                p12_passphrase: str | None, out_dir: Path) -> None:
@@ -245,7 +248,7 @@ def cert_show(c: Ctx, issuer: str, serial: str, fmt: str | None) -> None:
 @click.option("--limit", default=100, show_default=True)
 @click.option("--offset", default=0, show_default=True)
 @pass_ctx
-def cert_list(c: Ctx, **kw: Any) -> None:
+def cert_list(c: Ctx, /, **kw: Any) -> None:
     for crt in c.ready().authority.list_certificates(**kw):
         click.echo(f"{crt.kind}\t{crt.serial}\t{crt.status}\t{crt.reason if crt.reason is not None else ''}\t"
                    f"{crt.municipality}\t{crt.not_after:%Y-%m-%d}")

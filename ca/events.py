@@ -4,7 +4,8 @@ new certificates commit together or not at all."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca.holders import BASIC4_FIELDS, Holders
@@ -33,9 +34,15 @@ EVENT_FIELDS: dict[HolderEvent, tuple[str, ...]] = {
 }
 
 
+def _reason_name(cert: Certificate) -> str:
+    # Revocation.revoke_row sets the reason of every certificate it revokes.
+    assert cert.reason is not None
+    return REASON_NAMES[cert.reason]
+
+
 def summary(event: str, revoked: list[Certificate], **extra: Any) -> dict[str, Any]:
     return {"event": event, "revoked": [
-        {"kind": c.kind, "serial": c.serial, "reason": REASON_NAMES[c.reason]} for c in revoked], **extra}
+        {"kind": c.kind, "serial": c.serial, "reason": _reason_name(c)} for c in revoked], **extra}
 
 
 class Events:
@@ -58,10 +65,10 @@ class Events:
         holder = self.holders.get_holder(holder_id)
         if holder.state in CLOSED_STATES and event != HolderEvent.CHANGE:
             raise Conflict(f"holder {holder.id}'s card is {holder.state}", field="holder")
-        handler = getattr(self, f"_event_{HolderEvent(event).value}")
+        handler: Callable[..., dict[str, Any]] = getattr(self, f"_event_{HolderEvent(event).value}")
         return handler(holder, **data)
 
-    def _revoke(self, holder: Holder, kinds, code: Reason, **kw: Any) -> list[Certificate]:
+    def _revoke(self, holder: Holder, kinds: Iterable[str], code: Reason, **kw: Any) -> list[Certificate]:
         with self.begin() as work:
             h = Holders.load(work.session, holder.id)
             return self.revocation.revoke_holder(work, h, kinds, code, **kw)

@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import operator
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Callable
 
 from asn1crypto import x509 as ax509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from jpki_mock import der
-from jpki_mock import names
+from jpki_mock import der, names
 from jpki_mock.ca import oids, profile
 from jpki_mock.ca.basic4 import Basic4
+from jpki_mock.ca.signer import SHA256_RSA_ALGORITHM
+from jpki_mock.clock import UTC
 from jpki_mock.der import integer, tlv, x509_time
 from jpki_mock.municipalities import Municipality
-from jpki_mock.ca.signer import SHA256_RSA_ALGORITHM
 from jpki_mock.vocab import Kind
 
 SAN_OID, SKI_OID = "2.5.29.17", "2.5.29.14"
@@ -44,13 +44,13 @@ class Template:
 
     def __init__(self, kind: str, issuer: profile.IssuerInfo, municipality: Municipality, prof: profile.EEProfile):
         dummy_key = _dummy_public_key()
-        b4 = Basic4("x\u3000y", "319801231", "1", municipality.address_prefix, "000", "0" * len(municipality.address_prefix),
-                    municipality.code) if kind == Kind.SIGN else None
+        b4 = Basic4("x\u3000y", "319801231", "1", municipality.address_prefix, "000",
+                    "0" * len(municipality.address_prefix), municipality.code) if kind == Kind.SIGN else None
         subject = names.sign_subject(municipality, "CN") if kind == Kind.SIGN else names.auth_subject("CN")
         # Only the TBS parts are kept, so a throwaway key signs the template (no CA key needed).
         cert = ax509.Certificate.load(profile.ee_certificate_builder(
-            kind=kind, serial=1, subject=subject, public_key=dummy_key, not_before=_EPOCH, not_after=_EPOCH + timedelta(days=1),
-            issuer=issuer, municipality=municipality, profile=prof, basic4=b4,
+            kind=kind, serial=1, subject=subject, public_key=dummy_key, not_before=_EPOCH,
+            not_after=_EPOCH + timedelta(days=1), issuer=issuer, municipality=municipality, profile=prof, basic4=b4,
         ).sign(_dummy_private_key(), hashes.SHA256()).public_bytes(serialization.Encoding.DER))
         tbs = cert["tbs_certificate"]
         self.kind = kind
@@ -73,14 +73,14 @@ class Template:
     def tbs(self, *, serial: int, not_before: datetime, not_after: datetime, cn: str, spki_der: bytes,
             key_bits: bytes, basic4: Basic4 | None) -> bytes:
         subject = tlv(0x30, self.subject_prefix + tlv(0x31, tlv(0x30, _CN_OID + tlv(0x0C, cn.encode()))))
-        exts = []
+        exts: list[bytes] = []
         for part in self.ext_parts:
-            if part == SAN_OID:
-                exts.append(_san_ext(basic4))
-            elif part == SKI_OID:
-                exts.append(_SKI_PREFIX + hashlib.sha1(key_bits).digest())
-            else:
+            if isinstance(part, bytes):
                 exts.append(part)
+            elif part == SAN_OID:
+                exts.append(_san_ext(basic4))
+            else:  # SKI_OID
+                exts.append(_SKI_PREFIX + hashlib.sha1(key_bits).digest())
         body = (_V3 + integer(serial) + self.after_serial
                 + tlv(0x30, x509_time(not_before) + x509_time(not_after)) + subject + spki_der
                 + tlv(0xA3, tlv(0x30, b"".join(exts))))
@@ -92,7 +92,7 @@ def _san_ext(b4: Basic4 | None) -> bytes:
     [0] { type-id, [0] EXPLICIT UTF8String }."""
     assert b4 is not None
     names_der = b"".join(tlv(0xA0, oid + tlv(0xA0, tlv(0x0C, value.encode())))
-                         for oid, value in zip(_SAN_OIDS, _san_values(b4)))
+                         for oid, value in zip(_SAN_OIDS, _san_values(b4), strict=True))
     return tlv(0x30, _SAN_EXTN_ID + tlv(0x04, tlv(0x30, names_der)))
 
 
@@ -100,8 +100,8 @@ _SAN_FIELD = {oids.NAME: "name", oids.DATE_OF_BIRTH: "date_of_birth", oids.GENDE
               oids.ADDRESS: "address", oids.NAME_FLAGS: "name_flags", oids.ADDRESS_FLAGS: "address_flags"}
 _san_values = operator.attrgetter(*(_SAN_FIELD[oid] for oid in oids.SAN_ORDER))
 _SAN_OIDS = tuple(der.oid(oid.dotted_string) for oid in oids.SAN_ORDER)
-_EPOCH = datetime(2030, 1, 1, tzinfo=profile.UTC)
-_DUMMY: list = []
+_EPOCH = datetime(2030, 1, 1, tzinfo=UTC)
+_DUMMY: list[rsa.RSAPrivateKey] = []
 
 
 def _dummy_private_key() -> rsa.RSAPrivateKey:

@@ -10,6 +10,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from jpki_mock.access import new_token
 from jpki_mock.ca import keys, profile
@@ -57,7 +58,7 @@ class Generations:
         self._issuers = None
         return token
 
-    def _new_generation(self, s, kind: Kind, hierarchy: str, generation: int) -> CAGeneration:
+    def _new_generation(self, s: Session, kind: Kind, hierarchy: str, generation: int) -> CAGeneration:
         # A new root is self-signed with its own, just generated key: no stored CA key is used.
         key = keys.generate_rsa()
         serial = next_values(s, CA_SERIALS, start=CA_SERIAL_START)

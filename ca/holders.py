@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from jpki_mock import municipalities
 from jpki_mock.ca import basic4 as b4
@@ -57,12 +59,14 @@ class Holders:
         if expiry is None:
             card_expiry = default_card_expiry(birth, today)
         else:
+            parsed: date | None
             try:
-                card_expiry = date.fromisoformat(expiry) if isinstance(expiry, str) else None
+                parsed = date.fromisoformat(expiry) if isinstance(expiry, str) else None
             except ValueError:
-                card_expiry = None
-            if card_expiry is None:
+                parsed = None
+            if parsed is None:
                 raise InvalidInput(f"{expiry!r} is not an ISO date", field="card_expiry", allowed="YYYY-MM-DD")
+            card_expiry = parsed
             if card_expiry <= today:
                 raise InvalidInput("is not after today", field="card_expiry")
         unknown = set(data) - set(HOLDER_FIELDS)
@@ -82,7 +86,7 @@ class Holders:
             return self.load(s, holder_id)
 
     @staticmethod
-    def load(s, holder_id: int) -> Holder:
+    def load(s: Session, holder_id: int) -> Holder:
         """The holder as session ``s`` sees it, with its certificates loaded."""
         holder = s.get(Holder, holder_id)
         if holder is None:

@@ -8,14 +8,16 @@ revokes and issues in one transaction; the kit's card writes its card row in the
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
+from sqlalchemy.orm import Session
 
 from jpki_mock import municipalities, names
 from jpki_mock.ca import basic4 as b4
@@ -89,7 +91,8 @@ class Issuance:
         birth = b4.decode_dob(holder.date_of_birth)
         if kind == Kind.SIGN and b4.age_on(birth, today) < MIN_SIGN_AGE:
             raise NotEligible(
-                f"holder {holder.id} is {b4.age_on(birth, today)}; JPKI issues no signature certificate under {MIN_SIGN_AGE}",
+                f"holder {holder.id} is {b4.age_on(birth, today)}; "
+                f"JPKI issues no signature certificate under {MIN_SIGN_AGE}",
                 field="kinds", allowed=[Kind.AUTH],
             )
         end = min(b4.nth_birthday_after(birth, today, CERT_YEARS), holder.card_expiry)
@@ -170,7 +173,8 @@ class Issuance:
             issued.append(Issued(row, issuer, p12))
         return issued
 
-    def _build_and_add(self, s, holder: Holder, kind: Kind, issuer: Issuer, pub, not_before, not_after, now) -> Certificate:
+    def _build_and_add(self, s: Session, holder: Holder, kind: Kind, issuer: Issuer, pub: rsa.RSAPublicKey,
+                       not_before: datetime, not_after: datetime, now: datetime) -> Certificate:
         serial = next_values(s, SERIALS[kind], start=SERIAL_START)
         muni = municipalities.get(holder.municipality)
         if kind == Kind.SIGN:
@@ -219,7 +223,7 @@ class Issuance:
         subject_keys = {k: (keys.check_subject_key(public_keys[k], f"{k}_public_key"), None) for k in kinds}
         plan = self.plan(holder, subject_keys, replace=replace, generation=generation)
         for cert_id in supersede:
-            self.revocation.revoke_row(work, work.session.get(Certificate, cert_id), Reason.SUPERSEDED)
+            self.revocation.revoke_row(work, work.session.get_one(Certificate, cert_id), Reason.SUPERSEDED)
         return self.stage(work, plan)
 
 

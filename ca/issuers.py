@@ -11,6 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -29,7 +30,32 @@ def key_bits(cert_der: bytes) -> bytes:
 
 
 def name_der(cert_der: bytes) -> bytes:
-    return asn1_x509.Certificate.load(cert_der)["tbs_certificate"]["subject"].dump()
+    encoded: bytes = asn1_x509.Certificate.load(cert_der)["tbs_certificate"]["subject"].dump()  # asn1crypto: untyped
+    return encoded
+
+
+class IssuerRow(Protocol):
+    """What :meth:`Issuer.from_row` reads: a ``ca.models.CAGeneration`` row, or a
+    ``ca.signer.SealedSigner`` (same names, read-only)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def generation(self) -> int: ...
+    @property
+    def hierarchy(self) -> str: ...
+    @property
+    def cert_der(self) -> bytes: ...
+    @property
+    def not_before(self) -> datetime: ...
+    @property
+    def not_after(self) -> datetime: ...
+    @property
+    def revoked_at(self) -> datetime | None: ...
+    @property
+    def reason(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -68,7 +94,7 @@ class Issuer:
         return self.certificate.public_bytes(Encoding.PEM).decode()
 
     @classmethod
-    def from_row(cls, row) -> "Issuer":
+    def from_row(cls, row: IssuerRow) -> Issuer:
         der = bytes(row.cert_der)
         nd, kb = name_der(der), key_bits(der)
         return cls(

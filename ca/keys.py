@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -11,6 +14,8 @@ from jpki_mock.errors import ConfigError, InvalidInput, MalformedData
 
 RSA_BITS = 2048  # JPKI: RSA-2048, e=65537 for the CAs and the card keys [C]
 MAX_PEM = 16384
+
+_Parsed = TypeVar("_Parsed")
 
 
 def generate_rsa() -> rsa.RSAPrivateKey:
@@ -54,16 +59,18 @@ def _as_bytes(value: str | bytes, field: str) -> bytes:
     return value
 
 
-def check_subject_key(key, field: str) -> rsa.RSAPublicKey:
+def check_subject_key(key: object, field: str) -> rsa.RSAPublicKey:
     """JPKI card keys are RSA-2048 with e=65537; we accept RSA 2048-4096 and say so otherwise."""
     if not isinstance(key, rsa.RSAPublicKey):
-        raise InvalidInput(f"is a {type(key).__name__.lstrip('_')}, not an RSA key", field=field, allowed="RSA 2048-4096 bits")
+        raise InvalidInput(f"is a {type(key).__name__.lstrip('_')}, not an RSA key", field=field,
+                           allowed="RSA 2048-4096 bits")
     if not 2048 <= key.key_size <= 4096:
         raise InvalidInput(f"is RSA-{key.key_size}", field=field, allowed="RSA 2048-4096 bits")
     return key
 
 
-def _parse(value: str | bytes, field: str, pem_loader, der_loader, what: str, example: str):
+def _parse(value: str | bytes, field: str, pem_loader: Callable[[bytes], _Parsed],
+           der_loader: Callable[[bytes], _Parsed], what: str, example: str) -> _Parsed:
     data = _as_bytes(value, field)
     try:
         return pem_loader(data) if data.lstrip().startswith(b"-----") else der_loader(data)

@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
-    BigInteger, Date, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String, UniqueConstraint,
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -78,7 +86,7 @@ class Holder(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    certificates: Mapped[list["Certificate"]] = relationship(back_populates="holder", order_by="Certificate.id")
+    certificates: Mapped[list[Certificate]] = relationship(back_populates="holder", order_by="Certificate.id")
 
 
 class Certificate(Base):

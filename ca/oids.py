@@ -17,7 +17,8 @@ ADDRESS_FLAGS = ObjectIdentifier("1.2.392.200149.8.5.5.6")
 SAN_ORDER = (NAME, DATE_OF_BIRTH, GENDER, ADDRESS, NAME_FLAGS, ADDRESS_FLAGS)
 
 # Certificate policies [S].  The auth test OID is our inference by analogy with the sign one [I].
-POLICY = {
+# Keyed by (hierarchy, kind) as plain strings: callers hold a kind as the str a Kind equals.
+POLICY: dict[tuple[str, str], ObjectIdentifier] = {
     ("production", Kind.SIGN): ObjectIdentifier("1.2.392.200149.8.5.1.1.20"),
     ("production", Kind.AUTH): ObjectIdentifier("1.2.392.200149.8.5.1.3.30"),
     ("test", Kind.SIGN): ObjectIdentifier("1.2.392.200149.8.5.1.0.20"),

@@ -7,6 +7,7 @@ SKI last.  docs/profile.md lists every field with its source.
 
 from __future__ import annotations
 
+import random
 import secrets
 import string
 from dataclasses import dataclass
@@ -18,13 +19,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from jpki_mock import names
+from jpki_mock import names, urls
 from jpki_mock.ca import oids
-from jpki_mock import urls
 from jpki_mock.ca.basic4 import Basic4
-from jpki_mock.vocab import Kind
 from jpki_mock.clock import JST, UTC
 from jpki_mock.municipalities import Municipality
+from jpki_mock.vocab import Kind
 
 CA_YEARS = 10
 
@@ -45,7 +45,8 @@ def ca_validity(now: datetime) -> tuple[datetime, datetime]:
     return now, jst_end_of_day(anniversary - timedelta(days=1))
 
 
-def _key_usage(*, digital_signature=False, content_commitment=False, key_cert_sign=False, crl_sign=False):
+def _key_usage(*, digital_signature: bool = False, content_commitment: bool = False, key_cert_sign: bool = False,
+               crl_sign: bool = False) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=digital_signature, content_commitment=content_commitment, key_encipherment=False,
         data_encipherment=False, key_agreement=False, key_cert_sign=key_cert_sign, crl_sign=crl_sign,
@@ -68,7 +69,8 @@ def build_ca_certificate(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.DirectoryName(names.ca_japanese_name(kind))]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DirectoryName(names.ca_japanese_name(kind))]),
+                       critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         # The roots' CRLDP is their own DN with no URI: the ARL is fetched by directory name [C].
         .add_extension(
@@ -81,7 +83,8 @@ def build_ca_certificate(
 
 
 def utf8(value: str) -> bytes:
-    return core.UTF8String(value).dump()
+    encoded: bytes = core.UTF8String(value).dump()  # asn1crypto is unannotated: dump() is bytes
+    return encoded
 
 
 def basic4_san(b4: Basic4) -> x509.SubjectAlternativeName:
@@ -175,7 +178,7 @@ def sign_cn(issued_at: datetime, serial: int, municipality: Municipality) -> str
 _ALNUM = string.ascii_uppercase + string.digits
 
 
-def auth_cn(rng=None) -> str:
+def auth_cn(rng: random.Random | None = None) -> str:
     """An opaque 23-character identifier [S]: the user-auth certificate identifies the card, not the person.
     ``rng``: a ``random.Random`` for bulk seeding (reproducible, no system call per character)."""
     if rng is not None:
@@ -189,7 +192,7 @@ def responder_certificate_builder(
 ) -> x509.CertificateBuilder:
     """Delegated OCSP responder (RFC 6960 section 4.2.2.2): EKU id-kp-OCSPSigning and
     id-pkix-ocsp-nocheck (section 4.2.2.2.1), short-lived instead of revocable."""
-    builder = (
+    return (
         x509.CertificateBuilder()
         .subject_name(names.responder_name(kind, generation, hierarchy))
         .issuer_name(issuer.name)
@@ -203,4 +206,3 @@ def responder_certificate_builder(
         .add_extension(x509.AuthorityKeyIdentifier(issuer.ski, None, None), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
-    return builder

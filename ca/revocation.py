@@ -8,9 +8,11 @@ learn that their cached answers are stale.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from jpki_mock.ca.certificates import Certificates
 from jpki_mock.ca.inputs import reason_code
@@ -43,6 +45,8 @@ class Revocation:
             if cert.reason == HOLD and code != HOLD:
                 pass  # a hold becomes a permanent revocation; the hold is never released [C]
             else:
+                # revoke_row sets revoked_at and reason together with the revoked status
+                assert cert.reason is not None and cert.revoked_at is not None
                 raise AlreadyRevoked(
                     f"{cert.kind} certificate {cert.serial} is already revoked "
                     f"({REASON_NAMES.get(cert.reason, cert.reason)} at {cert.revoked_at.isoformat()})",
@@ -58,7 +62,7 @@ class Revocation:
         work.revoked(seq)
 
     @staticmethod
-    def active(s, holder: Holder, kinds: Iterable[str], *, include_held: bool = False) -> list[Certificate]:
+    def active(s: Session, holder: Holder, kinds: Iterable[str], *, include_held: bool = False) -> list[Certificate]:
         """The holder's good certificates of ``kinds`` (and held ones with ``include_held``)."""
         q = select(Certificate).where(Certificate.holder_id == holder.id, Certificate.kind.in_(list(kinds)))
         rows = s.scalars(q).all()

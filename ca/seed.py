@@ -9,36 +9,39 @@ shared counter, validity rules) is the same code.
 
 from __future__ import annotations
 
-from typing import Any
-
 import multiprocessing as mp
 import os
 import random
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from multiprocessing.pool import AsyncResult
+from typing import Protocol, TypedDict
 
 from asn1crypto import keys as asn1_keys
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Table, func, insert, select, text
 
 from jpki_mock import municipalities
 from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca import fastcert, keys, profile
+from jpki_mock.ca.authority import Authority
 from jpki_mock.ca.issuance import MIN_SIGN_AGE
 from jpki_mock.ca.models import Certificate, Holder
 from jpki_mock.ca.serials import REVOCATION_SEQ_START, SERIAL_START, SERIALS
-from jpki_mock.ca.signer import SealedSigner
+from jpki_mock.ca.signer import Keyring, SealedSigner
 from jpki_mock.ca.status import REVOCATION_SEQ
-from jpki_mock.clock import JST
-from jpki_mock.db import next_values
+from jpki_mock.clock import JST, Clock
+from jpki_mock.db import Base, Store, next_values
+from jpki_mock.epoch import RevocationEpoch
 from jpki_mock.vocab import KINDS, CertState, HolderState, Kind, Reason
 
 MAX_API_HOLDERS = 10_000
 BATCH = 2_000
 _MUNICIPALITY_LIST = list(municipalities.MUNICIPALITIES.values())
 
-SURNAMES = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤", "吉田", "山田", "佐々木", "山口", "松本"]
+SURNAMES = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤", "吉田", "山田", "佐々木",
+            "山口", "松本"]
 GIVEN = ["太郎", "花子", "一郎", "陽子", "健", "美咲", "大輔", "結衣", "翔", "さくら", "蓮", "葵", "悠真", "陽菜"]
 
 # The mix, per holder (documented in docs/profile.md "Seeding"): shares are assumptions sized
@@ -69,20 +72,50 @@ class SeedResult:
         return (f"holders={self.holders} certificates={self.certificates} seconds={self.seconds:.2f} "
                 f"certs_per_s={self.rate:.1f}")
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, int | float]:
         return {"holders": self.holders, "certificates": self.certificates, "revoked": self.revoked,
                 "seconds": round(self.seconds, 3), "certs_per_s": round(self.rate, 1)}
 
 
+class SeedRuntime(Protocol):
+    """What seeding uses of the runtime (``jpki_mock.runtime.Runtime``, which ``ca`` does not import)."""
+
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def keyring(self) -> Keyring: ...
+    @property
+    def authority(self) -> Authority: ...
+    @property
+    def epoch(self) -> RevocationEpoch | None: ...
+
+
+#: the seven basic-four items of a signature certificate, in :class:`ca.basic4.Basic4`'s field order
+Basic4Tuple = tuple[str, str, str, str, str, str, str]
+#: one certificate to sign: (ca_id, kind, serial, cn, key index, notBefore, notAfter, municipality
+#: code, basic four or None); plain values, so a batch pickles cheaply to the worker processes
+Job = tuple[int, str, int, str, int, datetime, datetime, str, Basic4Tuple | None]
+
+
 # ------------------------------------------------------------------ worker side
-_W: dict = {}
+class _WorkerState(TypedDict, total=False):
+    signers: dict[int, fastcert.FastSigner]
+    #: (SubjectPublicKeyInfo DER, subjectPublicKey bits) per pooled key
+    pool: list[tuple[bytes, bytes]]
 
 
-def _worker_init(sealed: list[SealedSigner], pool_der: list[bytes] | None, key_pool: int, prof: profile.EEProfile):
-    _W["signers"] = {}
+_W: _WorkerState = {}
+
+
+def _worker_init(sealed: list[SealedSigner], pool_der: list[bytes] | None, key_pool: int,
+                 prof: profile.EEProfile) -> None:
+    signers: dict[int, fastcert.FastSigner] = {}
+    _W["signers"] = signers
     for one in sealed:
         signer = one.open()  # the CA key is decrypted by ca.signer, in this worker
-        _W["signers"][signer.issuer.id] = fastcert.FastSigner(signer.sign, signer.issuer.info, prof)
+        signers[signer.issuer.id] = fastcert.FastSigner(signer.sign, signer.issuer.info, prof)
     if pool_der is None:
         # Each worker generates its own share of the reused subject keys, so the ~0.1 s per
         # RSA key generation runs on every core at once instead of in the parent beforehand.
@@ -92,7 +125,7 @@ def _worker_init(sealed: list[SealedSigner], pool_der: list[bytes] | None, key_p
     _W["pool"] = [(d, bytes(asn1_keys.PublicKeyInfo.load(d)["public_key"].contents[1:])) for d in pool_der]
 
 
-def _sign_jobs(jobs: list[tuple]) -> list[bytes]:
+def _sign_jobs(jobs: list[Job]) -> list[bytes]:
     out = []
     for (ca_id, kind, serial, cn, key_idx, nb, na, muni_code, b4_tuple) in jobs:
         spki, bits = _W["pool"][key_idx % len(_W["pool"])]
@@ -104,7 +137,18 @@ def _sign_jobs(jobs: list[tuple]) -> list[bytes]:
 
 
 # ------------------------------------------------------------------ parent side
-def _random_holder(rng: random.Random, today: date) -> dict:
+class _RandomHolder(TypedDict):
+    name: str
+    date_of_birth: str
+    gender: str
+    address: str
+    name_flags: str
+    address_flags: str
+    municipality: str
+    birth: date
+
+
+def _random_holder(rng: random.Random, today: date) -> _RandomHolder:
     muni = rng.choice(_MUNICIPALITY_LIST)
     age_days = rng.randint(0, 95 * 365)
     birth = today - timedelta(days=age_days)
@@ -131,7 +175,7 @@ def _pick_fate(rng: random.Random) -> str:
 class _Batches:
     """Prepares batches of holders + signing jobs, and stores signed batches, for :func:`seed_holders`."""
 
-    def __init__(self, rt: Any, rng: random.Random, key_pool: int):
+    def __init__(self, rt: SeedRuntime, rng: random.Random, key_pool: int):
         self.rt, self.rng, self.key_pool = rt, rng, key_pool
         self.now = rt.clock.now()
         self.today = self.now.astimezone(JST).date()
@@ -139,12 +183,14 @@ class _Batches:
         with rt.store.session() as s:
             self.next_holder = (s.scalar(select(func.max(Holder.id))) or 0) + 1
 
-    def prepare(self, size: int) -> tuple[list[dict], list[tuple], list[tuple[int, str]]]:
+    def prepare(self, size: int) -> tuple[list[dict[str, object]], list[Job], list[tuple[int, str]]]:
         rng, now, today = self.rng, self.now, self.today
-        holders, jobs, fates = [], [], []
+        holders: list[dict[str, object]] = []
+        jobs: list[Job] = []
+        fates: list[tuple[int, str]] = []
         with self.rt.store.session() as s:
             first = {k: next_values(s, SERIALS[k], size, start=SERIAL_START) for k in KINDS}
-        used = {k: 0 for k in KINDS}
+        used = dict.fromkeys(KINDS, 0)
         for _ in range(size):
             h = _random_holder(rng, today)
             hid = self.next_holder
@@ -171,20 +217,23 @@ class _Batches:
                 serial = first[kind] + used[kind]
                 used[kind] += 1
                 cn = profile.sign_cn(nb, serial, muni) if kind == Kind.SIGN else profile.auth_cn(rng)
-                b4t = (h["name"], h["date_of_birth"], h["gender"], h["address"], h["name_flags"],
-                       h["address_flags"], h["municipality"]) if kind == Kind.SIGN else None
+                b4t: Basic4Tuple | None = (
+                    h["name"], h["date_of_birth"], h["gender"], h["address"], h["name_flags"], h["address_flags"],
+                    h["municipality"]) if kind == Kind.SIGN else None
                 jobs.append((self.issuers[kind].id, kind, serial, cn, rng.randrange(self.key_pool), nb, na,
                              h["municipality"], b4t))
                 fates.append((hid, fate))
         return holders, jobs, fates
 
-    def store(self, holders: list[dict], jobs: list[tuple], fates: list[tuple[int, str]], ders: list[bytes]) -> int:
-        rows, revoked = [], 0
+    def store(self, holders: list[dict[str, object]], jobs: list[Job], fates: list[tuple[int, str]],
+              ders: list[bytes]) -> int:
+        rows: list[dict[str, object]] = []
+        revoked = 0
         with self.rt.store.session() as s:
-            for job, der, (hid, fate) in zip(jobs, ders, fates):
+            for job, der, (hid, fate) in zip(jobs, ders, fates, strict=True):
                 ca_id, kind, serial, cn, _k, nb, na, muni, _b = job
                 reason = _reason_for(fate, kind)
-                row = {
+                row: dict[str, object] = {
                     "ca_id": ca_id, "kind": kind, "serial": serial, "holder_id": hid, "municipality": muni,
                     "subject_cn": cn, "not_before": nb, "not_after": na, "status": CertState.GOOD, "revoked_at": None,
                     "reason": None, "status_seq": 0, "der": der, "issued_at": nb,
@@ -206,19 +255,24 @@ class _Batches:
             # Core executemany, not the ORM bulk path: the ORM splits a batch into many small
             # executemany calls wherever the set of non-NULL columns changes (revoked vs good rows).
             conn = s.connection()
-            conn.execute(insert(Holder.__table__), holders)
+            conn.execute(insert(_table(Holder)), holders)
             if conn.dialect.name == "postgresql":
                 # These ids were chosen here, so the table's own sequence did not move: move it past
                 # them, or the next holder added through the API or the CLI reuses an id (a 500).
                 conn.execute(text("SELECT setval(pg_get_serial_sequence('holders', 'id'), "
                                   "(SELECT max(id) FROM holders))"))
-            conn.execute(insert(Certificate.__table__), rows)
+            conn.execute(insert(_table(Certificate)), rows)
         if last_seq is not None and self.rt.epoch is not None:
             self.rt.epoch.publish(last_seq)
         return revoked
 
 
-def seed_holders(rt: Any, n: int, *, workers: int | None = None, rng_seed: int | None = None,
+def _table(model: type[Base]) -> Table:
+    """The mapped Table (declarative ``__table__`` is typed as any FromClause)."""
+    return model.metadata.tables[model.__tablename__]
+
+
+def seed_holders(rt: SeedRuntime, n: int, *, workers: int | None = None, rng_seed: int | None = None,
                  key_pool: int = 16, public_keys: list[bytes] | None = None, progress: bool = True) -> SeedResult:
     """Seed ``n`` holders.  ``public_keys``: caller-supplied subject public keys (PEM or DER) used
     instead of a generated pool of ``key_pool`` keys."""
@@ -240,7 +294,7 @@ def seed_holders(rt: Any, n: int, *, workers: int | None = None, rng_seed: int |
     if pool is None:
         _worker_init(*init_args)
 
-    def submit(jobs: list[tuple]):
+    def submit(jobs: list[Job]) -> list[list[bytes]] | AsyncResult[list[list[bytes]]]:
         chunk = max(1, len(jobs) // (workers * 4))  # several chunks per worker keep every core busy
         parts = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
         if pool is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,12 +28,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from sqlalchemy import select
 
 from jpki_mock.ca import keys, profile
-from jpki_mock.clock import Clock
-from jpki_mock.config import Config
-from jpki_mock.errors import UnknownIssuer
 from jpki_mock.ca.issuers import Issuer, key_bits
 from jpki_mock.ca.models import CAGeneration, ResponderCert
+from jpki_mock.clock import Clock
+from jpki_mock.config import Config
 from jpki_mock.db import Store, next_values
+from jpki_mock.errors import UnknownIssuer
 
 #: DER of AlgorithmIdentifier sha256WithRSAEncryption with NULL parameters (RFC 4055 section 5).
 SHA256_RSA_ALGORITHM = bytes.fromhex("300d06092a864886f70d01010b0500")
@@ -114,7 +115,7 @@ class ResponderSigner:
     certificate_der: bytes
     delegated: bool
     key_hash: bytes
-    _sign: object = field(repr=False)
+    _sign: Callable[[bytes], bytes] = field(repr=False)
     #: when :meth:`Keyring.responder_signer` replaces this delegated signer (its notAfter minus
     #: ``ocsp.responder_renew_days``); None when the CA key signs (nothing to renew).
     renew_at: datetime | None = None
@@ -122,11 +123,11 @@ class ResponderSigner:
     algorithm_der = SHA256_RSA_ALGORITHM
 
     @property
-    def not_after(self):
+    def not_after(self) -> datetime:
         return self.certificate.not_valid_after_utc
 
     def sign(self, data: bytes) -> bytes:
-        return self._sign(data)  # type: ignore[operator]
+        return self._sign(data)
 
 
 class Keyring:
@@ -188,7 +189,7 @@ class Keyring:
             self._responders[issuer_id] = signer
             return signer
 
-    def _delegated(self, ca: CASigner, now, renew_at) -> ResponderSigner:
+    def _delegated(self, ca: CASigner, now: datetime, renew_at: datetime) -> ResponderSigner:
         passphrase = self.config.key_passphrase
         with self.store.session() as s:
             row = s.scalars(
@@ -217,9 +218,11 @@ class Keyring:
                 key = keys.decrypt_key(row.key_pkcs8, passphrase)
             der = bytes(row.cert_der)
         cert = x509.load_der_x509_certificate(der)
+        # Bound once: every live-signed OCSP response calls this.
+        pad, digest = padding.PKCS1v15(), hashes.SHA256()
 
-        def sign(data: bytes, _key=key, _pad=padding.PKCS1v15(), _hash=hashes.SHA256()) -> bytes:
-            return _key.sign(data, _pad, _hash)
+        def sign(data: bytes) -> bytes:
+            return key.sign(data, pad, digest)
 
         return ResponderSigner(
             issuer=ca.issuer, certificate=cert, certificate_der=der, delegated=True,
@@ -227,7 +230,8 @@ class Keyring:
             renew_at=cert.not_valid_after_utc - timedelta(days=self.config.ocsp.responder_renew_days),
         )
 
-    def write_peer_responder(self, issuer_id: int, directory, days: int = 1) -> tuple[Path, Path]:
+    def write_peer_responder(self, issuer_id: int, directory: str | os.PathLike[str], days: int = 1
+                             ) -> tuple[Path, Path]:
         """Issue a delegated responder certificate for *another* OCSP responder and write it, with
         its new key, as ``responder-<label>.pem`` / ``responder-<label>.key`` (PEM, key unencrypted,
         mode 0600) in ``directory``.
@@ -247,9 +251,9 @@ class Keyring:
             not_before=now - timedelta(seconds=self.config.ocsp.backdate_seconds),
             not_after=now + timedelta(days=days), issuer=ca.issuer.info,
         ))
-        directory = Path(directory)
-        cert_path = directory / f"responder-{ca.issuer.label}.pem"
-        key_path = directory / f"responder-{ca.issuer.label}.key"
+        folder = Path(directory)
+        cert_path = folder / f"responder-{ca.issuer.label}.pem"
+        key_path = folder / f"responder-{ca.issuer.label}.key"
         cert_path.write_bytes(cert.public_bytes(Encoding.PEM))
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:

@@ -8,19 +8,18 @@ order without loading it (server-side cursor on PostgreSQL, incremental fetch on
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterator
 
 from sqlalchemy import BigInteger, and_, cast, func, select
 
-from jpki_mock.clock import UTC
 from jpki_mock.ca.issuers import HASH_ALGORITHMS, Issuer, choose, parse_ref
-from jpki_mock.db import Counter
 from jpki_mock.ca.models import CAGeneration, Certificate
-from jpki_mock.db import Store
+from jpki_mock.clock import UTC
+from jpki_mock.db import Counter, Store
 from jpki_mock.errors import InvalidInput
-from jpki_mock.vocab import KINDS, REASON_NAMES, REASONS, CertState, Kind, Reason  # noqa: F401 - REASONS re-exported for the API
+from jpki_mock.vocab import KINDS, REASON_NAMES, REASONS, CertState, Kind, Reason
 
 REVOCATION_SEQ = "revocation_seq"
 
@@ -56,8 +55,8 @@ class RevokedEntry:
     reason: int
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
 
@@ -69,7 +68,11 @@ _STATUS_COLUMNS = (
 )
 
 
-def _status(row) -> CertStatus:
+#: one row of _STATUS_COLUMNS, in CertStatus's field order
+StatusRow = tuple[int, int, str, str, datetime | None, int | None, datetime, datetime, str, int]
+
+
+def _status(row: StatusRow) -> CertStatus:
     return CertStatus(*row)
 
 
@@ -137,7 +140,8 @@ class StatusReader:
         """Certificates whose status changed after revocation sequence ``seq``, oldest first."""
         with self.store.engine.connect() as conn:
             rows = conn.execute(
-                select(*_STATUS_COLUMNS).where(Certificate.status_seq > seq).order_by(Certificate.status_seq).limit(limit)
+                select(*_STATUS_COLUMNS).where(Certificate.status_seq > seq)
+                .order_by(Certificate.status_seq).limit(limit)
             ).all()
         return [_status(r) for r in rows]
 
@@ -210,7 +214,8 @@ class StatusReader:
         """Partitions that have at least one certificate of this generation."""
         with self.store.engine.connect() as conn:
             rows = conn.execute(
-                select(Certificate.municipality).where(Certificate.ca_id == ca_id).distinct().order_by(Certificate.municipality)
+                select(Certificate.municipality).where(Certificate.ca_id == ca_id)
+                .distinct().order_by(Certificate.municipality)
             ).all()
         return [r[0] for r in rows]
 
@@ -222,8 +227,10 @@ class StatusReader:
                 .where(CAGeneration.kind == kind, CAGeneration.revoked_at.is_not(None))
                 .order_by(CAGeneration.serial)
             ).all()
-        return [RevokedEntry(r[0], _aware(r[1]), r[2] if r[2] is not None else 0) for r in rows]
+        # (the query selects revoked generations only: revoked_at is never None here)
+        return [RevokedEntry(serial, _aware(revoked_at), reason if reason is not None else 0)
+                for serial, revoked_at, reason in rows if revoked_at is not None]
 
 
-__all__ = ["CertStatus", "RevokedEntry", "StatusReader", "REASONS", "REASON_NAMES", "HOLD", "REVOCATION_SEQ", "Issuer",
-           "HASH_ALGORITHMS"]
+__all__ = ["HASH_ALGORITHMS", "HOLD", "REASONS", "REASON_NAMES", "REVOCATION_SEQ", "CertStatus", "Issuer",
+           "RevokedEntry", "StatusReader"]

@@ -9,8 +9,9 @@ was (:meth:`jpki_mock.db.Store.session` rolls back).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Callable
+from types import TracebackType
 
 from sqlalchemy.orm import Session
 
@@ -25,9 +26,16 @@ class UnitOfWork:
         self._store = store
         self._epoch = epoch
         self._transaction: AbstractContextManager[Session] | None = None
-        self.session: Session | None = None  # type: ignore[assignment]
+        self._session: Session | None = None
         #: the highest revocation sequence value this unit used; published after the commit
         self.revocation_seq: int | None = None
+
+    @property
+    def session(self) -> Session:
+        """The transaction's session (only between ``__enter__`` and ``__exit__``)."""
+        if self._session is None:
+            raise RuntimeError("a unit of work's session exists only inside its `with` block")
+        return self._session
 
     def revoked(self, seq: int) -> None:
         self.revocation_seq = seq if self.revocation_seq is None else max(self.revocation_seq, seq)
@@ -36,15 +44,16 @@ class UnitOfWork:
         if self._transaction is not None:
             raise RuntimeError("a unit of work is entered once")
         self._transaction = self._store.session()
-        self.session = self._transaction.__enter__()
+        self._session = self._transaction.__enter__()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         assert self._transaction is not None
         self._transaction.__exit__(exc_type, exc, tb)  # commit, or roll back and re-raise
         if exc_type is None and self.revocation_seq and self._epoch is not None:
             self._epoch.publish(self.revocation_seq)
-        return False
 
 
 #: what the concern objects call to start one: ``with begin() as work``

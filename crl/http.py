@@ -29,6 +29,7 @@ from urllib.parse import parse_qs
 from jpki_mock import der, errors
 from jpki_mock import travel as timetravel
 from jpki_mock.access import AccessControl
+from jpki_mock.db import outage_reason
 from jpki_mock.vocab import KINDS
 from jpki_mock.web import http_status, not_modified
 
@@ -91,7 +92,10 @@ class CrlApp:
             return self._handle(environ, start_response)
         except errors.JpkiError as err:
             return self._error(start_response, err)
-        except Exception:  # never a bare 500 with a traceback
+        except Exception as exc:  # never a bare 500 with a traceback
+            reason = outage_reason(exc)
+            if reason is not None:  # 503 naming the database, the outage logged once (jpki_mock.db.Outage)
+                return self._error(start_response, self.deps.store.outage.report(reason))
             log.exception("CRL request %s failed", environ.get("PATH_INFO"))
             return self._json(start_response, 500, {"error": "internal_error",
                                                     "message": "internal error; see the server log"})
@@ -105,6 +109,8 @@ class CrlApp:
     def _error(self, start_response, err: errors.JpkiError):
         status = http_status(err)  # the one error -> HTTP status table
         extra = [("WWW-Authenticate", 'Bearer realm="jpki-mock CRL"')] if status == 401 else []
+        if status == 503:
+            extra.append(("Retry-After", "1"))
         return self._json(start_response, status, err.to_dict(), extra)
 
     def _handle(self, environ, start_response):
@@ -156,7 +162,14 @@ class CrlApp:
         with self._lock:
             if self._issuer_cache is not None and self._issuer_cache[0] > now:
                 return self._issuer_cache[1]
-        issuers = self.deps.status.issuers()
+        try:
+            issuers = self.deps.status.issuers()
+        except Exception as exc:
+            # While the database is unreachable no generation can be added or revoked: the list
+            # read last still holds, and the CRL files on disk can still be served.
+            if outage_reason(exc) is None or self._issuer_cache is None:
+                raise
+            return self._issuer_cache[1]
         with self._lock:
             self._issuer_cache = (now + ISSUER_TTL, issuers)
         return issuers

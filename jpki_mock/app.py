@@ -3,25 +3,32 @@
 Flask's application-factory pattern: :func:`create_admin_app` registers every blueprint by
 name (no string tables), and :func:`create_app` mounts the two raw WSGI parts in front of it,
 routed by path prefix before any framework runs, so the OCSP hot path never touches Flask.
+
+While the database is unreachable the admin API answers 503 with a JSON error naming it
+(``storage_unavailable``, Retry-After), logged once per outage (jpki_mock.db.Outage); ``/healthz``
+says the process answers, ``/readyz`` whether the database does and a CA is initialised.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from jpki_mock import errors, urls as u
+from jpki_mock import errors
 from jpki_mock.ca import api as ca_api
 from jpki_mock.crl import admin as crl_admin
 from jpki_mock.crl import http as crl_http
 from jpki_mock.crl.publisher import CrlDeps
+from jpki_mock.db import outage_reason
 from jpki_mock.kit import api as kit_api
 from jpki_mock.kit import timetravel as kit_timetravel
 from jpki_mock.ocsp import admin as ocsp_admin
 from jpki_mock.ocsp import http as ocsp_http
+from jpki_mock.public import pages
 from jpki_mock.runtime import Runtime
 from jpki_mock.web import RUNTIME_KEY, http_status
 
@@ -31,13 +38,6 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 #: every admin blueprint, mounted under /admin/api behind the bearer token
 ADMIN_BLUEPRINTS = (ca_api.bp, crl_admin.bp, ocsp_admin.bp, kit_api.bp, kit_timetravel.bp)
-
-CPS_TEXT = """jpki-mock certification practice statement (mock)
-
-These certificates come from jpki-mock, a test double of Japan's JPKI. They certify nothing
-about anyone: every name, address and key is test data. Do not trust them outside tests.
-"""
-
 
 class PrefixDispatcher:
     """Route by path prefix before any framework runs: the OCSP hot path never touches Flask."""
@@ -56,19 +56,8 @@ class PrefixDispatcher:
         return self.default(environ, start_response)
 
 
-def urls(rt: Runtime) -> dict[str, Any]:
-    """The service's public URLs: what ``/`` answers and ``make run`` prints."""
-    base = rt.config.public_url
-    out: dict[str, Any] = {"service": "jpki-mock", "admin_api": base + "/admin/api", "ocsp": u.ocsp_url(base), "crls": {}}
-    if rt.store.is_initialised():
-        for i in rt.authority.issuers():
-            out["crls"][i.label] = {"full": u.crl_url(base, i.kind, i.generation),
-                                    "arl": u.crl_url(base, i.kind, i.generation, "arl")}
-    return out
-
-
 def create_admin_app(rt: Runtime) -> Flask:
-    """The Flask app: the admin API (every blueprint), ``/`` and ``/cps``; the one place where
+    """The Flask app: the public pages and the admin API (every blueprint); the one place where
     domain errors become JSON error answers."""
     app = Flask("jpki_mock_admin")
     app.extensions[RUNTIME_KEY] = rt
@@ -92,6 +81,8 @@ def create_admin_app(rt: Runtime) -> Flask:
         resp.status_code = status
         if status == 401:
             resp.headers["WWW-Authenticate"] = 'Bearer realm="jpki-mock admin"'
+        elif status == 503:  # RFC 9110 section 10.2.3: when to try again
+            resp.headers["Retry-After"] = "1"
         return resp
 
     @app.errorhandler(RequestEntityTooLarge)
@@ -105,18 +96,34 @@ def create_admin_app(rt: Runtime) -> Flask:
             err.code or 500
 
     @app.errorhandler(Exception)
-    def _unexpected(err: Exception) -> tuple[Response, int]:
-        log.exception("unexpected error on %s %s", request.method, request.path)
+    def _unexpected(err: Exception) -> Response | tuple[Response, int]:
+        reason = outage_reason(err)
+        if reason is not None:
+            # An outage, not a bug: 503 naming the database, logged once (not a traceback per request).
+            return _domain_error(rt.store.outage.report(reason))
+        log.error("unexpected error on %s %s", request.method, request.path, exc_info=err)
         return jsonify({"error": "internal_error", "message": "internal error; see the server log"}), 500
 
-    @app.get("/")
-    def index() -> Response:
-        return jsonify(urls(rt))
+    @app.get("/healthz")
+    def healthz() -> Response:
+        """Liveness: this process answers.  No database read, so an outage does not make an
+        orchestrator restart a server that will recover by itself."""
+        resp = jsonify({"status": "alive"})
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
 
-    @app.get("/cps")
-    def cps() -> Response:
-        return Response(CPS_TEXT, mimetype="text/plain; charset=utf-8")
+    @app.get("/readyz")
+    def readyz() -> Response:
+        """Readiness: the database answers and a CA is initialised; else 503 and why."""
+        err = rt.store.readiness()
+        resp = jsonify({"status": "ready"} if err is None else {"status": "not_ready", **err.to_dict()})
+        resp.headers["Cache-Control"] = "no-store"
+        if err is not None:
+            resp.status_code = 503
+            resp.headers["Retry-After"] = "1"
+        return resp
 
+    app.register_blueprint(pages.bp)
     for blueprint in ADMIN_BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix="/admin/api")
     return app

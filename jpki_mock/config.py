@@ -65,6 +65,11 @@ class OcspConfig:
     #: same data directory; 8 bytes per request), ``database`` reads the revocation sequence from
     #: the database on every request (responders on other hosts sharing PostgreSQL).
     revocation_check: Literal["epoch", "database"] = "epoch"
+    #: with ``revocation_check = "database"``: while the database is unreachable, pre-signed
+    #: answers are served for at most this many seconds after the last successful read of the
+    #: revocation sequence (they reflect the status as of that read); after that, and for
+    #: anything not in memory, the answer is tryLater.  0: tryLater at once.
+    outage_grace_seconds: int = 60
     #: how long a live signature may wait for a free slot before the answer is tryLater.
     live_sign_wait_ms: int = 1000
     #: lookups are counted in memory per process and added to the shared table this often.
@@ -156,6 +161,7 @@ _POSITIVE = {
 }
 _NON_NEGATIVE = {
     "threads", "live_sign_wait_ms", "backdate_seconds", "responder_renew_days", "grace_seconds", "archive_keep",
+    "outage_grace_seconds",
 }
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -10,13 +13,114 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, Engine, String, TypeDecorator, create_engine, event, make_url, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeEngine
 
 from jpki_mock.clock import UTC
-from jpki_mock.errors import NotInitialised, StorageError
+from jpki_mock.errors import JpkiError, NotInitialised, StorageError
 from jpki_mock.private import ensure_private_file
+
+log = logging.getLogger("jpki_mock.db")
+
+#: seconds a PostgreSQL connection attempt may take: an unreachable host (a dropped packet,
+#: not a refused connection) would otherwise hold a worker thread for the kernel's TCP timeout,
+#: minutes, while an outage should be answered at once (tryLater, 503).
+CONNECT_TIMEOUT = 5
+
+
+class StoreUnavailable(StorageError):
+    """The database cannot be reached (stopped, restarting, network): a temporary condition,
+    answered 503 with Retry-After by the admin API and ``tryLater`` by the responder (RFC 6960
+    section 2.3), never a bare 500."""
+
+    code = "storage_unavailable"
+
+
+UNREACHABLE = "the database is unreachable: "
+
+
+def outage_reason(exc: BaseException) -> str | None:
+    """A one-line reason when ``exc`` says the database is unreachable, None when it is
+    something else (a bug, a constraint, bad input): only the former is answered as an outage.
+
+    OperationalError is the DBAPI's class for "errors related to the database's operation, not
+    necessarily under the control of the programmer" (PEP 249): refused or dropped connections,
+    a server shutting down, a locked or unreadable SQLite file.  SQLite also raises it for a
+    missing table, which is an uninitialised store, not an outage."""
+    if isinstance(exc, StoreUnavailable):
+        return exc.message.removeprefix(UNREACHABLE)
+    if isinstance(exc, DBAPIError):
+        if not (isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated):
+            return None
+        orig = exc.orig if exc.orig is not None else exc
+        text_ = " ".join(str(orig).split()) or type(orig).__name__
+        if isinstance(exc, OperationalError) and text_.startswith("no such "):
+            return None
+        return text_[:300]
+    if isinstance(exc, (DisconnectionError, PoolTimeout)):
+        return " ".join(str(exc).split())[:300]
+    return None
+
+
+def unavailable(reason: str) -> StoreUnavailable:
+    """The error every part answers an outage with: it names the database."""
+    return StoreUnavailable(UNREACHABLE + reason, field="database")
+
+
+class Outage:
+    """One process's record of a database outage, so that it is logged once when it starts and
+    once when it ends (with how long it lasted and how many requests it failed), not a traceback
+    per request.  It ends when a statement succeeds again (:class:`Store` listens).
+
+    Attempts that started before the end may still fail just after it (a connection refused
+    while PostgreSQL was starting up, reported after another thread's statement succeeded):
+    failures within :attr:`SETTLE` seconds of the end are answered as an outage but open no new
+    one, so a recovery is not logged as several outages.  A real new outage is logged at most
+    that late."""
+
+    SETTLE = 1.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: time.monotonic() of the first failure, None while the database answers
+        self.since: float | None = None
+        self.failures = 0
+        self.reason = ""
+        #: time.monotonic() when the last outage ended
+        self._ended = float("-inf")
+
+    def report(self, reason: str, failed: int = 1) -> StoreUnavailable:
+        """Count ``failed`` requests answered as an outage (0: only note that the database is
+        down), logging the start of an outage once; returns the error to answer with."""
+        with self._lock:
+            if self.since is None:
+                now = time.monotonic()
+                if now - self._ended < self.SETTLE:
+                    return unavailable(reason)
+                self.since, self.reason, self.failures = now, reason, 0
+                log.error("the database is unreachable (%s): answering 503 / tryLater until it is back", reason)
+            self.failures += failed
+        return unavailable(reason)
+
+    def clear(self) -> None:
+        """The database answered again: log the outage's summary, once."""
+        with self._lock:
+            if self.since is None:
+                return
+            self._ended = time.monotonic()
+            lasted, failures = self._ended - self.since, self.failures
+            self.since, self.failures = None, 0
+        log.warning("the database is reachable again after %.1f s; %d requests were answered as an outage meanwhile",
+                    lasted, failures)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -34,7 +138,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # pool_pre_ping: a pooled connection the server dropped (a restart) is replaced before use,
+    # so the first request after an outage does not fail on a dead connection.
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT} if "connect_timeout" not in url else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 class _SQLiteDateTime(sqlite.DATETIME):
@@ -104,6 +211,15 @@ class Store:
             ensure_private_file(database)
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: this process's outage record: any part that meets an outage reports it here
+        self.outage = Outage()
+        outage = self.outage
+
+        @event.listens_for(self.engine, "after_cursor_execute")
+        def _answered(*_args: Any) -> None:
+            # A statement succeeded: the outage (if any) is over.  One attribute read otherwise.
+            if outage.since is not None:
+                outage.clear()
 
     @property
     def is_sqlite(self) -> bool:
@@ -124,12 +240,28 @@ class Store:
                 raise
 
     def is_initialised(self) -> bool:
+        """Whether the authority created its first CA generation here; raises StoreUnavailable
+        when the database cannot be reached (an outage is not an empty store)."""
         try:
-            # A data directory is initialised once the authority created its first CA generation.
             with self._sessions() as s:
                 return s.execute(text("SELECT 1 FROM ca_generations LIMIT 1")).first() is not None
-        except (OperationalError, ProgrammingError):  # no such table yet
-            return False
+        except (OperationalError, ProgrammingError) as exc:
+            reason = outage_reason(exc)
+            if reason is not None:
+                raise self.outage.report(reason) from None
+            return False  # no such table yet
+
+    def readiness(self) -> JpkiError | None:
+        """None when the database answers and a CA is initialised, else the error that says why
+        (``/readyz``): one indexed read."""
+        try:
+            if self.is_initialised():
+                return None
+        except StoreUnavailable as exc:
+            return exc
+        except SQLAlchemyError as exc:
+            return StorageError(f"the database failed: {' '.join(str(exc).split())[:300]}", field="database")
+        return NotInitialised("no CA in this database yet: run `jpki-mock init` first", field="database")
 
     def require_initialised(self) -> None:
         if not self.is_initialised():
@@ -153,4 +285,7 @@ def next_values(session: Session, name: str, count: int = 1, *, start: int) -> i
             return start
         return row[0] - count + 1
     except OperationalError as exc:
+        reason = outage_reason(exc)
+        if reason is not None:
+            raise unavailable(reason) from None
         raise StorageError(f"cannot reserve {name} values: {exc.orig}") from None

@@ -9,20 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Every part's tables, declared on jpki_mock.db.Base by importing them (F401: imported for that).
-from jpki_mock.ca import models as _ca_models  # noqa: F401
-from jpki_mock.crl import models as _crl_models  # noqa: F401
-from jpki_mock.kit import models as _kit_models  # noqa: F401
-from jpki_mock.ocsp import models as _ocsp_models  # noqa: F401
+# Every part's ``models`` import declares its tables on jpki_mock.db.Base (F401: imported for that).
 from jpki_mock.access import Registry
+from jpki_mock.ca import models as _ca_models  # noqa: F401
 from jpki_mock.ca.authority import Authority
-from jpki_mock.clock import Clock, SystemClock
-from jpki_mock.config import Config, load_config
-from jpki_mock.epoch import RevocationEpoch
-from jpki_mock.private import private_dir
 from jpki_mock.ca.signer import Keyring
 from jpki_mock.ca.status import StatusReader
+from jpki_mock.clock import Clock, SystemClock
+from jpki_mock.config import Config, load_config
+from jpki_mock.crl import models as _crl_models  # noqa: F401
 from jpki_mock.db import Store
+from jpki_mock.epoch import RevocationEpoch
+from jpki_mock.kit import models as _kit_models  # noqa: F401
+from jpki_mock.ocsp import models as _ocsp_models  # noqa: F401
+from jpki_mock.private import private_dir
 
 
 @dataclass
@@ -35,10 +35,10 @@ class Runtime:
     authority: Authority
     epoch: RevocationEpoch
     registry: Registry
-    extras: dict = field(default_factory=dict)
+    extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, config: Config | None = None, clock: Clock | None = None) -> "Runtime":
+    def open(cls, config: Config | None = None, clock: Clock | None = None) -> Runtime:
         config = config or load_config()
         clock = clock or SystemClock()
         if config.time_travel:

@@ -13,11 +13,12 @@ import os
 import sys
 from typing import IO, Any
 
-from jpki_mock.app import PrefixDispatcher, create_app, urls
+from jpki_mock.app import PrefixDispatcher, create_app
 from jpki_mock.config import Config, load_config
 from jpki_mock.crl import schedule
 from jpki_mock.crl.publisher import CrlDeps
 from jpki_mock.ocsp import http as ocsp_http
+from jpki_mock.public.pages import service_urls
 from jpki_mock.runtime import Runtime
 
 
@@ -39,7 +40,7 @@ def ocsp_app_factory() -> Any:
 
 
 def print_urls(config: Config, rt: Runtime, out: IO[str] = sys.stdout) -> None:
-    info = urls(rt)
+    info = service_urls(config, rt.status)
     print(f"jpki-mock serving on http://{config.host}:{config.port} (data: {config.data_dir})", file=out)
     print(f"  admin API : {info['admin_api']}   (Authorization: Bearer <token from init>)", file=out)
     print(f"  OCSP      : {info['ocsp']}", file=out)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 OCSP_PATH = "/ocsp"
 CRL_PREFIX = "/crl"
+#: the CA certificates, every generation (served by the public pages)
+CA_PREFIX = "/ca"
 
 
 def ocsp_url(base: str) -> str:
@@ -26,3 +28,8 @@ def crl_url(base: str, kind: str, generation: int, partition: str = "full", *, d
 
 def cps_url(base: str) -> str:
     return f"{base}/cps"
+
+
+def ca_cert_url(base: str, kind: str, generation: int, fmt: str = "der") -> str:
+    """``/ca/sign-g1.der`` or ``.pem``: one CA generation's certificate, a trust anchor."""
+    return f"{base}{CA_PREFIX}/{kind}-g{generation}.{fmt}"

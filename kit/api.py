@@ -65,7 +65,8 @@ def read_certificate(holder_id: str, kind: str) -> Response:
 @bp.post("/holders/<holder_id>/card/sign")
 def sign(holder_id: str) -> Response:
     data = body(("password", "data_base64", "scheme"))
-    signature, cert = service().sign(holder_id, b64(data, "data_base64"), data.get("password"), data.get("scheme", "cms"))
+    signature, cert = service().sign(holder_id, b64(data, "data_base64"), data.get("password"),
+                                     data.get("scheme", "cms"))
     return jsonify({"scheme": data.get("scheme", "cms"), "signature_base64": base64.b64encode(signature).decode(),
                     "certificate": cert_json(cert)})
 

@@ -34,12 +34,11 @@ from sqlalchemy import select
 from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca import keys
 from jpki_mock.ca.authority import MIN_SIGN_AGE, Authority
-from jpki_mock.clock import JST
-from jpki_mock.vocab import CertState
-from jpki_mock.errors import ConfigError, Conflict, Forbidden, InvalidInput, NotEligible, NotFound
 from jpki_mock.ca.models import Certificate, Holder
-
+from jpki_mock.clock import JST
+from jpki_mock.errors import ConfigError, Conflict, Forbidden, InvalidInput, NotEligible, NotFound
 from jpki_mock.kit.models import Card
+from jpki_mock.vocab import CertState
 
 KINDS = ("sign", "auth")
 #: wrong tries before the PIN locks [C]
@@ -105,7 +104,8 @@ def seal_key(key: rsa.RSAPrivateKey, pin: str, passphrase: str, holder_id: int, 
     salt, nonce = os.urandom(_SALT), os.urandom(_NONCE)
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    return _BLOB_VERSION + salt + nonce + AESGCM(_derive(pin, passphrase, salt)).encrypt(nonce, der, _aad(holder_id, kind))
+    sealed = AESGCM(_derive(pin, passphrase, salt)).encrypt(nonce, der, _aad(holder_id, kind))
+    return _BLOB_VERSION + salt + nonce + sealed
 
 
 def open_key(blob: bytes, pin: str, passphrase: str, holder_id: int, kind: str) -> rsa.RSAPrivateKey | None:
@@ -119,7 +119,9 @@ def open_key(blob: bytes, pin: str, passphrase: str, holder_id: int, kind: str) 
         return None
     # The GCM tag already proved these are the bytes we sealed: skip OpenSSL's RSA key check,
     # which costs more than the signature itself.
-    return serialization.load_der_private_key(der, None, unsafe_skip_rsa_key_validation=True)  # type: ignore[return-value]
+    key = serialization.load_der_private_key(der, None, unsafe_skip_rsa_key_validation=True)
+    assert isinstance(key, rsa.RSAPrivateKey)  # seal_key seals RSA keys only
+    return key
 
 
 @dataclass
@@ -210,7 +212,7 @@ class CardService:
         with self.authority.unit_of_work() as work:
             new = self.authority.issue_keys(work, state.holder.id, {kind: key.public_key()}, replace=True,
                                             supersede=superseded)[0].certificate
-            card = work.session.get(Card, state.card.id)
+            card = work.session.get_one(Card, state.card.id)
             setattr(card, f"{kind}_key", sealed)
             setattr(card, f"{kind}_cert_id", new.id)
             setattr(card, f"{kind}_tries", MAX_TRIES[kind])
@@ -224,7 +226,7 @@ class CardService:
         if kind == "sign" and state.card.sign_key is None:
             raise NotEligible("this card has no signature key", field="kind", allowed=["auth"])
         with self.store.session() as s:
-            card = s.get(Card, state.card.id)
+            card = s.get_one(Card, state.card.id)
             setattr(card, f"{kind}_tries", MAX_TRIES[kind])
             card.updated_at = self.clock.now()
         return self.state(state.holder.id)
@@ -237,8 +239,8 @@ class CardService:
             if card is None:
                 raise NotFound(f"holder {holder.id} has no card", field="holder",
                                allowed="create one with `jpki-mock card create`")
-            certs = {k: s.get(Certificate, cid) for k, cid in (("sign", card.sign_cert_id), ("auth", card.auth_cert_id))
-                     if cid is not None}
+            certs = {k: s.get_one(Certificate, cid)
+                     for k, cid in (("sign", card.sign_cert_id), ("auth", card.auth_cert_id)) if cid is not None}
         return CardState(holder, card, certs)
 
     def certificate(self, holder_id: Any, kind: Any, password: Any = None) -> Certificate:
@@ -259,7 +261,7 @@ class CardService:
         failure = None
         key = None
         with self.store.session() as s:
-            card = s.get(Card, state.card.id, with_for_update=True)
+            card = s.get_one(Card, state.card.id, with_for_update=True)
             tries = getattr(card, f"{kind}_tries")
             if tries <= 0:
                 raise PinLocked(f"the {PIN_NAMES[kind]} is locked after {MAX_TRIES[kind]} wrong tries",
@@ -280,7 +282,8 @@ class CardService:
                 card.updated_at = self.clock.now()
         if failure is not None:
             raise failure  # raised after the commit: the lost try is recorded
-        return key, state.certificates[kind]  # type: ignore[return-value]
+        assert key is not None  # a wrong PIN set failure above
+        return key, state.certificates[kind]
 
     # ------------------------------------------------------------------ signing
     def sign(self, holder_id: Any, data: Any, password: Any, scheme: Any = "cms") -> tuple[bytes, Certificate]:

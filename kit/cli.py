@@ -65,7 +65,8 @@ def card_create(holder_id: str, sign_password: str | None, auth_pin: str | None)
     """Give HOLDER a card: two key pairs generated on it, certified by the CAs."""
     service = _service()
     holder = service.authority.get_holder(holder_id)
-    from jpki_mock.kit.card import MIN_SIGN_AGE, age_today
+    from jpki_mock.ca.authority import MIN_SIGN_AGE
+    from jpki_mock.kit.card import age_today
 
     if sign_password is None and age_today(holder, service.clock.now()) >= MIN_SIGN_AGE:
         sign_password = click.prompt("signature password (6-16 A-Z 0-9)", hide_input=True, confirmation_prompt=True)

@@ -1,4 +1,4 @@
-"""The software card's table, on the shared :class:`ca.models.Base`.
+"""The software card's table, on the shared :class:`jpki_mock.db.Base`.
 
 One row per holder.  Each private key is stored only as an AES-256-GCM blob under a key
 derived (scrypt) from the holder's PIN / password *and* the configured key passphrase, so the
@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, LargeBinary, SmallInteger
 from sqlalchemy.orm import Mapped, mapped_column
 
-from jpki_mock.ca.models import Base, UTCDateTime
+from jpki_mock.db import Base, UTCDateTime
 
 
 class Card(Base):

@@ -48,6 +48,7 @@ from jpki_mock.ca.signer import Keyring, ResponderSigner
 from jpki_mock.clock import JST, OffsetClock
 from jpki_mock.kit.card import MAX_TRIES, CardService, WrongPin
 from jpki_mock.private import write_private
+from jpki_mock.vocab import Kind
 
 CATALOG_NAME = "jpki-mock-scenarios/1"
 SIGN_PASSWORD = "MOCK2026"
@@ -83,13 +84,15 @@ CATALOG: list[ItemSpec] = [
              "signature certificate from the previous CA key generation (same DN: pick the issuer by key)"),
     ItemSpec("valid-auth-previous-generation", "auth", "valid",
              "user-authentication certificate from the previous CA key generation"),
-    _revoked("revoked-sign-unspecified", "sign", "unspecified", "revoked, reason unspecified (destroyed before delivery)"),
+    _revoked("revoked-sign-unspecified", "sign", "unspecified",
+             "revoked, reason unspecified (destroyed before delivery)"),
     _revoked("revoked-sign-keyCompromise", "sign", "keyCompromise", "revoked: key compromise"),
     _revoked("revoked-sign-cACompromise", "sign", "cACompromise", "revoked: CA compromise"),
     _revoked("revoked-sign-superseded", "sign", "superseded",
              "the old signature certificate after the holder's password reset issued a new one"),
     _revoked("revoked-sign-cessationOfOperation", "sign", "cessationOfOperation", "revoked: no longer needed"),
-    _revoked("revoked-auth-keyCompromise", "auth", "keyCompromise", "user-authentication certificate revoked: key compromise"),
+    _revoked("revoked-auth-keyCompromise", "auth", "keyCompromise",
+             "user-authentication certificate revoked: key compromise"),
     _revoked("revoked-sign-previous-generation", "sign", "keyCompromise",
              "revoked certificate of the previous CA generation (its own CRL, matched by key in OCSP)"),
     _revoked("moved-sign", "sign", "affiliationChanged",
@@ -97,11 +100,13 @@ CATALOG: list[ItemSpec] = [
     ItemSpec("moved-auth", "auth", "valid",
              "the same holder's user-authentication certificate: no personal data in it, so it stays valid"),
     ItemSpec("moved-new-sign", "sign", "valid", "the moved holder's new signature certificate with the new address"),
-    _revoked("hold-sign", "sign", "certificateHold", "card reported lost: signature certificate on hold (never released)"),
+    _revoked("hold-sign", "sign", "certificateHold",
+             "card reported lost: signature certificate on hold (never released)"),
     _revoked("hold-auth", "auth", "certificateHold", "card reported lost: user-authentication certificate on hold"),
     ItemSpec("expired-sign", "sign", "expired", "signature certificate past its notAfter"),
     ItemSpec("expired-auth", "auth", "expired", "user-authentication certificate past its notAfter"),
-    ItemSpec("not-yet-valid-auth", "auth", "not_yet_valid", "user-authentication certificate whose notBefore is in the future"),
+    ItemSpec("not-yet-valid-auth", "auth", "not_yet_valid",
+             "user-authentication certificate whose notBefore is in the future"),
     ItemSpec("minor-auth", "auth", "valid", "a 10-year-old's card: user-authentication certificate only, no signature "
              "certificate under 15"),
     ItemSpec("locked-card-sign", "sign", "valid", "a card whose PINs are locked after too many wrong tries: the "
@@ -126,7 +131,8 @@ _ADULT_DOB = date(1980, 4, 1)
 
 
 def _holder_data(index: int, dob: date, address: str = "東京都千代田区千代田1-1") -> dict[str, Any]:
-    surnames = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤", "吉田", "山田", "松本", "井上"]
+    surnames = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤", "吉田", "山田", "松本",
+                "井上"]
     given = ["太郎", "花子", "一郎", "陽子", "健", "美咲", "大輔", "結衣", "翔", "さくら", "蓮", "葵", "悠真", "陽菜"]
     return {"name": f"{surnames[index % len(surnames)]}\u3000{given[index % len(given)]}",
             "date_of_birth": (dob + timedelta(days=index)).isoformat(), "gender": "1" if index % 2 == 0 else "2",
@@ -213,12 +219,14 @@ class Builder:
         if der is not None:
             c = x509.load_der_x509_certificate(der)
             pem = c.public_bytes(serialization.Encoding.PEM).decode()
-            item["files"].update({"pem": self.write(f"certs/{name}.pem", pem), "der": self.write(f"certs/{name}.der", der),
+            item["files"].update({"pem": self.write(f"certs/{name}.pem", pem),
+                                  "der": self.write(f"certs/{name}.der", der),
                                   "chain_pem": self.write(f"certs/{name}.chain.pem", pem + issuer.pem)})
             item["not_before"] = c.not_valid_before_utc.isoformat()
             item["not_after"] = c.not_valid_after_utc.isoformat()
             cdp = c.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-            uris = [g.value for dp in cdp for g in (dp.full_name or []) if isinstance(g, x509.UniformResourceIdentifier)]
+            uris = [g.value for dp in cdp for g in (dp.full_name or [])
+                    if isinstance(g, x509.UniformResourceIdentifier)]
             if uris:
                 item["crl_url"] = uris[0]
         if card is not None:
@@ -263,18 +271,18 @@ class Builder:
                 for k in names.KINDS}
         previous = {k: (g[-2] if len(g) >= 2 else None) for k, g in gens.items()}
         use = {k: previous[k] if previous[k] is not None else gens[k][-1] for k in names.KINDS}
-        if use["sign"] != use["auth"]:
+        if use[Kind.SIGN] != use[Kind.AUTH]:
             # A card is certified by both CAs at once; issue one kind per holder when generations differ.
             h1, h2 = self.holder(), self.holder()
-            c1 = self.card(h1, generation=use["sign"])
-            c2 = self.card(h2, generation=use["auth"])
+            c1 = self.card(h1, generation=use[Kind.SIGN])
+            c2 = self.card(h2, generation=use[Kind.AUTH])
             valid = (c1, c2)
         else:
-            c = self.card(self.holder(), generation=use["sign"])
+            c = self.card(self.holder(), generation=use[Kind.SIGN])
             valid = (c, c)
         self.add("valid-sign-previous-generation", valid[0]["certificates"]["sign"], card=valid[0])
         self.add("valid-auth-previous-generation", valid[1]["certificates"]["auth"], card=valid[1])
-        revoked = self.card(self.holder(), generation=use["sign"])
+        revoked = self.card(self.holder(), generation=use[Kind.SIGN])
         self.revoke(revoked["certificates"]["sign"], "keyCompromise")
         self.add("revoked-sign-previous-generation", revoked["certificates"]["sign"], card=revoked)
         for kind in names.KINDS:
@@ -355,12 +363,12 @@ class Builder:
             issuer=impostor_info, municipality=muni, profile=self.a.ee_profile,
         ).sign(self._impostor_key, hashes.SHA256())
         # Its issuer has the real DN: only the key (AKI, signature) tells it apart.
-        item = self.add("unknown-issuer", der=cert.public_bytes(serialization.Encoding.DER), issuer=current["auth"],
+        item = self.add("unknown-issuer", der=cert.public_bytes(serialization.Encoding.DER), issuer=current[Kind.AUTH],
                         serial=serial)
         item.update(issuer="impostor", generation=None)
         item["files"]["issuer_pem"] = "broken/impostor-ca.pem"
         never = self._never_issued_serial()
-        self.add("never-issued-serial", issuer=current["sign"], serial=never,
+        self.add("never-issued-serial", issuer=current[Kind.SIGN], serial=never,
                  ocsp_unknown_serial=self.rt.config.ocsp.unknown_serial)
         if self.rt.config.ocsp.unknown_serial == "revoked":
             # RFC 6960 section 4.4.8: "revoked" with the Extended Revoked Definition for a never-issued serial.
@@ -371,9 +379,9 @@ class Builder:
         wrong = self.rt.keyring.sign_certificate(profile.ee_certificate_builder(
             kind="sign", serial=self._never_issued_serial() + 1, subject=names.sign_subject(muni, "WRONGGENERATION"),
             public_key=self._fake_key.public_key(), not_before=self.now, not_after=self.now + timedelta(days=365),
-            issuer=current["sign"].info, municipality=muni, profile=self.a.ee_profile,
+            issuer=current[Kind.SIGN].info, municipality=muni, profile=self.a.ee_profile,
             basic4=_basic4_of(self.a, self.items["valid-sign"])), prev.id)
-        self.add("wrong-generation", der=wrong.public_bytes(serialization.Encoding.DER), issuer=current["sign"],
+        self.add("wrong-generation", der=wrong.public_bytes(serialization.Encoding.DER), issuer=current[Kind.SIGN],
                  serial=wrong.serial_number, signed_by=prev.label)
 
     def _never_issued_serial(self) -> int:

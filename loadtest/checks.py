@@ -8,16 +8,17 @@ own encoder read back.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterable
+from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 
 from jpki_mock.loadtest.corpus import Expect
+from jpki_mock.loadtest.ocsp_requests import verify_pkcs1
 
 OCSP_RESPONSE_TYPE = "application/ocsp-response"
 #: accepted difference between the target's clock and ours, seconds (the mock backdates
@@ -39,7 +40,7 @@ _CERT_STATUS = {
 
 
 def _utc(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -71,8 +72,7 @@ class SignatureCheck:
                 self._ok.add(der)
             signer = responder
         try:
-            signer.public_key().verify(resp.signature, resp.tbs_response_bytes, padding.PKCS1v15(),
-                                       resp.signature_hash_algorithm)
+            verify_pkcs1(signer, resp.signature, resp.tbs_response_bytes, resp.signature_hash_algorithm)
         except InvalidSignature:
             return "the response signature does not verify"
         return None
@@ -102,7 +102,9 @@ def check_ocsp(expect: Expect, serial: int, alg: str, status_code: int, content_
     if single.serial_number != serial:
         return f"answered serial {single.serial_number}, asked {serial}"
     if single.hash_algorithm.name != alg:
-        return f"CertID hashed with {single.hash_algorithm.name}, asked {alg} (RFC 9919: answer in the request's algorithm)"
+        return (f"CertID hashed with {single.hash_algorithm.name}, asked {alg} "
+                "(RFC 9919: answer in the request's algorithm)")
+    assert expect.status is not None  # the corpus gives every successful expectation a certStatus
     got = single.certificate_status
     if got != _CERT_STATUS[expect.status]:
         return f"certStatus {got.name.lower()}, expected {expect.status}"
@@ -112,10 +114,12 @@ def check_ocsp(expect: Expect, serial: int, alg: str, status_code: int, content_
         if reason != expect.reason and not (expect.reason == "unspecified" and reason is None):
             return f"revocationReason {reason}, expected {expect.reason}"
         if expect.revoked_at is not None:
-            at = _utc(single.revocation_time_utc).timestamp()
+            revoked_time = single.revocation_time_utc
+            assert revoked_time is not None  # cryptography sets it for every REVOKED SingleResponse
+            at = _utc(revoked_time).timestamp()
             if abs(at - expect.revoked_at) > 1.0:
-                return f"revocationTime {single.revocation_time_utc:%Y-%m-%dT%H:%M:%SZ} differs from the store's"
-    now = now or datetime.now(timezone.utc)
+                return f"revocationTime {revoked_time:%Y-%m-%dT%H:%M:%SZ} differs from the store's"
+    now = now or datetime.now(UTC)
     if (_utc(single.this_update_utc) - now).total_seconds() > CLOCK_SKEW:
         return "thisUpdate is in the future"
     if single.next_update_utc is not None and (now - _utc(single.next_update_utc)).total_seconds() > CLOCK_SKEW:
@@ -148,9 +152,11 @@ def check_crl(status_code: int, body: bytes, issuer: x509.Certificate, *, condit
         return f"not a DER CRL: {exc}", None
     if crl.issuer != issuer.subject:
         return "the CRL issuer is not the CA", crl
-    if not crl.is_signature_valid(issuer.public_key()):
+    ca_key = issuer.public_key()
+    # JPKI CA keys are RSA (a key of another type cannot have signed a right answer).
+    if not isinstance(ca_key, rsa.RSAPublicKey) or not crl.is_signature_valid(ca_key):
         return "the CRL signature does not verify with the CA key", crl
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if crl.next_update_utc is not None and (now - _utc(crl.next_update_utc)).total_seconds() > CLOCK_SKEW:
         return "nextUpdate has passed: a stale CRL", crl
     for serial, reason in must_list:

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import click
 
-from jpki_mock.commands import open_runtime
-from jpki_mock.commands import JpkiGroup
+from jpki_mock.commands import JpkiGroup, open_runtime
 from jpki_mock.errors import InvalidInput, NotInitialised
-
 from jpki_mock.loadtest import sizing
 from jpki_mock.loadtest.profiles import CLASSES, PROFILES
 
@@ -59,8 +57,10 @@ def profile_options(f):
         click.option("--profile", type=click.Choice(PROFILES), required=True,
                      help="fy2020: the real average and weekly curve, time-compressed; peak: the busiest hour x "
                           "--multiplier; stress: ramp to the knee; soak: a steady rate."),
-        click.option("--duration", default="60s", show_default=True, help="Run time: 30s, 5m, 1h30m (stress may stop earlier)."),
-        click.option("--scale", type=float, default=1.0, show_default=True, help="Multiply every rate (e.g. 100 for a future year)."),
+        click.option("--duration", default="60s", show_default=True,
+                     help="Run time: 30s, 5m, 1h30m (stress may stop earlier)."),
+        click.option("--scale", type=float, default=1.0, show_default=True,
+                     help="Multiply every rate (e.g. 100 for a future year)."),
         click.option("--users", type=click.IntRange(1, 100_000), default=500, show_default=True,
                      help="Most simulated OCSP users (concurrency of the load generator)."),
         click.option("--classes", default=",".join(CLASSES), show_default=True,
@@ -72,15 +72,18 @@ def profile_options(f):
         click.option("--multiplier", type=float, default=sizing.PEAK_DAY_MULTIPLIER, show_default=True,
                      help="peak: busiest-day factor applied to the busiest hour."),
         click.option("--rate", type=float, default=None, help="soak: OCSP req/s (default: the FY2020 average)."),
-        click.option("--start-rate", type=float, default=None, help="stress: first step's OCSP req/s (default: the busiest hour)."),
-        click.option("--step-factor", type=float, default=1.5, show_default=True, help="stress: rate multiplier per step."),
+        click.option("--start-rate", type=float, default=None,
+                     help="stress: first step's OCSP req/s (default: the busiest hour)."),
+        click.option("--step-factor", type=float, default=1.5, show_default=True,
+                     help="stress: rate multiplier per step."),
         click.option("--step-seconds", type=float, default=10.0, show_default=True, help="stress: seconds per step."),
         click.option("--p99-ms", type=float, default=200.0, show_default=True, help="stress: p99 limit."),
         click.option("--max-failure-ratio", type=float, default=0.01, show_default=True, help="stress: failure limit."),
         click.option("--get-share", type=float, default=sizing.OCSP_GET_SHARE, show_default=True),
         click.option("--nonce-share", type=float, default=sizing.OCSP_NONCE_SHARE, show_default=True),
         click.option("--sha256-share", type=float, default=sizing.OCSP_SHA256_SHARE, show_default=True),
-        click.option("--verify-signatures", is_flag=True, help="Also verify every OCSP response signature (costs CPU)."),
+        click.option("--verify-signatures", is_flag=True,
+                     help="Also verify every OCSP response signature (costs CPU)."),
         click.option("--ocsp-path", default="/ocsp", show_default=True, help="OCSP path on the target."),
         click.option("--seed", "rng_seed", type=int, default=None, help="Random seed for the request sequence."),
     ]
@@ -125,7 +128,8 @@ def plan_cmd(profile: str, duration: str, scale: float, users: int, corpus: Path
                     out=str(out.resolve()), scale=scale, users=users, workers=workers, classes=tuple(classes),
                     token=token, rp_credential=rp_credential or os.environ.get(RP_ENV), **extra)
     path = spec.write(out / "plan.json")
-    click.echo(f"wrote {path}; run: JPKI_LOADTEST_PLAN={path} locust -f {Path(__file__).with_name('locustfile.py')} ...")
+    locustfile = Path(__file__).with_name("locustfile.py")
+    click.echo(f"wrote {path}; run: JPKI_LOADTEST_PLAN={path} locust -f {locustfile} ...")
 
 
 @loadtest.command("run")

@@ -29,10 +29,11 @@ import json
 import os
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote
 
 from jpki_mock.ca.status import HOLD, REASON_NAMES
@@ -91,7 +92,7 @@ class Item:
         }
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Item":
+    def from_json(cls, d: dict[str, Any]) -> Item:
         return cls(
             kind=d["kind"], category=d["category"], issuer=d["issuer"], serial=int(d["serial"]),
             municipality=d.get("municipality"), expect=Expect(**d["expect"]),
@@ -115,7 +116,8 @@ def _encode(name_hash: bytes, key_hash: bytes, serial: int, alg: str, marker: by
     algorithm = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256()}[alg]
     builder = ocsp.OCSPRequestBuilder().add_certificate_by_hash(name_hash, key_hash, serial, algorithm)
     plain = builder.build().public_bytes(serialization.Encoding.DER)
-    nonced = builder.add_extension(x509.OCSPNonce(marker), critical=False).build().public_bytes(serialization.Encoding.DER)
+    nonced = builder.add_extension(x509.OCSPNonce(marker), critical=False).build().public_bytes(
+        serialization.Encoding.DER)
     at = nonced.find(marker)
     assert at > 0 and nonced.find(marker, at + 1) < 0, "nonce marker must occur exactly once"
     return plain, nonced, at
@@ -158,7 +160,8 @@ def _serial_range(store, ca_id: int) -> tuple[int, int] | None:
     return None if lo is None else (int(lo), int(hi))
 
 
-def _candidate_batches(lo: int, hi: int, rng: random.Random, batch: int = 1000, tries: int = 200) -> Iterator[list[int]]:
+def _candidate_batches(lo: int, hi: int, rng: random.Random, batch: int = 1000,
+                       tries: int = 200) -> Iterator[list[int]]:
     """Serials to look up: all of them, shuffled, for a small range; random draws for a large one."""
     span = hi - lo + 1
     if span <= 50 * batch:
@@ -260,7 +263,7 @@ def build(rt, certificates: int = 1000, *, seed: int | None = None, progress: bo
                                for _ in range(3))
     operator_keys = {kind: key.public_bytes(serialization.Encoding.PEM,
                                             serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-                     for kind, key in zip(("sign", "auth"), card_keys)}
+                     for kind, key in zip(("sign", "auth"), card_keys, strict=True)}
     bar = tqdm(total=certificates, unit="cert", desc="corpus", disable=not progress)
     for kind in ("auth", "sign"):
         gens = [i for i in issuers if i.kind == kind and i.revoked_at is None]
@@ -279,7 +282,7 @@ def build(rt, certificates: int = 1000, *, seed: int | None = None, progress: bo
         current = gens[-1] if gens else [i for i in issuers if i.kind == kind][-1]
         never = (Expect("successful", "unknown") if unknown_policy == "unknown"
                  else Expect("successful", "revoked", REASON_NAMES[HOLD], 0.0))
-        for n in range(extra):
+        for _ in range(extra):
             serial = top + NEVER_ISSUED_GAP + rng.randrange(10**9)
             items.append(make_item(kind, "never_issued", current.label, serial, None, never,
                                    current.name_hash, current.key_hash, marker))
@@ -305,7 +308,8 @@ def build(rt, certificates: int = 1000, *, seed: int | None = None, progress: bo
         "format": FORMAT,
         "built_at": _posix(now),
         "policies": {"unknown_serial": unknown_policy, "nonce_policy": rt.config.ocsp.nonce_policy},
-        "issuers": [{"label": i.label, "kind": i.kind, "generation": i.generation, "der": base64.b64encode(i.der).decode(),
+        "issuers": [{"label": i.label, "kind": i.kind, "generation": i.generation,
+                     "der": base64.b64encode(i.der).decode(),
                      "name_hash": {a: i.name_hash[a].hex() for a in ALGORITHMS},
                      "key_hash": {a: i.key_hash[a].hex() for a in ALGORITHMS}} for i in issuers],
         "crls": crls,
@@ -354,6 +358,8 @@ class Corpus:
         if data.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} file (format {data.get('format')!r})")
         self.data = data
+        #: seconds :meth:`load` took to read and index the file (0 when built from a dict)
+        self.load_seconds = 0.0
         self.built_at: float = data["built_at"]
         self.policies: dict[str, str] = data["policies"]
         self.items = [Item.from_json(d) for d in data["items"]]
@@ -366,8 +372,8 @@ class Corpus:
         self.crls: list[dict[str, Any]] = data["crls"]
         self.operator_keys: dict[str, str] = data["operator_keys"]
         self.issuers: dict[str, dict[str, Any]] = {}
-        for i in data["issuers"]:
-            i = dict(i)
+        for stored in data["issuers"]:
+            i = dict(stored)
             i["der"] = base64.b64decode(i["der"])
             i["name_hash"] = {a: bytes.fromhex(v) for a, v in i["name_hash"].items()}
             i["key_hash"] = {a: bytes.fromhex(v) for a, v in i["key_hash"].items()}
@@ -378,7 +384,7 @@ class Corpus:
             self._weights[kind] = (cats, [self.mix[c] for c in cats])
 
     @classmethod
-    def load(cls, path: str | Path) -> "Corpus":
+    def load(cls, path: str | Path) -> Corpus:
         started = time.perf_counter()
         corpus = cls(json.loads(Path(path).read_text(encoding="utf-8")))
         corpus.load_seconds = time.perf_counter() - started

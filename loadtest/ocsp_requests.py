@@ -16,7 +16,7 @@ from urllib.parse import quote
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -96,6 +96,17 @@ def post_line(name_hash: bytes, key_hash: bytes, target: Target) -> str:
                      der_integer(target.serial).hex(), f"{STATUS_TAGS[target.status]:02x}"])
 
 
+def verify_pkcs1(cert: x509.Certificate, signature: bytes, data: bytes,
+                 algorithm: hashes.HashAlgorithm | None) -> None:
+    """Verify a PKCS#1 v1.5 signature (sha*WithRSAEncryption) made with ``cert``'s key; raise
+    InvalidSignature otherwise.  JPKI keys are RSA: another key type, or a signature with no
+    separate hash (Ed25519), cannot be a right answer."""
+    key = cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey) or algorithm is None:
+        raise InvalidSignature(f"not an RSA signature by {cert.subject.rfc4514_string()}")
+    key.verify(signature, data, padding.PKCS1v15(), algorithm)
+
+
 def check_response(der: bytes, target: Target, ca_cert: x509.Certificate, nonce: bytes | None = None) -> list[str]:
     """What is wrong with this answer (empty when it is right): status, serial, certStatus,
     reason, the signature and the signer's delegation by the CA, and the echoed nonce."""
@@ -117,12 +128,10 @@ def check_response(der: bytes, target: Target, ca_cert: x509.Certificate, nonce:
                             f"{expected.name}")
     signer = resp.certificates[0] if resp.certificates else ca_cert
     try:
-        signer.public_key().verify(resp.signature, resp.tbs_response_bytes, padding.PKCS1v15(),
-                                   resp.signature_hash_algorithm)
+        verify_pkcs1(signer, resp.signature, resp.tbs_response_bytes, resp.signature_hash_algorithm)
         if signer is not ca_cert:
             # A delegated responder (RFC 6960 section 4.2.2.2): issued by the CA, with id-kp-OCSPSigning.
-            ca_cert.public_key().verify(signer.signature, signer.tbs_certificate_bytes, padding.PKCS1v15(),
-                                        signer.signature_hash_algorithm)
+            verify_pkcs1(ca_cert, signer.signature, signer.tbs_certificate_bytes, signer.signature_hash_algorithm)
             eku = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
             if ExtendedKeyUsageOID.OCSP_SIGNING not in eku:
                 problems.append("the signer certificate lacks id-kp-OCSPSigning")

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 
@@ -65,19 +66,15 @@ def stop_tree(proc, grace: float = 3.0) -> None:
         return
     kids = children_of(proc.pid)
     for pid in kids:
-        try:
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and (proc.poll() is None or any(_alive(k) for k in kids)):
         time.sleep(0.05)
     for pid in kids + children_of(proc.pid):
-        try:
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     if proc.poll() is None:
         proc.kill()
     proc.wait(timeout=10)
@@ -107,7 +104,7 @@ class CommandFailed(RuntimeError):
 def run_jpki(env: dict[str, str], *args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
     """Run ``jpki-mock ARGS`` to completion; :class:`CommandFailed` with its stderr if it fails."""
     done = subprocess.run(jpki_command(*args), env=env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, check=False)
     if done.returncode != 0:
         raise CommandFailed(f"`jpki-mock {' '.join(args)}` failed ({done.returncode}): {done.stderr.strip()[-1500:]}")
     return done
@@ -127,7 +124,7 @@ class Process:
     def __init__(self, args: list[str], log: Path, env: dict[str, str]):
         self.args = args
         self.log = log
-        self.fh = open(log, "wb")
+        self.fh = open(log, "wb")  # noqa: SIM115 - the child writes to it until stop() closes it
         self.proc = subprocess.Popen(args, stdout=self.fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
     @property

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from jpki_mock.errors import InvalidInput
-
 from jpki_mock.loadtest import sizing
 
 PROFILES = ("fy2020", "peak", "stress", "soak")
@@ -93,7 +92,7 @@ class PlanSpec:
         return json.dumps(data, indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "PlanSpec":
+    def from_json(cls, text: str) -> PlanSpec:
         data = json.loads(text)
         unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
@@ -102,7 +101,7 @@ class PlanSpec:
         return cls(**data)
 
     @classmethod
-    def load(cls, path: str | Path) -> "PlanSpec":
+    def load(cls, path: str | Path) -> PlanSpec:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
     def write(self, path: str | Path) -> Path:
@@ -197,7 +196,8 @@ class Plan:
         if s.profile == "fy2020":
             return OPERATOR_TOTAL_RPS * sizing.OFFICE_CURVE.at(self.week_hour(t)) * s.scale
         if s.profile == "peak":
-            return OPERATOR_TOTAL_RPS * sizing.OFFICE_CURVE.at(sizing.OCSP_CURVE.peak_hour + 0.5) * s.multiplier * s.scale
+            busiest = sizing.OFFICE_CURVE.at(sizing.OCSP_CURVE.peak_hour + 0.5)
+            return OPERATOR_TOTAL_RPS * busiest * s.multiplier * s.scale
         return OPERATOR_TOTAL_RPS * s.scale
 
     def max_rate(self, klass: str) -> float:
@@ -288,7 +288,8 @@ def slope(points: list[tuple[float, int]]) -> float:
 def window_result(step: int, target: float, windows: list[Window]) -> StepResult:
     """A step's figures from the snapshots taken during it (first and last bound the counts)."""
     a, b = windows[0], windows[-1]
-    diff = {k: v - a.response_times.get(k, 0) for k, v in b.response_times.items() if v - a.response_times.get(k, 0) > 0}
+    diff = {k: v - a.response_times.get(k, 0) for k, v in b.response_times.items()
+            if v - a.response_times.get(k, 0) > 0}
     requests = b.requests - a.requests
     rate = slope([(w.t, w.requests) for w in windows]) if len(windows) > 2 else requests / max(b.t - a.t, 1e-9)
     return StepResult(step, target, rate, requests, b.failures - a.failures, percentile(diff, 0.99))
@@ -319,7 +320,8 @@ class KneeFinder:
         if result.p99_ms is not None and result.p99_ms > self.p99_ms:
             reasons.append(f"p99 {result.p99_ms:g} ms > {self.p99_ms:g} ms")
         if result.achieved_rps < self.min_achieved * result.target_rps:
-            reasons.append(f"achieved {result.achieved_rps:.1f} < {self.min_achieved:.0%} of {result.target_rps:.1f} req/s")
+            reasons.append(f"achieved {result.achieved_rps:.1f} < {self.min_achieved:.0%} "
+                           f"of {result.target_rps:.1f} req/s")
         if reasons:
             self.stopped_by = f"step {result.step}: " + "; ".join(reasons)
             return False

@@ -6,7 +6,20 @@ import csv
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
+
+
+class NameStats(TypedDict):
+    """One request name's row of ``locust_stats.csv``."""
+
+    method: str
+    name: str
+    requests: int
+    failures: int
+    rps: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
 
 
 @dataclass
@@ -18,7 +31,7 @@ class Summary:
     p99_ms: float = 0.0
     failures: int = 0
     requests: int = 0
-    by_name: list[dict[str, Any]] = field(default_factory=list)
+    by_name: list[NameStats] = field(default_factory=list)
     top_failures: list[dict[str, Any]] = field(default_factory=list)
     knee: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
@@ -52,7 +65,7 @@ def read_stats(out: Path, profile: str) -> Summary:
         return summary
     with open(stats, newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
-            entry = {
+            entry: NameStats = {
                 "method": row["Type"], "name": row["Name"], "requests": int(row["Request Count"]),
                 "failures": int(row["Failure Count"]), "rps": _float(row["Requests/s"]),
                 "p50_ms": _float(row["50%"]), "p95_ms": _float(row["95%"]), "p99_ms": _float(row["99%"]),
@@ -66,7 +79,8 @@ def read_stats(out: Path, profile: str) -> Summary:
     if failures.exists():
         with open(failures, newline="", encoding="utf-8") as fh:
             rows = sorted(csv.DictReader(fh), key=lambda r: -int(r["Occurrences"]))
-        summary.top_failures = [{"name": r["Name"], "error": r["Error"], "count": int(r["Occurrences"])} for r in rows[:10]]
+        summary.top_failures = [{"name": r["Name"], "error": r["Error"], "count": int(r["Occurrences"])}
+                                for r in rows[:10]]
     knee = out / "knee.json"
     if knee.exists():
         summary.knee = json.loads(knee.read_text(encoding="utf-8"))
@@ -75,8 +89,9 @@ def read_stats(out: Path, profile: str) -> Summary:
 
 def write_summary(summary: Summary, out: Path) -> None:
     (out / "summary.json").write_text(json.dumps(summary.as_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
-    lines = [f"profile {summary.profile}: {summary.requests} requests, {summary.failures} failures, "
-             f"{summary.rps:.2f} req/s, p50 {summary.p50_ms:g} ms, p95 {summary.p95_ms:g} ms, p99 {summary.p99_ms:g} ms", ""]
+    lines = [(f"profile {summary.profile}: {summary.requests} requests, {summary.failures} failures, "
+              f"{summary.rps:.2f} req/s, p50 {summary.p50_ms:g} ms, p95 {summary.p95_ms:g} ms, "
+              f"p99 {summary.p99_ms:g} ms"), ""]
     lines.append(f"{'name':34s} {'requests':>9s} {'failures':>9s} {'req/s':>9s} {'p50':>6s} {'p95':>6s} {'p99':>6s}")
     for e in summary.by_name:
         lines.append(f"{e['method'] + ' ' + e['name']:34s} {e['requests']:9d} {e['failures']:9d} {e['rps']:9.2f} "
@@ -100,7 +115,8 @@ def knee_line(knee: dict[str, Any]) -> str:
 
 def _history(out: Path) -> tuple[list[float], dict[str, list[float]]]:
     path = out / "locust_stats_history.csv"
-    t, cols = [], {"rps": [], "fails": [], "p50": [], "p95": [], "p99": [], "users": []}
+    t: list[float] = []
+    cols: dict[str, list[float]] = {"rps": [], "fails": [], "p50": [], "p95": [], "p99": [], "users": []}
     if not path.exists():
         return t, cols
     t0 = None

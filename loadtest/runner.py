@@ -18,15 +18,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlsplit
 
 from jpki_mock.commands import open_runtime
 from jpki_mock.errors import InvalidInput
-
 from jpki_mock.loadtest import report
 from jpki_mock.loadtest.procs import Process, free_port, jpki_command, run_jpki, tree_cpu_seconds
 from jpki_mock.loadtest.profiles import PlanSpec
@@ -99,7 +98,6 @@ class Run:
 
     def prepare_local(self) -> tuple[str, Path, str | None, str | None]:
         from jpki_mock.config import load_config
-
         from jpki_mock.loadtest import corpus as corpus_mod
 
         opts, env = self.opts, self._local_env()
@@ -122,7 +120,7 @@ class Run:
             token = opts.token or rt.registry.create_token("loadtest")
             rp = opts.rp_credential
             if rp is None and (config.ocsp.access_control or config.crl.access_control):
-                name = "loadtest-" + datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")
+                name = "loadtest-" + datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
                 rp = rt.registry.add_relying_party(name, "both")[1]
                 opts.echo(f"registered relying party {name} (access control is on)")
         finally:
@@ -153,7 +151,8 @@ class Run:
     def _publish_crls(self, env: dict[str, str]) -> None:
         """Publish CRLs now, so they list what was just seeded (the schedule is daily; the
         server also publishes at start-up whatever is due)."""
-        done = subprocess.run(jpki_command("crl", "publish"), env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(jpki_command("crl", "publish"), env=env, capture_output=True, text=True, timeout=600,
+                              check=False)
         if done.returncode != 0:
             self.notes.append(f"`jpki-mock crl publish` failed: {done.stderr.strip()[:200]}")
 
@@ -179,14 +178,14 @@ class Run:
         start-up cost, not steady-state latency."""
         import json
 
-        from jpki_mock.loadtest.corpus import Corpus
+        from jpki_mock.loadtest.corpus import Corpus, Item
 
         data = Corpus(json.loads(Path(corpus_path).read_text(encoding="utf-8")))
         headers = {"Content-Type": "application/ocsp-request"}
         if rp:
             headers["Authorization"] = f"Bearer {rp}"
         ocsp_path = self.opts.plan_extra.get("ocsp_path", "/ocsp")
-        firsts = {}
+        firsts: dict[str | None, Item] = {}  # one good item per issuer label
         for item in data.items:
             if item.category == "good":
                 firsts.setdefault(item.issuer, item)
@@ -208,7 +207,8 @@ class Run:
         env = dict(os.environ)
         env["JPKI_LOADTEST_PLAN"] = str(plan_path.resolve())
         common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", base, "--loglevel", "WARNING"]
-        master_args = common + [
+        master_args = [
+            *common,
             "--headless", "--only-summary", "--csv", str(self.out / "locust"), "--csv-full-history",
             "--html", str(self.out / "report.html"), "--stop-timeout", "5", "--exit-code-on-error", "0",
         ]
@@ -221,7 +221,7 @@ class Run:
             master = Process(master_args, self.out / "locust-master.log", env)
             self.procs.append(master)
             for i in range(opts.workers):
-                worker = Process(common + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                worker = Process([*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
                                  self.out / f"locust-worker-{i + 1}.log", env)
                 self.procs.append(worker)
             opts.echo(f"locust master (pid {master.pid}) + {opts.workers} workers "
@@ -263,7 +263,8 @@ class Run:
             self._cpu_note(_children_cpu() - children0, server_cpu if self.server else None,
                            time.monotonic() - started)
             if code is None:
-                self.notes.append(f"hard timeout: Locust still running {opts.duration + HARD_MARGIN:.0f} s after start; stopped")
+                self.notes.append(f"hard timeout: Locust still running {opts.duration + HARD_MARGIN:.0f} s "
+                                  "after start; stopped")
         finally:
             self.stop_all()
         summary = report.read_stats(self.out, opts.profile)
@@ -310,7 +311,7 @@ def _holder_count(rt) -> int:
 
 
 def default_out(profile: str) -> Path:
-    return Path("loadtest") / "reports" / f"{profile}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+    return Path("loadtest") / "reports" / f"{profile}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
 
 
 def locust_installed() -> bool:

@@ -43,7 +43,8 @@ class JpkiShape(LoadTestShape):
         self._last_row = second
         if self._target_file is None:
             self._out().mkdir(parents=True, exist_ok=True)
-            self._target_file = open(self._out() / "target.csv", "w", encoding="utf-8")
+            # Appended to every tick for the whole run; closed when the run stops.
+            self._target_file = open(self._out() / "target.csv", "w", encoding="utf-8")  # noqa: SIM115
             self._target_file.write("t,target_ocsp_rps,users\n")
         plan = context().plan
         self._target_file.write(f"{second},{plan.ocsp_rate(t):.4f},{users}\n")
@@ -57,6 +58,7 @@ class JpkiShape(LoadTestShape):
     def _snapshot(self, t: float) -> Window:
         requests = failures = 0
         times: dict[int, int] = {}
+        assert self.runner is not None  # Locust sets it before the first tick()
         for (name, _method), entry in self.runner.stats.entries.items():
             if not name.startswith(OCSP_NAME_PREFIX):
                 continue
@@ -78,7 +80,7 @@ class JpkiShape(LoadTestShape):
         previous = step - 1
         if previous in self._windows and previous not in self._judged:
             self._judged.add(previous)
-            windows = self._windows.pop(previous) + [snapshot]
+            windows = [*self._windows.pop(previous), snapshot]
             result = window_result(previous, plan.ocsp_rate(previous * spec.step_seconds), windows)
             going = self._knee.judge(result)
             self._write_knee()

@@ -168,7 +168,8 @@ def ocsp_curve(clinic_share: float = CLINIC_SHARE) -> WeeklyCurve:
         raise ValueError(f"clinic_share {clinic_share} is not between 0 and 1")
     clinic = _normalised(_week(_CLINIC_WEEKDAY, _CLINIC_SATURDAY, _CLINIC_SUNDAY))
     egov = _normalised(_week(_EGOV_WEEKDAY, _EGOV_WEEKEND, _EGOV_WEEKEND, _EGOV_DAY_FACTOR))
-    return WeeklyCurve("ocsp", tuple(clinic_share * c + (1 - clinic_share) * e for c, e in zip(clinic, egov)))
+    return WeeklyCurve("ocsp", tuple(clinic_share * c + (1 - clinic_share) * e
+                                     for c, e in zip(clinic, egov, strict=True)))
 
 
 def office_curve() -> WeeklyCurve:
@@ -204,16 +205,17 @@ def summary() -> list[tuple[str, str]]:
         ("average OCSP rate", f"{OCSP_RPS:.3f} req/s (auth {OCSP_AUTH_RPS:.3f}, sign {OCSP_SIGN_RPS:.4f})"),
         ("auth : sign", f"{AUTH_TO_SIGN:.0f} : 1"),
         ("busiest hour of the week", f"{busiest}, x{OCSP_CURVE.peak:.2f} the average = {OCSP_PEAK_HOUR_RPS:.2f} req/s"),
-        ("busiest day of the year (peak profile)", f"x{PEAK_DAY_MULTIPLIER:g} -> {OCSP_PEAK_HOUR_RPS * PEAK_DAY_MULTIPLIER:.2f} req/s"),
-        ("CRL fetchers", f"{PRIVATE_PARTIES} private ({CERTIFIED_PARTIES} certified + {ENTRUSTED_PARTIES} entrusted) "
-                         f"+ {GOVERNMENT_BODIES} government = {CRL_FETCHERS}"),
-        ("CRL polls", f"{CRL_FETCHERS} x {CRL_KINDS_PER_FETCHER} CAs x {CRL_POLLS_PER_DAY}/day = "
-                      f"{CRL_FETCHERS * CRL_KINDS_PER_FETCHER * CRL_POLLS_PER_DAY:,}/day = {CRL_RPS:.3f} req/s"),
+        ("busiest day of the year (peak profile)",
+         f"x{PEAK_DAY_MULTIPLIER:g} -> {OCSP_PEAK_HOUR_RPS * PEAK_DAY_MULTIPLIER:.2f} req/s"),
+        ("CRL fetchers", (f"{PRIVATE_PARTIES} private ({CERTIFIED_PARTIES} certified + {ENTRUSTED_PARTIES} entrusted) "
+                          f"+ {GOVERNMENT_BODIES} government = {CRL_FETCHERS}")),
+        ("CRL polls", (f"{CRL_FETCHERS} x {CRL_KINDS_PER_FETCHER} CAs x {CRL_POLLS_PER_DAY}/day = "
+                       f"{CRL_FETCHERS * CRL_KINDS_PER_FETCHER * CRL_POLLS_PER_DAY:,}/day = {CRL_RPS:.3f} req/s")),
         ("new cards", f"{CARDS_ISSUED_PER_YEAR:,}/year = {OPERATOR_RPS['new_card']:.3f}/s (2 certificates each)"),
         ("renewals", f"{RENEWALS_PER_YEAR:,}/year = {OPERATOR_RPS['renewal']:.3f}/s"),
-        ("address changes (sign revoked)", f"{MOVES_PER_YEAR:,} x {CARDS_CUMULATIVE:,}/{RESIDENTS:,} = "
-                                           f"{CHANGE_REVOCATIONS_PER_YEAR:,}/year = {OPERATOR_RPS['change']:.3f}/s"),
+        ("address changes (sign revoked)", (f"{MOVES_PER_YEAR:,} x {CARDS_CUMULATIVE:,}/{RESIDENTS:,} = "
+                                            f"{CHANGE_REVOCATIONS_PER_YEAR:,}/year = {OPERATOR_RPS['change']:.3f}/s")),
         ("losses (hold)", f"{LOSSES_PER_YEAR:,}/year = {OPERATOR_RPS['loss']:.4f}/s"),
-        ("expiry notices", f"{EXPIRY_NOTICES_PER_YEAR:,}/year / {EXPIRY_PAGE} per page = "
-                           f"{OPERATOR_RPS['expiry_page']:.4f} pages/s"),
+        ("expiry notices", (f"{EXPIRY_NOTICES_PER_YEAR:,}/year / {EXPIRY_PAGE} per page = "
+                            f"{OPERATOR_RPS['expiry_page']:.4f} pages/s")),
     ]

@@ -12,12 +12,13 @@ import json
 import os
 import random
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import ClassVar
 
-from cryptography import x509
 import locust.runners
+from cryptography import x509
 from locust import FastHttpUser, events, task
 
 from jpki_mock.loadtest import checks, sizing
@@ -90,6 +91,10 @@ class Paced:
     """Poisson pacing at the plan's rate for this user's class (see profiles.py)."""
 
     klass = ""
+    # Set by setup_rng() when the user starts.
+    _rng: random.Random
+    _idle: bool
+    _next: float | None
 
     def paced_wait(self) -> float:
         """Seconds until this user's next request.  Start times, not gaps, are drawn, so a
@@ -111,7 +116,7 @@ class Paced:
         seed = context().spec.seed
         self._rng = random.Random(None if seed is None else seed * 1_000_003 + next(_ids))
         self._idle = False
-        self._next: float | None = None
+        self._next = None
 
 
 class OcspVerifier(Paced, FastHttpUser):
@@ -136,17 +141,21 @@ class OcspVerifier(Paced, FastHttpUser):
         alg = "sha256" if rng.random() < spec.sha256_share else "sha1"
         nonce = os.urandom(NONCE_LEN) if (ctx.corpus.policies.get("nonce_policy") == "require"
                                           or rng.random() < spec.nonce_share) else None
+        data: bytes | None = None
+        headers: dict[str, str] | None = None
         if nonce is None and rng.random() < spec.get_share:
-            method, path, kw = "GET", f"{spec.ocsp_path}/{item.get_path[alg]}", {}
+            method, path = "GET", f"{spec.ocsp_path}/{item.get_path[alg]}"
         elif nonce is not None and rng.random() < spec.get_share:
-            method, path, kw = "GET", f"{spec.ocsp_path}/{get_suffix(item.request(alg, nonce))}", {}
+            method, path = "GET", f"{spec.ocsp_path}/{get_suffix(item.request(alg, nonce))}"
         else:
             method, path = "POST", spec.ocsp_path
-            kw = {"data": item.request(alg, nonce),
-                  "headers": {**ctx.headers, "Content-Type": "application/ocsp-request"}}
+            data = item.request(alg, nonce)
+            headers = {**ctx.headers, "Content-Type": "application/ocsp-request"}
         if method == "GET" and ctx.headers:
-            kw["headers"] = dict(ctx.headers)
-        with self.client.request(method, path, name=f"ocsp {self.kind} {method}", catch_response=True, **kw) as resp:
+            headers = dict(ctx.headers)
+        # FastHttpSession annotates data as str | dict, but documents and sends bytes as the body as is.
+        with self.client.request(method, path, name=f"ocsp {self.kind} {method}", catch_response=True,
+                                 data=data, headers=headers) as resp:  # type: ignore[arg-type]
             problem = checks.check_ocsp(
                 item.expect, item.serial, alg, resp.status_code, resp.headers.get("Content-Type"), resp.content or b"",
                 nonce=nonce, nonce_policy=ctx.corpus.policies.get("nonce_policy", "echo"),
@@ -245,8 +254,8 @@ class Operator(Paced, FastHttpUser):
 
     klass = "operator"
     fixed_count = 1
-    ACTIONS = list(sizing.OPERATOR_RPS)
-    WEIGHTS = [sizing.OPERATOR_RPS[a] for a in ACTIONS]
+    ACTIONS: ClassVar[list[str]] = list(sizing.OPERATOR_RPS)
+    WEIGHTS: ClassVar[list[float]] = [sizing.OPERATOR_RPS[a] for a in ACTIONS]
 
     def wait_time(self):
         return self.paced_wait()
@@ -281,7 +290,8 @@ class Operator(Paced, FastHttpUser):
     def do_new_card(self):
         rng = self._rng
         birth = f"{rng.randint(1950, 2005)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-        holder = {"name": "負荷\u3000試験", "date_of_birth": birth, "gender": rng.choice("123"), "address": _address(rng)}
+        holder = {"name": "負荷\u3000試験", "date_of_birth": birth, "gender": rng.choice("123"),
+                  "address": _address(rng)}
         with self.client.post("/admin/api/holders", json=holder, headers=self.auth, name="admin create holder",
                               catch_response=True) as resp:
             data = self._json(resp, 201, "create holder")
@@ -334,7 +344,8 @@ class Operator(Paced, FastHttpUser):
     def do_change(self):
         candidates = [h for h in self.holders if "sign" in h["certs"]]
         if not candidates:
-            return self.do_new_card()
+            self.do_new_card()
+            return
         holder = self._rng.choice(candidates)
         event = {"event": "change", "changes": {"address": _address(self._rng) + "-" + str(self._rng.randint(1, 99))}}
         if self._event(holder, event, "change", "affiliationChanged", {"sign"}) is not None:
@@ -366,11 +377,13 @@ class Operator(Paced, FastHttpUser):
         der = (ocsp.OCSPRequestBuilder()
                .add_certificate_by_hash(issuer["name_hash"]["sha1"], issuer["key_hash"]["sha1"], serial, hashes.SHA1())
                .build().public_bytes(serialization.Encoding.DER))
-        with self.client.post(ctx.spec.ocsp_path, data=der, name="revocation visible over ocsp", catch_response=True,
+        # FastHttpSession annotates data as str | dict, but documents and sends bytes as the body as is.
+        with self.client.post(ctx.spec.ocsp_path, data=der,  # type: ignore[arg-type]
+                              name="revocation visible over ocsp", catch_response=True,
                               headers={**ctx.headers, "Content-Type": "application/ocsp-request"}) as resp:
             problem = checks.check_ocsp(Expect("successful", "revoked", reason), serial, "sha1", resp.status_code,
                                         resp.headers.get("Content-Type"), resp.content or b"",
-                                        now=datetime.now(timezone.utc))
+                                        now=datetime.now(UTC))
             if problem:
                 resp.failure(f"just revoked ({reason}): {problem}")
             else:

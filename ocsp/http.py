@@ -10,19 +10,27 @@ time, relying party, raw bytes) and asks the chain of sources (ocsp/source.py).
 
 HTTP status codes: malformedRequest 400 (413 oversize, 415 wrong content type), internalError
 500, tryLater 503 with Retry-After; every other OCSP answer 200.  Every error body is an
-OCSPResponse, never an HTML page or a traceback.
+OCSPResponse, never an HTML page or a traceback.  An unreachable database is tryLater, not
+internalError (ocsp/outage.py): logged once per outage, not per request.
+
+``/healthz`` (the process answers; no database) and ``/readyz`` (the database answers and a CA
+is initialised, else 503 with a JSON reason naming the database) are routed before anything
+else, so that a probe never waits for the database or decodes OCSP.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from time import time as _time
+from typing import Any
 
 from jpki_mock import travel as timetravel
 from jpki_mock.access import AccessControl
 from jpki_mock.clock import Clock, SystemClock
 from jpki_mock.config import Config
-from jpki_mock.db import Store
+from jpki_mock.db import Store, outage_reason
 from jpki_mock.epoch import RevocationEpoch
 from jpki_mock.vocab import KINDS
 from jpki_mock.ca.signer import Keyring
@@ -39,6 +47,10 @@ OCSP_REQUEST = "application/ocsp-request"
 #: the time a time-travelled request is pinned to (None normally): such requests skip the caches.
 _pinned = timetravel.pinned
 PLAIN = [("Content-Type", "text/plain; charset=utf-8")]
+JSON = ("Content-Type", "application/json")
+#: the probes routed before the revocation check and OCSP decoding
+PROBES = frozenset(("/healthz", "/readyz"))
+BANNER = b"jpki-mock OCSP responder: POST application/ocsp-request or GET /<base64 request>\n"
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -133,7 +145,7 @@ class OcspApp:
         time_travel = self.time_travel
         clock = self.clock  # never replaced; a time-travelling one wraps the system clock
         system_clock = clock.__class__ is SystemClock
-        respond, body_of, send = self._respond, self._body, self._send
+        respond, body_of, send, failed, probe = self._respond, self._body, self._send, self._failed, self._probe
         nonced = self.chain.live.nonced
         # RFC 9654 echo (or require): a nonced answer is signed per request and never cached;
         # with "ignore" the nonce is dropped and the request is answered from the cache.
@@ -143,9 +155,11 @@ class OcspApp:
             try:
                 method = environ["REQUEST_METHOD"]
                 if method == "GET":
+                    key = environ.get("PATH_INFO", "")
+                    if key in PROBES:
+                        return probe(key, start_response)
                     if epoch[0] != r.seen:
                         r.sync()
-                    key = environ.get("PATH_INFO", "")
                 elif method == "POST":
                     key = body_of(environ, start_response)
                     if key.__class__ is not bytes:
@@ -202,9 +216,8 @@ class OcspApp:
                         return [entry.der]
                 # ---- end of hot path ---------------------------------------------------------
                 return respond(environ, start_response, key, method == "GET")
-            except Exception:  # noqa: BLE001 - the edge: an OCSP internalError, never a bare 500 page
-                log.exception("OCSP request failed")
-                return send(start_response, error_answer(response.INTERNAL_ERROR), environ)
+            except Exception as exc:  # the edge: tryLater or internalError, never a bare 500 page
+                return failed(environ, start_response, exc)
 
         ocsp_app.ocsp = self  # type: ignore[attr-defined]
         return ocsp_app
@@ -236,7 +249,7 @@ class OcspApp:
         if get:
             if key in ("", "/"):
                 start_response("200 OK", PLAIN)
-                return [b"jpki-mock OCSP responder: POST application/ocsp-request or GET /<base64 request>\n"]
+                return [BANNER]
             if key == "/metrics":
                 self.counters.flush()
                 text = stats.prometheus(self.store, {f"process_{k}": v for k, v in self.chain.stats().items()})
@@ -259,7 +272,45 @@ class OcspApp:
             answer.entry = None  # RFC 5019 caching headers are for GET only
         return self._send(start_response, answer, environ, party.name if party is not None else "-")
 
-    def _send(self, start_response, answer: Answer, environ, party: str = "-"):
+    def _failed(self, environ: dict[str, Any], start_response: Callable[..., Any], exc: Exception) -> list[bytes]:
+        """The answer to a request that raised: tryLater while the database is unreachable (the
+        outage logged once, by the store), internalError, logged, for anything else."""
+        reason = outage_reason(exc)
+        if reason is None:
+            log.error("OCSP request failed", exc_info=exc)
+            return self._send(start_response, error_answer(response.INTERNAL_ERROR), environ)
+        err = self.store.outage.report(reason)
+        if environ.get("REQUEST_METHOD") == "GET":
+            path = environ.get("PATH_INFO", "")
+            if path in ("", "/"):  # the banner needs no database
+                start_response("200 OK", PLAIN)
+                return [BANNER]
+            if path == "/metrics":  # not an OCSP request: a plain 503 a scraper shows as it is
+                start_response("503 Service Unavailable", [*PLAIN, ("Retry-After", "1")])
+                return [f"{err}\n".encode()]
+        return self._send(start_response, error_answer(response.TRY_LATER), environ)
+
+    def _probe(self, path: str, start_response: Callable[..., Any]) -> list[bytes]:
+        """``/healthz``: this process answers (no database read).  ``/readyz``: the database
+        answers and a CA is initialised; else 503 with the reason, naming the database."""
+        body: dict[str, Any]
+        if path == "/healthz":
+            body, status = {"status": "alive"}, "200 OK"
+        else:
+            err = self.store.readiness()
+            if err is None:
+                body, status = {"status": "ready"}, "200 OK"
+            else:
+                body, status = {"status": "not_ready", **err.to_dict()}, "503 Service Unavailable"
+        data = json.dumps(body, ensure_ascii=False).encode()
+        headers = [JSON, ("Content-Length", str(len(data))), ("Cache-Control", "no-store")]
+        if status[0] == "5":
+            headers.append(("Retry-After", "1"))
+        start_response(status, headers)
+        return [data]
+
+    def _send(self, start_response: Callable[..., Any], answer: Answer, environ: dict[str, Any],
+              party: str = "-") -> list[bytes]:
         now = self._now()
         for kind, status in answer.labels:
             self.counters.add(now, kind, status, party)

@@ -6,6 +6,15 @@ At most ``ocsp.live_sign_concurrency`` signatures run at once per process; past
 instead of an unbounded queue).  Everything an answer about one issuer's certificates within
 one second shares (signer, responderID, producedAt, thisUpdate, nextUpdate) is encoded once
 (:class:`LiveFrame`), at the request's own time from its context.
+
+Time order: thisUpdate is backdated by ``ocsp.backdate_seconds`` (clients whose clocks run
+behind), but RFC 6960 section 2.4 makes it "the most recent time at which the status being
+indicated is known by the responder to have been correct": for a certificate revoked less than
+the backdate ago, that cannot be before its revocationTime.  So a revoked SingleResponse's
+thisUpdate is max(now - backdate, revocationTime), never later than now: the policy of CRLs'
+thisUpdate (crl/writer.py, ``crl.backdate_seconds``).  Each SingleResponse has its own
+thisUpdate, so only such a revoked one leaves the frame's; nextUpdate stays the frame's (the
+backdating neither lengthens nor shortens an answer's life).
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ from datetime import datetime, timedelta
 
 from jpki_mock.clock import UTC
 from jpki_mock.config import OcspConfig
-from jpki_mock.der import seq
+from jpki_mock.der import generalized_time, seq
 from jpki_mock.errors import Overloaded
 from jpki_mock.vocab import CertState
 from jpki_mock.ca.signer import Keyring
@@ -39,9 +48,9 @@ class LiveFrame:
     SingleResponses (statuses are read per request, never kept here), its extensions and the
     signature."""
 
-    __slots__ = ("at", "signer", "head", "this_update", "next_update")
+    __slots__ = ("at", "signer", "head", "this_update", "next_update", "backdated")
 
-    def __init__(self, at: float, signer, head: bytes, this_update: bytes, next_update: bytes):
+    def __init__(self, at: float, signer, head: bytes, this_update: bytes, next_update: bytes, backdated: float):
         #: the request time (POSIX) the frame was built at; it serves the rest of that second
         self.at = at
         self.signer = signer
@@ -50,6 +59,8 @@ class LiveFrame:
         self.this_update = this_update
         #: [0] EXPLICIT nextUpdate, as it follows thisUpdate in a SingleResponse
         self.next_update = next_update
+        #: thisUpdate as POSIX seconds: ``at`` - ocsp.backdate_seconds
+        self.backdated = backdated
 
 
 class SigningSlots:
@@ -125,8 +136,21 @@ class LiveSigner:
         # The signer is looked up (and renewed when due) once a second here; renewal is
         # ocsp.responder_renew_days before expiry, so using it a second longer is harmless.
         signer = self.keyring.responder_signer(issuer.id)
-        frame = self._frames[issuer.id] = LiveFrame(at, signer, response.response_head(signer, produced), tu, nu)
+        frame = self._frames[issuer.id] = LiveFrame(at, signer, response.response_head(signer, produced), tu, nu,
+                                                    at - self._backdate.total_seconds())
         return frame
+
+    @staticmethod
+    def _this_update(frame: LiveFrame, st: CertStatus | None) -> tuple[bytes, float]:
+        """(encoded thisUpdate, POSIX seconds) of one SingleResponse: the frame's, unless ``st``
+        was revoked after it; then its revocationTime, never later than the request time (a
+        revocation recorded at a travelled-forward clock: docs/time-travel.md)."""
+        if st is not None and st.revoked_at is not None and st.status == REVOKED:
+            revoked = st.revoked_at.timestamp()
+            if revoked > frame.backdated:
+                when = min(revoked, frame.at)
+                return generalized_time(datetime.fromtimestamp(when, UTC)), when
+        return frame.this_update, frame.backdated
 
     def nonced(self, shape: Shape, data: bytes, kinds: frozenset | None, now: float) -> tuple[bytes, int] | None:
         """(answer, its ocsp.stats.SLOTS index) for a nonced request ``data`` about one issued
@@ -149,7 +173,8 @@ class LiveSigner:
             return None
         status, label = self._cert_status(st)
         frame = self._frame(issuer, now)
-        single = response.single_response(cid.der, status, frame.this_update, frame.next_update)
+        this_update = frame.this_update if label == GOOD else self._this_update(frame, st)[0]
+        single = response.single_response(cid.der, status, this_update, frame.next_update)
         signed = self._sign(frame.signer, frame.head + seq(single), data[shape.ext_start:shape.ext_end])
         return signed, stats.SLOTS[(issuer.kind, label)]
 
@@ -163,19 +188,22 @@ class LiveSigner:
         frame = self._frame(issuer, context.at)
         singles, labels = [], []
         never_issued = False
+        tu_ts = frame.backdated
         for cid in cert_ids:
-            status, label = self._cert_status(statuses.get(cid.serial))
+            st = statuses.get(cid.serial)
+            status, label = self._cert_status(st)
             never_issued |= label == UNKNOWN
             labels.append((issuer.kind, label))
-            singles.append(response.single_response(cid.der, status, frame.this_update, frame.next_update))
+            this_update, tu_ts = self._this_update(frame, st)
+            singles.append(response.single_response(cid.der, status, this_update, frame.next_update))
         extensions = response.EXTENDED_REVOKE_EXTENSION if never_issued and self._unknown_revoked else b""
         if request.nonce_extension is not None:
             extensions += request.nonce_extension
         body = self._sign(frame.signer, frame.head + seq(*singles), extensions)
         if never_issued or not cacheable(request, context):
             return Answer(body, "200 OK", None, labels)
-        tu_ts = frame.at - cfg.backdate_seconds
-        nu_ts = tu_ts + cfg.validity_seconds
+        # One SingleResponse: Last-Modified is its thisUpdate (RFC 5019 section 6.2).
+        nu_ts = frame.backdated + cfg.validity_seconds
         entry = Entry(body, tu_ts, nu_ts, min(frame.at + cfg.refresh_seconds, nu_ts), issuer.kind, labels[0][1])
         return Answer(body, "200 OK", entry, labels)
 

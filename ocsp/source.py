@@ -12,13 +12,14 @@ like one answered before); :func:`build_source` wires them all and returns them 
 from __future__ import annotations
 
 from jpki_mock.config import OcspConfig
-from jpki_mock.epoch import CallCell, RevocationEpoch
+from jpki_mock.epoch import RevocationEpoch
 from jpki_mock.ca.signer import Keyring
 from jpki_mock.ca.status import StatusReader
 
 from jpki_mock.ocsp.answer import Answer, Context, Source, Unauthorized, error_answer
 from jpki_mock.ocsp.filter import FilterSource, Issuers
 from jpki_mock.ocsp.live import LiveSigner
+from jpki_mock.ocsp.outage import SequenceRead
 from jpki_mock.ocsp.presigned import Presigned, PresignedSource
 
 
@@ -41,8 +42,10 @@ class Chain:
 def build_source(cfg: OcspConfig, status: StatusReader, keyring: Keyring, epoch: RevocationEpoch) -> Chain:
     """The chain of one process.  ``epoch``: the host's revocation epoch, read per request with
     ``ocsp.revocation_check = "epoch"``; with ``"database"`` the store's sequence is read instead
-    (a responder on another host than the revokers)."""
-    cell = epoch.cell() if cfg.revocation_check == "epoch" else CallCell(status.current_seq)
+    (a responder on another host than the revokers), carried through an outage for at most
+    ``ocsp.outage_grace_seconds`` (ocsp/outage.py)."""
+    cell = epoch.cell() if cfg.revocation_check == "epoch" else \
+        SequenceRead(status.current_seq, cfg.outage_grace_seconds, status.store.outage)
     issuers = Issuers(status)
     presigned = Presigned(status, cell)
     live = LiveSigner(cfg, keyring, presigned, issuers)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from jpki_mock.clock import JST
-from jpki_mock.db import Store
+from jpki_mock.db import Store, outage_reason
 from jpki_mock.vocab import KINDS as CERT_KINDS
 from jpki_mock.vocab import CertState
 
@@ -100,7 +100,11 @@ class Counters:
             try:
                 _add_counts(self.store, deltas)
             except SQLAlchemyError as exc:  # the store is down or locked: keep counting, retry later
-                log.warning("could not flush OCSP counters: %s", exc)
+                reason = outage_reason(exc)
+                if reason is None:
+                    log.warning("could not flush OCSP counters: %s", exc)
+                else:  # an outage is logged once, by the store's outage record
+                    self.store.outage.report(reason, failed=0)
                 return 0
             self._flushed.update(snapshot)
             return len(deltas)

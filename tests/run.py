@@ -9,6 +9,7 @@ that need it fail loudly rather than skip: CI must exercise both databases.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -38,7 +39,7 @@ def free_port() -> int:
 
 def as_pg(cmd: list[str]) -> list[str]:
     if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--"] + cmd
+        return ["runuser", "-u", "postgres", "--", *cmd]
     return cmd
 
 
@@ -62,10 +63,8 @@ def stop_cluster(data: Path, tmp: str) -> None:
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pid_file = data / "postmaster.pid"
     if pid_file.exists():  # pg_ctl failed: stop it by PID
-        try:
+        with contextlib.suppress(OSError, ValueError):
             os.kill(int(pid_file.read_text().split()[0]), 15)
-        except (OSError, ValueError):
-            pass
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -46,7 +46,7 @@ JPKI_MOCK_MODULES: dict[str, str] = {
 }
 KERNEL = frozenset(PKG if n == "__init__" else f"{PKG}.{n}" for n, k in JPKI_MOCK_MODULES.items() if k == "kernel")
 ROOT_MODULES = frozenset(f"{PKG}.{n}" for n, k in JPKI_MOCK_MODULES.items() if k == "root")
-PARTS = ("ca", "crl", "ocsp", "kit", "loadtest")
+PARTS = ("ca", "crl", "ocsp", "public", "kit", "loadtest")
 # The narrow interfaces crl and ocsp may use (docs/architecture.md): a read-only status view
 # and a signer that never hands out a key.
 CA_INTERFACES = frozenset({f"{PKG}.ca.status", f"{PKG}.ca.signer"})
@@ -279,11 +279,11 @@ RULES = [
         forbid(in_parts("ca"), lambda s, d: d not in KERNEL and part_of(d) != "ca"),
     ),
     Rule(
-        "crl-ocsp-use-only-ca-status-and-ca-signer",
-        "crl and ocsp import only the kernel, themselves, jpki_mock.ca.status and jpki_mock.ca.signer "
+        "crl-ocsp-public-use-only-ca-status-and-ca-signer",
+        "crl, ocsp and public import only the kernel, themselves, jpki_mock.ca.status and jpki_mock.ca.signer "
         "(not the rest of ca, not the root, not kit or loadtest, not each other)",
         forbid(
-            in_parts("crl", "ocsp"),
+            in_parts("crl", "ocsp", "public"),
             lambda s, d: d not in KERNEL and d not in CA_INTERFACES and part_of(d) != part_of(s),
         ),
     ),
@@ -352,7 +352,7 @@ SYNTHETIC: dict[str, set[str]] = {
 EXPECTED = {
     "kernel-imports-no-part-and-no-root": ["jpki_mock.clock (kernel) -> jpki_mock.ca.models (ca)"],
     "ca-imports-only-kernel-and-ca": ["jpki_mock.ca.authority (ca) -> jpki_mock.runtime (root)"],
-    "crl-ocsp-use-only-ca-status-and-ca-signer": [
+    "crl-ocsp-public-use-only-ca-status-and-ca-signer": [
         "jpki_mock.crl.http (crl) -> jpki_mock.ocsp.source (ocsp)",
         "jpki_mock.crl.writer (crl) -> jpki_mock.ca.issuers (ca)",
         "jpki_mock.crl.writer (crl) -> jpki_mock.ocsp.der (ocsp)",

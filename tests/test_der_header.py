@@ -18,13 +18,13 @@ def test_read_tlv_finds_the_content_of_short_and_long_forms(size):
 
 
 class _Pair(core.Sequence):
-    _fields = [("n", core.Integer), ("s", core.OctetString)]
+    _fields = [("n", core.Integer), ("s", core.OctetString)]  # noqa: RUF012 - asn1crypto reads this class attribute  # noqa: RUF012 - asn1crypto reads this class attribute
 
 
 def test_read_tlv_at_an_offset_inside_a_sequence():
     encoded = _Pair({"n": 5, "s": b"ab"}).dump()  # 30 07 02 01 05 04 02 61 62
     _, start, end = der.read_tlv(encoded, 0, len(encoded))
-    _, int_start, int_end = der.read_tlv(encoded, start, len(encoded))
+    _, _int_start, int_end = der.read_tlv(encoded, start, len(encoded))
     assert core.Integer.load(encoded[start:int_end]).native == 5
     assert der.read_tlv(encoded, int_end, len(encoded)) == (0x04, int_end + 2, end)
 

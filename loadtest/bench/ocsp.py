@@ -47,17 +47,19 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
-from jpki_mock.config import OcspConfig
+from cryptography import x509
 
+from jpki_mock.config import OcspConfig
 from jpki_mock.loadtest import ocsp_requests as oreq
 from jpki_mock.loadtest.bench import openssl_peer
 from jpki_mock.loadtest.bench.ceiling import app_headers as ceiling_app_headers
-from jpki_mock.loadtest.procs import CommandFailed, ancestors, run_jpki, stop_tree, tree_cpu_seconds
 from jpki_mock.loadtest.bench.wrk import WrkError, WrkResult, run_wrk, wrk_binary
+from jpki_mock.loadtest.procs import CommandFailed, ancestors, run_jpki, stop_tree, tree_cpu_seconds
 
 CLONE_NEWNET = 0x40000000
 HOST = "127.0.0.1"
@@ -94,7 +96,7 @@ class Server:
     def __init__(self, name: str, cmd: list[str], env: dict, log_dir: Path, cwd: Path | None = None):
         self.name, self.cmd = name, cmd
         self.log = log_dir / f"{name}.log"
-        self._fh = open(self.log, "ab")
+        self._fh = open(self.log, "ab")  # noqa: SIM115 - the process writes to it until stop() closes it
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._fh, stderr=subprocess.STDOUT, cwd=cwd,
                                      stdin=subprocess.DEVNULL)
 
@@ -168,9 +170,9 @@ def _held_by_ancestor(path: str) -> bool:
         for line in fh:
             fields = line.split()
             # "1: FLOCK  ADVISORY  WRITE 4242 00:2f:1234 0 EOF"
-            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
-                if int(fields[4]) in ours:
-                    return True
+            if (len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode)
+                    and int(fields[4]) in ours):
+                return True
     return False
 
 
@@ -181,7 +183,7 @@ class DataSet:
 
     dir: Path
     env: dict
-    ca_cert: object
+    ca_cert: x509.Certificate
     name_hash: bytes
     key_hash: bytes
     targets: list[oreq.Target]
@@ -208,8 +210,8 @@ def prepare(work: Path, holders: int, n_serials: int, workers: int, rng: random.
     from cryptography.hazmat.primitives.serialization import Encoding
     from sqlalchemy import select
 
-    from jpki_mock.config import load_config
     from jpki_mock.ca.models import Certificate
+    from jpki_mock.config import load_config
     from jpki_mock.runtime import Runtime
 
     data = work / "data"
@@ -237,7 +239,7 @@ def prepare(work: Path, holders: int, n_serials: int, workers: int, rng: random.
         ca_pem.write_bytes(issuer.certificate.public_bytes(Encoding.PEM))
 
         def aware(t):
-            return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+            return t if t.tzinfo else t.replace(tzinfo=UTC)
 
         live = [r for r in rows if aware(r.not_after) > now]
         revoked = [r for r in live if r.status == "revoked"]
@@ -293,9 +295,9 @@ class Scenario:
     label: str
     url: str
     data: Path
-    server: object = None  # callable returning the Server answering (its CPU time is measured)
-    restart: object = None  # callable restarting the server before each run (openssl)
-    stop: object = None  # callable stopping the server after each run (openssl)
+    server: Callable[[], Server] | None = None  # the Server answering (its CPU time is measured)
+    restart: Callable[[], None] | None = None  # restarts the server before each run (openssl)
+    stop: Callable[[], None] | None = None  # stops the server after each run (openssl)
     rate: float = 0.0
     results: list[WrkResult] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)  # server CPU time per answered request
@@ -322,6 +324,7 @@ def fmt_row(s: Scenario) -> str:
 def run_scenario(s: Scenario, args, wrk: str, logs: Path, headers: dict) -> WrkResult:
     if s.restart is not None:
         s.restart()
+    assert s.server is not None, f"scenario {s.name} names no server"
     pid = s.server().proc.pid
     cpu0 = tree_cpu_seconds(pid)
     result, text = run_wrk(s.url, s.data, threads=args.threads, connections=args.connections,
@@ -419,8 +422,8 @@ class Bench:
         first_get = oreq.get_path(RESPONDER_PREFIX, oreq.request_der(ds.name_hash, ds.key_hash, first.serial))
 
         # The responder, standalone, as users run it.
-        responder = self.start("responder", [sys.executable, "-m", "jpki_mock.cli", "ocsp", "serve", "--workers", str(args.workers),
-                    "--port", str(PORTS["responder"])]
+        responder = self.start("responder", [sys.executable, "-m", "jpki_mock.cli", "ocsp", "serve",
+                    "--workers", str(args.workers), "--port", str(PORTS["responder"])]
                                + (["--threads", str(args.server_threads)] if args.server_threads else []),
                    ds.env, lambda: _expect_200(http(bases["responder"] + first_get, headers=ds.headers)))
         checked, problems = sample(bases["responder"], ds, ds.targets, RESPONDER_PREFIX, post=False)
@@ -443,8 +446,8 @@ class Bench:
         ceiling_data = write_lines(self.work / "get_ceiling.txt",
                                    [oreq.get_line(first_get or "/", ds.key_hash, first)])
         ceiling_env = dict(ds.env, JPKI_BENCH_CEILING_BODY=str(body_file), JPKI_BENCH_CEILING_HEADERS=str(headers_file))
-        ceiling = self.start("ceiling", ceiling_command(args.workers, PORTS["ceiling"], args.server_threads), ceiling_env,
-                   lambda: _expect_200(http(bases["ceiling"] + "/")))
+        ceiling = self.start("ceiling", ceiling_command(args.workers, PORTS["ceiling"], args.server_threads),
+                             ceiling_env, lambda: _expect_200(http(bases["ceiling"] + "/")))
 
         # openssl ocsp: restarted before every run and stopped right after it, because a connection
         # closed without a request (which wrk's end of run leaves behind) wedges one of its

@@ -13,10 +13,10 @@ in a private network namespace, with ``-ignore_err``, and is stopped children fi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable
 
 from jpki_mock.vocab import Reason
 
@@ -35,7 +35,7 @@ class IndexRow:
 
 
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _index_time(value: datetime) -> str:

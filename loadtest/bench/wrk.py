@@ -78,7 +78,7 @@ def parse_wrk(text: str) -> WrkResult:
         result.non_2xx = int(non.group(1))
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     if sock:
-        result.socket_errors = dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups())))
+        result.socket_errors = dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups()), strict=True))
     checks = re.search(r"^(ocsp_checked=\d+(?: \w+=\d+)*)\s*$", text, re.M)
     if checks:
         result.checks = {k: int(v) for k, v in (pair.split("=") for pair in checks.group(1).split())}
@@ -94,9 +94,9 @@ def wrk_binary(install: bool = True) -> str:
         return found
     cmd = ["apt-get", "install", "-y", "-q", "wrk"]
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
+    if subprocess.run(cmd, env=env, capture_output=True, check=False).returncode != 0:
         subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise WrkError(f"could not install wrk with apt-get: {done.stderr.strip()[-500:]}")
     found = shutil.which("wrk")
@@ -114,7 +114,7 @@ def run_wrk(url: str, data_file: Path, *, threads: int, connections: int, durati
         cmd += ["-H", f"{name}: {value}"]
     cmd += ["-s", str(OCSP_LUA), url, "--", str(data_file), f"{rate:.1f}", str(threads)]
     env = dict(os.environ, JPKI_BENCH_PACED="1" if rate > 0 else "0")
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 30)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 30, check=False)
     if done.returncode != 0:
         raise WrkError(f"wrk exited {done.returncode}: {done.stderr.strip()[-1000:]}")
     return parse_wrk(done.stdout), done.stdout

@@ -42,28 +42,33 @@ def test_holder_issue_revoke_flow(client, rt):
     assert r.status_code == 201, r.json
     hid = r.json["id"]
     assert r.json["date_of_birth"] == "319801231" and r.json["municipality"] == "13101"
-    r = call(client, "post", f"/admin/api/holders/{hid}/certificates", json={"kinds": "both", "pkcs12_passphrase": "pw1234"})
+    r = call(client, "post", f"/admin/api/holders/{hid}/certificates",
+             json={"kinds": "both", "pkcs12_passphrase": "pw1234"})
     assert r.status_code == 201, r.json
-    sign = [c for c in r.json if c["kind"] == "sign"][0]
-    key, cert, cas = pkcs12.load_key_and_certificates(base64.b64decode(sign["pkcs12_base64"]), b"pw1234")
+    sign = next(c for c in r.json if c["kind"] == "sign")
+    _key, cert, cas = pkcs12.load_key_and_certificates(base64.b64decode(sign["pkcs12_base64"]), b"pw1234")
     assert cert.serial_number == sign["serial"] and len(cas) == 1
     r = call(client, "get", f"/admin/api/certificates/sign/{sign['serial']}?format=der")
     assert r.status_code == 200 and r.mimetype == "application/pkix-cert" and r.data[:1] == b"\x30"
-    r = call(client, "post", f"/admin/api/certificates/sign/{sign['serial']}/revoke", json={"reason": "certificateHold"})
+    r = call(client, "post", f"/admin/api/certificates/sign/{sign['serial']}/revoke",
+             json={"reason": "certificateHold"})
     assert r.status_code == 200 and r.json["status"] == "revoked" and r.json["reason"] == "certificateHold"
     r = call(client, "post", f"/admin/api/certificates/sign/{sign['serial']}/release")
     assert r.status_code == 409 and r.json["error"] == "hold_not_releasable"
-    r = call(client, "post", f"/admin/api/certificates/sign/{sign['serial']}/revoke", json={"reason": "certificateHold"})
+    r = call(client, "post", f"/admin/api/certificates/sign/{sign['serial']}/revoke",
+             json={"reason": "certificateHold"})
     assert r.status_code == 409 and r.json["error"] == "already_revoked"
     r = call(client, "get", "/admin/api/certificates?status=hold")
     assert [c["serial"] for c in r.json] == [sign["serial"]]
-    r = call(client, "post", f"/admin/api/holders/{hid}/events", json={"event": "change", "changes": {"name": "山田\u3000次郎"}})
+    r = call(client, "post", f"/admin/api/holders/{hid}/events",
+             json={"event": "change", "changes": {"name": "山田\u3000次郎"}})
     assert r.status_code == 200 and r.json["holder"]["name"] == "山田\u3000次郎"
 
 
 def test_expiring_endpoint(client, rt):
     hid = call(client, "post", "/admin/api/holders", json={**HOLDER, "card_expiry": "2026-12-20"}).json["id"]
-    call(client, "post", f"/admin/api/holders/{hid}/certificates", json={"kinds": "auth", "pkcs12_passphrase": "pw1234"})
+    call(client, "post", f"/admin/api/holders/{hid}/certificates",
+         json={"kinds": "auth", "pkcs12_passphrase": "pw1234"})
     r = call(client, "get", "/admin/api/certificates/expiring?days=30")
     assert r.status_code == 200 and r.json["total"] == 1 and r.json["certificates"][0]["kind"] == "auth"
     r = call(client, "get", "/admin/api/certificates/expiring")
@@ -99,12 +104,15 @@ BAD_REQUESTS = [
     ("post", "/admin/api/holders", {"json": {**HOLDER, "name": "山田 太郎"}}, 400, "name"),
     ("post", "/admin/api/holders", {"json": {**HOLDER, "name_flags": "1"}}, 400, "name_flags"),
     ("post", "/admin/api/holders", {"json": [1, 2]}, 400, "body"),
-    ("post", "/admin/api/holders", {"data": "name=x", "content_type": "application/x-www-form-urlencoded"}, 400, "Content-Type"),
+    ("post", "/admin/api/holders", {"data": "name=x", "content_type": "application/x-www-form-urlencoded"}, 400,
+     "Content-Type"),
     ("post", "/admin/api/holders", {"data": "{not json", "content_type": "application/json"}, 400, "body"),
-    ("post", "/admin/api/holders", {"data": b"{" + b" " * 2_000_000 + b"}", "content_type": "application/json"}, 413, "body"),
+    ("post", "/admin/api/holders", {"data": b"{" + b" " * 2_000_000 + b"}", "content_type": "application/json"}, 413,
+     "body"),
     ("post", "/admin/api/holders/999/certificates", {"json": {"pkcs12_passphrase": "pw1234"}}, 404, "holder"),
     ("post", "/admin/api/holders/abc/certificates", {"json": {"pkcs12_passphrase": "pw1234"}}, 400, "holder"),
-    ("post", "/admin/api/holders/1/certificates", {"json": {"kinds": "both", "public_key": "garbage"}}, 400, "public_key"),
+    ("post", "/admin/api/holders/1/certificates", {"json": {"kinds": "both", "public_key": "garbage"}}, 400,
+     "public_key"),
     ("post", "/admin/api/holders/1/certificates", {"json": {"kinds": "auth", "colour": "red"}}, 400, "colour"),
     ("post", "/admin/api/holders/1/events", {"json": {}}, 400, "event"),
     ("post", "/admin/api/holders/1/events", {"json": {"event": "marriage"}}, 400, "event"),
@@ -122,15 +130,16 @@ BAD_REQUESTS = [
                          ids=[f"{b[0]} {b[1]} {b[4]}" for b in BAD_REQUESTS])
 def test_bad_requests_get_specific_json_errors_and_change_nothing(client, rt, method, path, kw, status, field):
     hid = call(client, "post", "/admin/api/holders", json=HOLDER).json["id"]
-    call(client, "post", f"/admin/api/holders/{hid}/certificates", json={"kinds": "auth", "pkcs12_passphrase": "pw1234"})
-    before = (len(call(client, "get", "/admin/api/holders").json), len(call(client, "get", "/admin/api/certificates").json),
-              rt.status.current_seq())
+    call(client, "post", f"/admin/api/holders/{hid}/certificates",
+         json={"kinds": "auth", "pkcs12_passphrase": "pw1234"})
+    before = (len(call(client, "get", "/admin/api/holders").json),
+              len(call(client, "get", "/admin/api/certificates").json), rt.status.current_seq())
     r = call(client, method, path, **kw)
     assert r.status_code == status, r.data
     assert r.is_json and r.json["field"] == field, r.json
     assert "Traceback" not in r.get_data(as_text=True)
-    after = (len(call(client, "get", "/admin/api/holders").json), len(call(client, "get", "/admin/api/certificates").json),
-             rt.status.current_seq())
+    after = (len(call(client, "get", "/admin/api/holders").json),
+             len(call(client, "get", "/admin/api/certificates").json), rt.status.current_seq())
     assert after == before
 
 

@@ -36,9 +36,11 @@ def test_ca_show_pem_verifies_issued_cert(cli, tmp_path):
     r = cli("holder", "add", "--name", "鈴木\u3000一郎", "--dob", "1975-04-01", "--gender", "1",
             "--address", "大阪府大阪市北区1-1")
     assert "municipality 27100" in r.output
-    r = cli("cert", "issue", "--holder", "1", "--kind", "sign", "--p12-passphrase", "pw1234", "--out", str(tmp_path / "out"))
-    pem_path = [line.split(": ")[-1] for line in r.output.splitlines() if line.startswith("issued")][0]
-    res = subprocess.run(["openssl", "verify", "-CAfile", str(tmp_path / "ca.pem"), pem_path], capture_output=True, text=True)
+    r = cli("cert", "issue", "--holder", "1", "--kind", "sign", "--p12-passphrase", "pw1234",
+            "--out", str(tmp_path / "out"))
+    pem_path = next(line.split(": ")[-1] for line in r.output.splitlines() if line.startswith("issued"))
+    res = subprocess.run(["openssl", "verify", "-CAfile", str(tmp_path / "ca.pem"), pem_path],
+                         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "out" / "sign-1000001.p12").exists()
 
@@ -53,7 +55,8 @@ def test_rollover_then_show_generation(cli):
 
 
 def test_events_and_revocation_from_cli(cli, tmp_path):
-    cli("holder", "add", "--name", "鈴木\u3000一郎", "--dob", "319750401", "--gender", "1", "--address", "大阪府大阪市北区1-1")
+    cli("holder", "add", "--name", "鈴木\u3000一郎", "--dob", "319750401", "--gender", "1",
+        "--address", "大阪府大阪市北区1-1")
     cli("cert", "issue", "--holder", "1", "--p12-passphrase", "pw1234", "--out", str(tmp_path / "issued"))
     r = cli("holder", "event", "1", "change", "--set", "address=東京都新宿区西新宿2-8-1")
     assert '"reason": "affiliationChanged"' in r.output
@@ -66,8 +69,10 @@ def test_events_and_revocation_from_cli(cli, tmp_path):
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (("holder", "add", "--name", "鈴木 一郎", "--dob", "1975-04-01", "--gender", "1", "--address", "大阪府大阪市1"), 2, "name:"),
-    (("holder", "add", "--name", "鈴木\u3000一郎", "--dob", "619750401", "--gender", "1", "--address", "大阪府大阪市1"), 2, "unknown era"),
+    (("holder", "add", "--name", "鈴木 一郎", "--dob", "1975-04-01", "--gender", "1", "--address", "大阪府大阪市1"),
+     2, "name:"),
+    (("holder", "add", "--name", "鈴木\u3000一郎", "--dob", "619750401", "--gender", "1", "--address", "大阪府大阪市1"),
+     2, "unknown era"),
     (("cert", "issue", "--holder", "77", "--p12-passphrase", "pw1234"), 3, "no holder with id 77"),
     (("cert", "revoke", "--issuer", "sign", "--serial", "5", "--reason", "bogus"), 2, "not a JPKI revocation reason"),
     (("holder", "event", "1", "change", "--set", "colour"), 2, "FIELD=VALUE"),

@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from jpki_mock.errors import AlreadyRevoked, Conflict, HoldNotReleasable, InvalidInput, NotEligible, NotFound
 from jpki_mock.ca.models import Certificate, Holder
 from jpki_mock.ca.status import HOLD, REASONS
+from jpki_mock.errors import AlreadyRevoked, Conflict, HoldNotReleasable, InvalidInput, NotEligible, NotFound
 from tests.support import HOLDER
 
 
@@ -24,7 +24,7 @@ def issue_both(rt, **holder):
 
 
 def test_status_lookup_is_one_indexed_read(db_rt):
-    h, certs = issue_both(db_rt)
+    _h, certs = issue_both(db_rt)
     issuer = db_rt.authority.issuer("sign")
     st = db_rt.status.lookup(issuer.id, certs["sign"].serial)
     assert st.status == "good" and st.kind == "sign" and st.municipality == "13101"
@@ -60,7 +60,7 @@ def test_revoke_records_reason_and_sequence(db_rt):
 
 def test_revoked_entries_stream_in_serial_order_per_partition(db_rt):
     serials = []
-    for i, addr in enumerate(["東京都千代田区1", "東京都港区2", "東京都千代田区3", "大阪府大阪市4"]):
+    for addr in ["東京都千代田区1", "東京都港区2", "東京都千代田区3", "大阪府大阪市4"]:
         _, certs = issue_both(db_rt, address=addr)
         serials.append((certs["auth"].serial, addr))
     for serial, _ in reversed(serials):
@@ -103,7 +103,7 @@ def test_address_change_revokes_only_signature_certificate(db_rt):
 
 def test_death_and_card_return_revoke_both(db_rt):
     for event in ("death", "card_return"):
-        h, certs = issue_both(db_rt)
+        h, _certs = issue_both(db_rt)
         result = db_rt.authority.event(h.id, event)
         assert sorted(r["kind"] for r in result["revoked"]) == ["auth", "sign"]
         assert {r["reason"] for r in result["revoked"]} == {"cessationOfOperation"}

@@ -19,7 +19,8 @@ def parse(der: bytes) -> ax509.Certificate:
 
 
 def exts(cert: ax509.Certificate):
-    return [(e["extn_id"].dotted, e["critical"].native, e["extn_value"].parsed) for e in cert["tbs_certificate"]["extensions"]]
+    return [(e["extn_id"].dotted, e["critical"].native, e["extn_value"].parsed)
+            for e in cert["tbs_certificate"]["extensions"]]
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def issued(rt):
 
 
 def test_signature_certificate_fields(rt, issued):
-    holder, items = issued
+    _holder, items = issued
     cert = parse(items["sign"].certificate.der)
     tbs = cert["tbs_certificate"]
     subject = [(atv["type"].dotted, atv["value"].native) for rdn in tbs["subject"].chosen for atv in rdn]
@@ -55,7 +56,8 @@ def test_signature_certificate_fields(rt, issued):
     inner = [core.load(t[4]) for t in tagged]
     assert all(isinstance(v, core.UTF8String) for v in inner)
     values = [v.native for v in inner]
-    assert values == ["山田\u3000太郎", "319801231", "1", "東京都千代田区千代田1-1", "00100", "0" * len("東京都千代田区千代田1-1")]
+    assert values == ["山田\u3000太郎", "319801231", "1", "東京都千代田区千代田1-1", "00100",
+                      "0" * len("東京都千代田区千代田1-1")]
     ian = e[3][2][0].chosen
     assert [atv["value"].native for rdn in ian.chosen for atv in rdn] == [
         "JP", "公的個人認証サービス", "公的個人認証サービス署名用", "地方公共団体情報システム機構"]
@@ -73,7 +75,8 @@ def test_signature_certificate_fields(rt, issued):
 def test_user_auth_certificate_has_no_personal_data(rt, issued):
     _, items = issued
     cert = parse(items["auth"].certificate.der)
-    subject = [(atv["type"].dotted, atv["value"].native) for rdn in cert["tbs_certificate"]["subject"].chosen for atv in rdn]
+    subject = [(atv["type"].dotted, atv["value"].native)
+               for rdn in cert["tbs_certificate"]["subject"].chosen for atv in rdn]
     assert [s[0] for s in subject] == ["2.5.4.6", "2.5.4.3"]
     assert len(subject[1][1]) == 23 and subject[1][1].isalnum()
     e = exts(cert)
@@ -90,7 +93,7 @@ def test_faithful_mode_has_no_uri_and_no_aia(rt_factory):
     item = runtime.authority.issue(holder.id, "sign", pkcs12_passphrase="pass1234")[0]
     e = exts(parse(item.certificate.der))
     assert "1.3.6.1.5.5.7.1.1" not in [x[0] for x in e]
-    dp = [x for x in e if x[0] == "2.5.29.31"][0][2][0]["distribution_point"].chosen
+    dp = next(x for x in e if x[0] == "2.5.29.31")[2][0]["distribution_point"].chosen
     assert [gn.name for gn in dp] == ["directory_name"]
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, Server
 from tests.kit.test_tutorials import blocks, script
+from tests.support import ROOT, Server
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

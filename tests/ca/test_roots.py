@@ -66,7 +66,7 @@ def test_generated_root_matches_real_root(rt, kind, which):
     # Extensions: same OIDs, order, criticality and DER values (SKI: same length and method).
     assert extension_fields(ot) == extension_fields(rt_)
     for tbs in (ot, rt_):
-        ski = [e for e in tbs["extensions"] if e["extn_id"].dotted == "2.5.29.14"][0]["extn_value"].parsed.native
+        ski = next(e for e in tbs["extensions"] if e["extn_id"].dotted == "2.5.29.14")["extn_value"].parsed.native
         bits = tbs["subject_public_key_info"]["public_key"].contents[1:]
         assert ski == hashlib.sha1(bits).digest()
     assert ot["issuer_unique_id"].native is None and ot["subject_unique_id"].native is None

@@ -39,7 +39,8 @@ def test_seed_issues_real_certificates_with_a_mix(db_rt, tmp_path):
                               str(bundle)], capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
         holder = next(h for h in holders if h.id == c.holder_id)
-        san = x509.load_der_x509_certificate(c.der).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        extensions = x509.load_der_x509_certificate(c.der).extensions
+        san = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert san[0].value[2:].decode() == holder.name
     # Revocations moved the shared revocation sequence so responders notice them.
     assert db_rt.status.current_seq() >= result.revoked and db_rt.epoch.read() == db_rt.status.current_seq()

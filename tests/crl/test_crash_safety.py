@@ -47,7 +47,9 @@ writing = False
 
 def pause(step):
     if step == STEP:
-        MARK.write_text(str(os.getpid()))
+        # Atomically: the test reads the mark as soon as the name exists.
+        MARK.with_name(MARK.name + ".tmp").write_text(str(os.getpid()))
+        real_replace(MARK.with_name(MARK.name + ".tmp"), MARK)
         time.sleep(600)  # the test kills the process here
 
 

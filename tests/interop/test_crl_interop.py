@@ -85,7 +85,9 @@ def _pyhanko(cert_pem: str, root_pem: str, crls: list[bytes] = ()):
     from pyhanko_certvalidator import CertificateValidator, ValidationContext
     from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
     from pyhanko_certvalidator.policy_decl import (
-        CertRevTrustPolicy, RevocationCheckingPolicy, RevocationCheckingRule,
+        CertRevTrustPolicy,
+        RevocationCheckingPolicy,
+        RevocationCheckingRule,
     )
 
     def load(text: str) -> ax509.Certificate:

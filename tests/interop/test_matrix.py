@@ -25,9 +25,9 @@ from pyhanko_certvalidator import errors as pv_errors
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationCheckingPolicy, RevocationCheckingRule
 
+from jpki_mock.config import load_config
 from jpki_mock.kit.card import CardService
 from jpki_mock.kit.scenarios import CATALOG, build
-from jpki_mock.config import load_config
 from jpki_mock.runtime import Runtime
 from tests.support import Server
 
@@ -96,7 +96,8 @@ def expected(item) -> dict:
 # ---------------------------------------------------------------- openssl
 def openssl_path(out: Path, manifest, item, *crl_args: str) -> dict | None:
     """``openssl verify``; None when the path is good, else the outcome its error means."""
-    res = run("openssl", "verify", "-CAfile", str(out / manifest["trust_pem"]), *crl_args, str(out / item["files"]["pem"]))
+    res = run("openssl", "verify", "-CAfile", str(out / manifest["trust_pem"]), *crl_args,
+              str(out / item["files"]["pem"]))
     if res.returncode == 0:
         return None
     match = re.search(r"error (\d+) at 0 depth", res.stdout + res.stderr)
@@ -153,7 +154,7 @@ def parse_openssl_ocsp(text: str, label: str) -> dict:
 
 
 def openssl_ocsp(mock, item) -> dict:
-    srv, out, manifest = mock
+    _srv, out, manifest = mock
     trust = str(out / manifest["trust_pem"])
     issuer = str(out / item["files"]["issuer_pem"])
     if "ocsp_response" in item["files"]:
@@ -288,7 +289,7 @@ def test_card_cms_signature_verifies(mock, tmp_path):
 
 def test_signature_of_a_moved_holder_is_refused(mock, tmp_path):
     """The card still signs after the move; the receiver must notice the revocation."""
-    srv, out, manifest = mock
+    _srv, out, manifest = mock
     item = item_of(manifest, "moved-sign")
     doc = tmp_path / "doc.txt"
     doc.write_bytes(b"after the move")
@@ -299,7 +300,8 @@ def test_signature_of_a_moved_holder_is_refused(mock, tmp_path):
 
     key, cert, _ = pkcs12.load_key_and_certificates((out / item["files"]["pkcs12"]).read_bytes(),
                                                     item["pkcs12_passphrase"].encode())
-    sig.write_bytes(pkcs7.PKCS7SignatureBuilder().set_data(doc.read_bytes()).add_signer(cert, key, hashes.SHA256())
-                    .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary]))
+    builder = pkcs7.PKCS7SignatureBuilder().set_data(doc.read_bytes()).add_signer(cert, key, hashes.SHA256())
+    sig.write_bytes(builder.sign(serialization.Encoding.DER,
+                                 [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary]))
     res = cms_verify(out, manifest, item, sig, doc, tmp_path)
     assert res.returncode != 0 and "certificate revoked" in res.stderr

@@ -15,10 +15,10 @@ from cryptography.x509 import ocsp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ocsp"))
 
-from ocsp_helpers import PASSPHRASE, issue, request_der, start_responder, verify  # noqa: E402
+from ocsp_helpers import PASSPHRASE, issue, request_der, start_responder, verify
 
-from jpki_mock.config import load_config  # noqa: E402
-from jpki_mock.runtime import Runtime  # noqa: E402
+from jpki_mock.config import load_config
+from jpki_mock.runtime import Runtime
 
 pytestmark = pytest.mark.server
 
@@ -79,7 +79,7 @@ def test_openssl_hold_shows_certificate_hold(responder, files):
 
 def test_openssl_request_sent_by_get(responder, files, tmp_path):
     """openssl builds the request; it travels by GET in the path; openssl verifies the answer."""
-    item, cert, ca = files["sign"]
+    _item, cert, ca = files["sign"]
     req = tmp_path / "req.der"
     subprocess.run(["openssl", "ocsp", "-issuer", str(ca), "-cert", str(cert), "-no_nonce", "-reqout", str(req)],
                    check=True, capture_output=True)
@@ -159,7 +159,8 @@ def test_combined_server_mount_with_access_control(tmp_path, files):
         _, credential = rt.registry.add_relying_party("clinic", "auth")
         rt.close()
         cert, ca = _pem(tmp_path / "c.pem", item.cert), _pem(tmp_path / "ca.pem", item.issuer)
-        args = ["openssl", "ocsp", "-url", srv.base + "/ocsp", "-issuer", str(ca), "-cert", str(cert), "-CAfile", str(ca)]
+        args = ["openssl", "ocsp", "-url", srv.base + "/ocsp", "-issuer", str(ca), "-cert", str(cert),
+                "-CAfile", str(ca)]
         out = subprocess.run(args, capture_output=True, text=True)
         assert "Responder Error: unauthorized" in out.stdout + out.stderr, out.stdout + out.stderr
         # OpenSSL 3 takes -header name=value

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from jpki_mock.app import create_admin_app
+from jpki_mock.errors import Conflict, InvalidInput, NotEligible, NotFound
 from jpki_mock.kit.card import CardService, PinLocked, WrongPin
 from jpki_mock.kit.models import Card
-from jpki_mock.errors import Conflict, InvalidInput, NotEligible, NotFound
 from jpki_mock.runtime import Runtime
 from tests.support import HOLDER
 
@@ -76,7 +76,8 @@ def test_pin_rules_refuse_bad_pins_and_change_nothing(kit_rt, cards, holder, fie
 
 def test_minor_gets_an_auth_only_card(kit_rt, cards):
     today = kit_rt.clock.now().date()
-    minor = kit_rt.authority.create_holder({**HOLDER, "date_of_birth": today.replace(year=today.year - 10).isoformat()}).id
+    minor_dob = today.replace(year=today.year - 10).isoformat()
+    minor = kit_rt.authority.create_holder({**HOLDER, "date_of_birth": minor_dob}).id
     with pytest.raises(NotEligible):
         cards.create(minor, auth_pin=PIN, sign_password=PASSWORD)
     state = cards.create(minor, auth_pin=PIN)
@@ -165,8 +166,8 @@ def test_keys_are_sealed_under_pin_and_passphrase(kit_rt, cards, card):
     d = key.private_numbers().d.to_bytes(256, "big")
     assert private_der not in blob and d not in blob
     # The same PIN with another passphrase opens nothing (and costs a try).
-    other = CardService(kit_rt.authority.__class__(kit_rt.config.replace(key_passphrase="other"), kit_rt.store, kit_rt.clock,
-                                               kit_rt.keyring, kit_rt.epoch))
+    other = CardService(kit_rt.authority.__class__(kit_rt.config.replace(key_passphrase="other"), kit_rt.store,
+                                                   kit_rt.clock, kit_rt.keyring, kit_rt.epoch))
     with pytest.raises(WrongPin):
         other.authenticate(card, b"c", PIN)
     assert cert.public_key().public_numbers() == key.public_key().public_numbers()
@@ -175,7 +176,7 @@ def test_keys_are_sealed_under_pin_and_passphrase(kit_rt, cards, card):
 
 def test_cms_signature_verifies_with_openssl(tmp_path, kit_rt, cards, card):
     doc = "申請書: 転入届\n".encode()
-    cms, row = cards.sign(card, doc, PASSWORD, "cms")
+    cms, _cert = cards.sign(card, doc, PASSWORD, "cms")
     info = asn1_cms.ContentInfo.load(cms)
     assert info["content_type"].native == "signed_data"
     assert info["content"]["encap_content_info"]["content"].native is None  # detached
@@ -235,7 +236,8 @@ def test_rest_card_lifecycle(kit_rt, client, holder):
     r = client.post(url + "/authenticate", json={"pin": PIN, "challenge_base64": base64.b64encode(challenge).decode()})
     assert r.status_code == 200
     cert = x509.load_pem_x509_certificate(r.json["certificate"]["pem"].encode())
-    cert.public_key().verify(base64.b64decode(r.json["signature_base64"]), challenge, padding.PKCS1v15(), hashes.SHA256())
+    cert.public_key().verify(base64.b64decode(r.json["signature_base64"]), challenge, padding.PKCS1v15(),
+                             hashes.SHA256())
     r = client.post(url + "/sign", json={"password": PASSWORD, "data_base64": base64.b64encode(b"doc").decode(),
                                          "scheme": "pkcs1"})
     assert r.status_code == 200 and r.json["scheme"] == "pkcs1"

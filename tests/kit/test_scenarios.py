@@ -14,9 +14,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from jpki_mock.ca.status import REASON_NAMES
 from jpki_mock.kit.card import CardService
 from jpki_mock.kit.scenarios import CATALOG, build
-from jpki_mock.ca.status import REASON_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,8 @@ def test_states_in_the_store_match_the_manifest(kit_rt, built):
         status = kit_rt.status.lookup(by_label[item["issuer"]].id, item["serial"])
         outcome = item["expected"]["outcome"]
         if outcome == "revoked":
-            assert status.status == "revoked" and REASON_NAMES[status.reason] == item["expected"]["reason"], item["name"]
+            assert status.status == "revoked", item["name"]
+            assert REASON_NAMES[status.reason] == item["expected"]["reason"], item["name"]
         else:
             assert status.status == "good", item["name"]
         if outcome == "expired":
@@ -110,7 +111,7 @@ def test_pkcs12_bundles_open_with_the_manifest_passphrase(built):
     for item in manifest["items"]:
         if "pkcs12" not in item["files"]:
             continue
-        key, cert, chain = pkcs12.load_key_and_certificates((out / item["files"]["pkcs12"]).read_bytes(),
+        key, cert, _chain = pkcs12.load_key_and_certificates((out / item["files"]["pkcs12"]).read_bytes(),
                                                             item["pkcs12_passphrase"].encode())
         assert cert.serial_number == item["serial"]
         assert cert.public_key().public_numbers() == key.public_key().public_numbers()
@@ -174,7 +175,8 @@ def test_broken_ocsp_responses(kit_rt, built):
     signer = x509.load_der_x509_certificate(wrong["certs"][0].dump())
     sign_ca = kit_rt.authority.issuer("sign").certificate
     assert signer.issuer == kit_rt.authority.issuer("auth").certificate.subject != sign_ca.subject
-    res = subprocess.run(["openssl", "ocsp", "-respin", str(out / it["broken-ocsp-wrong-responder"]["files"]["ocsp_response"]),
+    wrong_responder = out / it["broken-ocsp-wrong-responder"]["files"]["ocsp_response"]
+    res = subprocess.run(["openssl", "ocsp", "-respin", str(wrong_responder),
                           "-issuer", str(out / it["valid-sign"]["files"]["issuer_pem"]),
                           "-CAfile", str(out / manifest["trust_pem"]),
                           "-cert", str(out / it["valid-sign"]["files"]["pem"])], capture_output=True, text=True)

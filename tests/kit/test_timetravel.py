@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 
 from jpki_mock import travel as timetravel
-
 from jpki_mock.app import create_admin_app
 from jpki_mock.cli import main
 from jpki_mock.clock import FixedClock
@@ -162,7 +161,8 @@ def test_cli(tt_config, rt):
 
 
 def test_cli_refuses_shared_server(tmp_path):
-    env = {"JPKI_MOCK_DATA": str(tmp_path), "JPKI_MOCK_TIME_TRAVEL": "1", "JPKI_MOCK_SHARED": "1", "PATH": "/usr/bin:/bin"}
+    env = {"JPKI_MOCK_DATA": str(tmp_path), "JPKI_MOCK_TIME_TRAVEL": "1", "JPKI_MOCK_SHARED": "1",
+           "PATH": "/usr/bin:/bin"}
     res = subprocess.run([sys.executable, "-m", "jpki_mock.cli", "clock", "advance", "1d"], env=env, cwd=ROOT,
                          capture_output=True, text=True)
     assert res.returncode == 5 and "shared" in res.stderr

@@ -25,7 +25,8 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 TUTORIALS = ROOT / "docs" / "tutorials"
 DOC_BASE = "http://127.0.0.1:8080"
-_FENCE = re.compile(r"^```(?P<info>[^\n]*)\n(?P<body>.*?)^```[ \t]*\n(?P<after>(?:[ \t]*<!-- expect: .*? -->[ \t]*\n)*)",
+_FENCE = re.compile(r"^```(?P<info>[^\n]*)\n(?P<body>.*?)^```[ \t]*\n"
+                    r"(?P<after>(?:[ \t]*<!-- expect: .*? -->[ \t]*\n)*)",
                     re.M | re.S)
 _EXPECT = re.compile(r"<!-- expect: (.*?) -->")
 

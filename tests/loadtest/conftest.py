@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from jpki_mock.clock import UTC, FixedClock
 from jpki_mock.ca.seed import seed_holders
+from jpki_mock.clock import UTC, FixedClock
 from tests.support import open_runtime
 
 

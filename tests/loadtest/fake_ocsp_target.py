@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import threading
 from base64 import b64decode
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from socketserver import ThreadingMixIn
-from typing import Callable
 from urllib.parse import unquote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -21,12 +21,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def make_ca(name: str = "Fake CA") -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"), x509.NameAttribute(NameOID.ORGANIZATION_NAME, name)])
+    subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, name)])
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
             .serial_number(1).not_valid_before(NOW - timedelta(days=1)).not_valid_after(NOW + timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -35,8 +36,8 @@ def make_ca(name: str = "Fake CA") -> tuple[x509.Certificate, rsa.RSAPrivateKey]
 
 
 def build_response(request_der: bytes, ca: x509.Certificate, key, status: str, *, reason=None,
-                   revoked_at: datetime | None = None, echo_nonce: bool = True, next_update: timedelta = timedelta(hours=1),
-                   serial_offset: int = 0) -> bytes:
+                   revoked_at: datetime | None = None, echo_nonce: bool = True,
+                   next_update: timedelta = timedelta(hours=1), serial_offset: int = 0) -> bytes:
     req = ocsp.load_der_ocsp_request(request_der)
     cert_status = {"good": ocsp.OCSPCertStatus.GOOD, "revoked": ocsp.OCSPCertStatus.REVOKED,
                    "unknown": ocsp.OCSPCertStatus.UNKNOWN}[status]
@@ -94,7 +95,7 @@ class FakeTarget:
         start_response(f"{code} X", [("Content-Type", "application/ocsp-response"), ("Content-Length", str(len(body)))])
         return [body]
 
-    def __enter__(self) -> "FakeTarget":
+    def __enter__(self) -> FakeTarget:
         self.thread.start()
         return self
 

@@ -32,7 +32,7 @@ def run_loadtest(*args: str, env: dict | None = None, timeout: float = 240) -> t
     m = LAST_LINE.match(last)
     assert m, f"last line {last!r} is not the summary line\n{output}"
     keys = ("profile", "rps", "p50_ms", "p95_ms", "p99_ms", "failures", "requests")
-    values = dict(zip(keys, m.groups()))
+    values = dict(zip(keys, m.groups(), strict=True))
     for k in ("failures", "requests"):
         values[k] = int(values[k])
     for k in ("rps", "p50_ms", "p95_ms", "p99_ms"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import pytest
@@ -79,8 +79,8 @@ def test_serial_hex_is_openssl_bn2hex(serial, text):
     assert serial_hex(serial) == text
 
 
-T = datetime(2031, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
-R = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+T = datetime(2031, 3, 4, 5, 6, 7, tzinfo=UTC)
+R = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def test_index_lines():

@@ -13,10 +13,10 @@ from asn1crypto import ocsp as a_ocsp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ocsp"))
 
-from ocsp_helpers import call, ocsp_app  # noqa: E402
+from ocsp_helpers import call, ocsp_app
 
-from jpki_mock.loadtest import ocsp_requests as oreq  # noqa: E402
-from jpki_mock.loadtest.bench.ceiling import app_factory, app_headers, make_app  # noqa: E402
+from jpki_mock.loadtest import ocsp_requests as oreq
+from jpki_mock.loadtest.bench.ceiling import app_factory, app_headers, make_app
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,8 @@ def test_the_ceiling_refuses_headers_that_do_not_fit_the_body(responder_answer):
 def test_app_factory_reads_body_and_headers_files(responder_answer, tmp_path, monkeypatch):
     path, resp = responder_answer
     (tmp_path / "body.der").write_bytes(resp.body)
-    (tmp_path / "headers.json").write_text(json.dumps([[k, v] for k, v in resp.headers.items()] + [["Server", "granian"]]))
+    headers = [[k, v] for k, v in resp.headers.items()]
+    (tmp_path / "headers.json").write_text(json.dumps([*headers, ["Server", "granian"]]))
     monkeypatch.setenv("JPKI_BENCH_CEILING_BODY", str(tmp_path / "body.der"))
     monkeypatch.setenv("JPKI_BENCH_CEILING_HEADERS", str(tmp_path / "headers.json"))
     assert call(app_factory(), "GET", path).headers == resp.headers

@@ -1,16 +1,15 @@
 """The response checks judge real DER: right answers pass, every kind of wrong answer fails."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
+from fake_ocsp_target import NOW, build_response, make_ca, unauthorized
 
 from jpki_mock.loadtest.checks import SignatureCheck, check_crl, check_ocsp
 from jpki_mock.loadtest.corpus import Expect
-
-from fake_ocsp_target import NOW, build_response, make_ca, unauthorized
 
 CT = "application/ocsp-response"
 
@@ -20,8 +19,12 @@ def ca():
     return make_ca()
 
 
-def request(serial=4242, alg=hashes.SHA1(), nonce=None):
-    b = ocsp.OCSPRequestBuilder().add_certificate_by_hash(b"n" * alg.digest_size, b"k" * alg.digest_size, serial, alg)
+SHA1 = hashes.SHA1()
+
+
+def request(serial=4242, alg=SHA1, nonce=None):
+    b = ocsp.OCSPRequestBuilder().add_certificate_by_hash(b"n" * alg.digest_size, b"k" * alg.digest_size, serial,
+                                                          alg)
     if nonce:
         b = b.add_extension(x509.OCSPNonce(nonce), critical=False)
     return b.build().public_bytes(serialization.Encoding.DER)
@@ -39,7 +42,8 @@ def answer(ca, status="good", **kw):
 
 def test_right_answers_pass(ca):
     assert check_ocsp(GOOD, 4242, "sha1", 200, CT, answer(ca)) is None
-    body = answer(ca, "revoked", reason=x509.ReasonFlags.superseded, revoked_at=datetime.fromtimestamp(SUPERSEDED_AT, timezone.utc))
+    body = answer(ca, "revoked", reason=x509.ReasonFlags.superseded,
+                  revoked_at=datetime.fromtimestamp(SUPERSEDED_AT, UTC))
     assert check_ocsp(SUPERSEDED, 4242, "sha1", 200, CT, body) is None
     assert check_ocsp(Expect("successful", "unknown"), 4242, "sha1", 200, CT, answer(ca, "unknown")) is None
     assert check_ocsp(Expect("unauthorized"), 4242, "sha1", 200, CT, unauthorized()) is None
@@ -49,14 +53,16 @@ def test_right_answers_pass(ca):
     (GOOD, 500, {}, None, "HTTP 500"),
     (GOOD, 200, {"ct": "text/html"}, None, "Content-Type"),
     (GOOD, 200, {}, lambda ca: b"<html>", "not an OCSP response"),
-    (GOOD, 200, {}, lambda ca: answer(ca, "revoked", reason=x509.ReasonFlags.superseded), "certStatus revoked, expected good"),
+    (GOOD, 200, {}, lambda ca: answer(ca, "revoked", reason=x509.ReasonFlags.superseded),
+     "certStatus revoked, expected good"),
     (SUPERSEDED, 200, {}, lambda ca: answer(ca, "good"), "certStatus good, expected revoked"),
     (SUPERSEDED, 200, {}, lambda ca: answer(ca, "revoked", reason=x509.ReasonFlags.key_compromise),
      "revocationReason keyCompromise, expected superseded"),
     (SUPERSEDED, 200, {}, lambda ca: answer(ca, "revoked", reason=x509.ReasonFlags.superseded, revoked_at=NOW),
      "revocationTime"),
     (Expect("successful", "unknown"), 200, {}, lambda ca: answer(ca, "good"), "certStatus good, expected unknown"),
-    (Expect("unauthorized"), 200, {}, lambda ca: answer(ca, "good"), "responseStatus successful, expected unauthorized"),
+    (Expect("unauthorized"), 200, {}, lambda ca: answer(ca, "good"),
+     "responseStatus successful, expected unauthorized"),
     (GOOD, 200, {}, lambda ca: unauthorized(), "responseStatus unauthorized, expected successful"),
     (GOOD, 200, {}, lambda ca: answer(ca, serial_offset=1), "answered serial 4243, asked 4242"),
     (GOOD, 200, {}, lambda ca: answer(ca, next_update=-timedelta(hours=2)), "stale"),
@@ -86,7 +92,7 @@ def test_nonce_must_be_echoed(ca):
 
 
 def test_signature_check(ca):
-    cert, key = ca
+    cert, _key = ca
     other_cert, other_key = make_ca("Impostor")
     sig = SignatureCheck({"auth-g1": cert})
     assert check_ocsp(GOOD, 4242, "sha1", 200, CT, answer(ca), signature=sig, issuer="auth-g1") is None
@@ -97,7 +103,8 @@ def test_signature_check(ca):
 def make_crl(ca, entries, key=None, next_update=timedelta(days=1)):
     cert, ca_key = ca
     b = (x509.CertificateRevocationListBuilder().issuer_name(cert.subject)
-         .last_update(min(NOW - timedelta(minutes=1), NOW + next_update - timedelta(hours=1))).next_update(NOW + next_update))
+         .last_update(min(NOW - timedelta(minutes=1), NOW + next_update - timedelta(hours=1)))
+         .next_update(NOW + next_update))
     for serial, reason in entries:
         rb = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(NOW - timedelta(days=1))
         if reason:

@@ -26,7 +26,8 @@ def env(tmp_path_factory):
     data = tmp_path_factory.mktemp("lt") / "data"
     env = {**os.environ, "JPKI_MOCK_DATA": str(data), "JPKI_MOCK_KEY_PASSPHRASE": "test-passphrase"}
     for args in (["init"], ["seed", "--holders", HOLDERS, "--seed", "5", "--no-progress"]):
-        subprocess.run([sys.executable, "-m", "jpki_mock.cli", *args], env=env, cwd=ROOT, check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "jpki_mock.cli", *args], env=env, cwd=ROOT, check=True,
+                       capture_output=True)
     return env
 
 

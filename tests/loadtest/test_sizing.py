@@ -7,13 +7,14 @@ from jpki_mock.loadtest import sizing
 
 def test_average_rate_is_the_reports_volume_over_the_year():
     assert sizing.OCSP_PER_YEAR == 72_020_000
-    assert sizing.OCSP_RPS == pytest.approx(2.2837, abs=1e-4)
-    assert sizing.AUTH_TO_SIGN == pytest.approx(170.5, abs=0.1)
+    assert pytest.approx(2.2837, abs=1e-4) == sizing.OCSP_RPS
+    assert pytest.approx(170.5, abs=0.1) == sizing.AUTH_TO_SIGN
     assert sizing.PRIVATE_PARTIES == 112
     assert sizing.CRL_FETCHERS == 122
 
 
-@pytest.mark.parametrize("curve", [sizing.OCSP_CURVE, sizing.OFFICE_CURVE, sizing.ocsp_curve(0.0), sizing.ocsp_curve(1.0)])
+@pytest.mark.parametrize("curve", [sizing.OCSP_CURVE, sizing.OFFICE_CURVE, sizing.ocsp_curve(0.0),
+                                   sizing.ocsp_curve(1.0)])
 def test_curves_keep_the_yearly_average(curve):
     # Rate = average x factor, so the mean factor over the week must be 1: the curve moves load, never adds it.
     assert curve.mean == pytest.approx(1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -42,12 +43,13 @@ class Server:
         out = self.cli("init").stdout.decode()
         return out.strip().splitlines()[-1]
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         import requests
 
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as fh:
-            self.proc = subprocess.Popen([sys.executable, "-m", "jpki_mock.cli", *self.args, "--workers", str(self.workers)],
+            command = [sys.executable, "-m", "jpki_mock.cli", *self.args, "--workers", str(self.workers)]
+            self.proc = subprocess.Popen(command,
                                          env=self.env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
                                          start_new_session=True)
         deadline = time.monotonic() + 60
@@ -65,10 +67,8 @@ class Server:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
