@@ -1,6 +1,7 @@
 """Admin API for CRLs (mounted under /admin/api behind the bearer token by :mod:`jpki_mock.app`).
 
-``POST /admin/api/crl/publish``            publish now: body ``{"ca": "sign-g1", "partition": "13101", "delta": false}``,
+``POST /admin/api/crl/publish``            publish now: body
+                                           ``{"ca": "sign-g1", "partition": "13101", "delta": false}``,
                                            every field optional (default: every stream)
 ``GET  /admin/api/crl/streams``            every stream with its latest CRL
 ``GET  /admin/api/crl/streams/<kind>/g<N>/<name>``   one stream's archive (every published number)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from jpki_mock import errors
-from jpki_mock.commands import JpkiGroup, echo_json, pass_ctx
+from jpki_mock.commands import Ctx, JpkiGroup, echo_json, pass_ctx
+from jpki_mock.crl.publisher import CrlDeps, JsonRecord, Publisher, record_json
 from jpki_mock.vocab import Reason
 
-from jpki_mock.crl.publisher import CrlDeps, Publisher, record_json
+if TYPE_CHECKING:  # imported where used at run time: `jpki-mock --help` need not load cryptography
+    from cryptography import x509
 
 CA_HELP = "sign, auth (every generation) or sign-g2 / auth-g1 (one generation). Default: all."
 PARTITION_HELP = "full, arl or a 5-digit municipality code. Default: all."
@@ -28,7 +31,7 @@ def crl() -> None:
               help="Only delta CRLs / only complete CRLs (default: both when crl.delta is on).")
 @click.option("--json", "as_json", is_flag=True, help="Print the published CRLs as JSON.")
 @pass_ctx
-def publish(c, ca_ref: str | None, partition: str | None, delta: bool | None, as_json: bool) -> None:
+def publish(c: Ctx, ca_ref: str | None, partition: str | None, delta: bool | None, as_json: bool) -> None:
     """Build, check and publish CRLs now (the schedule does this every crl.period_seconds)."""
     pub = _publisher(c)
     streams = pub.select(ca_ref, partition, delta)
@@ -45,11 +48,11 @@ def publish(c, ca_ref: str | None, partition: str | None, delta: bool | None, as
 @click.option("--ca", "ca_ref", default=None, help=CA_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def list_streams(c, ca_ref: str | None, as_json: bool) -> None:
+def list_streams(c: Ctx, ca_ref: str | None, as_json: bool) -> None:
     """Every CRL stream with its latest number, thisUpdate, nextUpdate and entry count."""
     pub = _publisher(c)
     base = pub.config.public_url
-    rows = []
+    rows: list[JsonRecord] = []
     for s in pub.select(ca_ref):
         rec = pub.latest(s)
         rows.append(record_json(rec, s, base) if rec else {"stream": s.label, "number": None, "url": base + s.path()})
@@ -74,7 +77,8 @@ def list_streams(c, ca_ref: str | None, as_json: bool) -> None:
 @click.option("--pem", "fmt", flag_value="pem", help="Print the CRL as PEM.")
 @click.option("--der", "fmt", flag_value="der", help="Write the DER to stdout.")
 @pass_ctx
-def show(c, ca_ref: str, partition: str, delta: bool, number: int | None, max_entries: int, fmt: str | None) -> None:
+def show(c: Ctx, ca_ref: str, partition: str, delta: bool, number: int | None, max_entries: int,
+         fmt: str | None) -> None:
     """Decode one published CRL (pyca/cryptography) and print its fields and first entries."""
     import base64
     import itertools
@@ -105,9 +109,9 @@ def show(c, ca_ref: str, partition: str, delta: bool, number: int | None, max_en
         return
     parsed = x509.load_der_x509_crl(data)
     exts = {type(e.value).__name__: _extension_value(e.value) for e in parsed.extensions}
-    entries = []
+    entries: list[dict[str, object]] = []
     for r in itertools.islice(parsed, max_entries):
-        item = {"serial": r.serial_number, "revoked_at": r.revocation_date_utc.isoformat()}
+        item: dict[str, object] = {"serial": r.serial_number, "revoked_at": r.revocation_date_utc.isoformat()}
         for e in r.extensions:
             if isinstance(e.value, x509.CRLReason):
                 item["reason"] = _reason_name(e.value.reason)
@@ -118,17 +122,19 @@ def show(c, ca_ref: str, partition: str, delta: bool, number: int | None, max_en
             else:
                 item[e.oid.dotted_string] = str(e.value)
         entries.append(item)
+    next_update = parsed.next_update_utc  # RFC 5280 section 5.1.2.5: optional in the syntax, ours always have it
     echo_json({"stream": stream.label, "file": str(path), "size": len(data), "issuer": parsed.issuer.rfc4514_string(),
-               "this_update": parsed.last_update_utc.isoformat(), "next_update": parsed.next_update_utc.isoformat(),
+               "this_update": parsed.last_update_utc.isoformat(),
+               "next_update": next_update.isoformat() if next_update is not None else None,
                "entries": len(parsed), "extensions": exts, "first_entries": entries})
 
 
-def _publisher(c) -> Publisher:
+def _publisher(c: Ctx) -> Publisher:
     """A publisher over the command's runtime (opened lazily by :class:`jpki_mock.commands.Ctx`)."""
     return Publisher(CrlDeps.of(c.ready()))
 
 
-def _reason_name(flag) -> str:
+def _reason_name(flag: x509.ReasonFlags) -> str:
     """A pyca/cryptography ReasonFlags as the API and the CLI spell reasons (RFC 5280 names)."""
     for reason in Reason:
         if reason.x509_flag is flag:
@@ -136,13 +142,13 @@ def _reason_name(flag) -> str:
     return flag.value  # not a JPKI reason (docs/sources.md section 4): pyca's own spelling of it
 
 
-def _general_name(name) -> str:
+def _general_name(name: x509.GeneralName) -> str:
     from cryptography import x509
 
     return name.value.rfc4514_string() if isinstance(name, x509.DirectoryName) else str(name.value)
 
 
-def _extension_value(value):
+def _extension_value(value: x509.ExtensionType) -> int | str | dict[str, object] | list[str] | None:
     """A CRL extension as readable JSON (cryptography's reprs show raw bytes)."""
     from cryptography import x509
 

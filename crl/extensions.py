@@ -26,11 +26,12 @@ def _entry_extensions(reason: Reason) -> bytes:
     carry holdInstructionCode (X.509 / RFC 3280 section 5.3.2)."""
     if reason is Reason.UNSPECIFIED:
         return b""
-    exts = [{"extn_id": "crl_reason", "critical": False, "extn_value": int(reason)}]
+    exts: list[dict[str, object]] = [{"extn_id": "crl_reason", "critical": False, "extn_value": int(reason)}]
     if reason is Reason.CERTIFICATE_HOLD:
         exts.append({"extn_id": "hold_instruction_code", "critical": False,
                      "extn_value": core.ObjectIdentifier(HOLD_INSTRUCTION_REJECT)})
-    return acrl.CRLEntryExtensions(exts).dump()
+    encoded: bytes = acrl.CRLEntryExtensions(exts).dump()  # asn1crypto is unannotated: dump() is bytes
+    return encoded
 
 
 #: reason code -> encoded crlEntryExtensions (b"" for unspecified), for every reason JPKI uses
@@ -51,7 +52,7 @@ def crl_extensions(
     only_ca: bool = False, delta_base: int | None = None, freshest: list[ax509.GeneralName] | None = None,
 ) -> bytes:
     """The ``crlExtensions`` SEQUENCE, in the order AKI, cRLNumber, IDP, deltaCRLIndicator, freshestCRL."""
-    exts: list[dict] = [
+    exts: list[dict[str, object]] = [
         # RFC 5280 section 5.2.1: AKI MUST be present; keyIdentifier = the issuing generation's SKI,
         # which tells the generations apart since they all share one DN.
         {"extn_id": "authority_key_identifier", "critical": False, "extn_value": {"key_identifier": ski}},
@@ -60,7 +61,7 @@ def crl_extensions(
     ]
     if idp_names is not None or only_user or only_ca:
         # Section 5.2.5: critical; names the partition exactly as the certificates' CRLDP does.
-        idp: dict = {}
+        idp: dict[str, object] = {}
         if idp_names:
             idp["distribution_point"] = {"full_name": idp_names}
         if only_user:
@@ -75,4 +76,5 @@ def crl_extensions(
         # Section 5.2.6: where the delta CRLs for this complete CRL are.
         exts.append({"extn_id": "freshest_crl", "critical": False,
                      "extn_value": [{"distribution_point": {"full_name": freshest}}]})
-    return acrl.TBSCertListExtensions(exts).dump()
+    encoded: bytes = acrl.TBSCertListExtensions(exts).dump()
+    return encoded

@@ -22,18 +22,22 @@ import os
 import re
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from email.utils import format_datetime
+from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import parse_qs
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from jpki_mock import der, errors
 from jpki_mock import travel as timetravel
 from jpki_mock.access import AccessControl
+from jpki_mock.ca.status import Issuer
+from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream, issued_at
 from jpki_mock.db import outage_reason
 from jpki_mock.vocab import KINDS
 from jpki_mock.web import http_status, not_modified
-
-from jpki_mock.crl.publisher import CrlDeps, Publisher, issued_at
 
 log = logging.getLogger("jpki_mock.crl.http")
 
@@ -55,7 +59,7 @@ def parse_time(tlv: bytes) -> datetime:
     if tlv[0] == der.UTC_TIME:
         year = int(text[:2])
         text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
-    return datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=UTC)
 
 
 def crl_times(head: bytes) -> tuple[datetime, datetime]:
@@ -71,7 +75,7 @@ def crl_times(head: bytes) -> tuple[datetime, datetime]:
 
 
 class _Meta:
-    __slots__ = ("etag", "this_update", "next_update", "size")
+    __slots__ = ("etag", "next_update", "size", "this_update")
 
     def __init__(self, etag: str, this_update: datetime, next_update: datetime, size: int):
         self.etag, self.this_update, self.next_update, self.size = etag, this_update, next_update, size
@@ -82,12 +86,12 @@ class CrlApp:
         self.deps = deps
         self.publisher = Publisher(deps)
         self.access = AccessControl(deps.store) if deps.config.crl.access_control else None
-        self._meta: dict[tuple, _Meta] = {}
+        self._meta: dict[tuple[str, int, int, int], _Meta] = {}
         self._lock = threading.Lock()
-        self._issuer_cache: tuple[float, list] | None = None
+        self._issuer_cache: tuple[float, list[Issuer]] | None = None
 
     # ------------------------------------------------------------------ WSGI
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
             return self._handle(environ, start_response)
         except errors.JpkiError as err:
@@ -100,20 +104,21 @@ class CrlApp:
             return self._json(start_response, 500, {"error": "internal_error",
                                                     "message": "internal error; see the server log"})
 
-    def _json(self, start_response, status: int, body: dict, extra: list | None = None):
+    def _json(self, start_response: StartResponse, status: int, body: dict[str, object],
+              extra: list[tuple[str, str]] | None = None) -> list[bytes]:
         data = json.dumps(body, ensure_ascii=False).encode()
         start_response(_STATUS[status], [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
                                          ("Cache-Control", "no-store"), *(extra or [])])
         return [data]
 
-    def _error(self, start_response, err: errors.JpkiError):
+    def _error(self, start_response: StartResponse, err: errors.JpkiError) -> list[bytes]:
         status = http_status(err)  # the one error -> HTTP status table
         extra = [("WWW-Authenticate", 'Bearer realm="jpki-mock CRL"')] if status == 401 else []
         if status == 503:
             extra.append(("Retry-After", "1"))
         return self._json(start_response, status, err.to_dict(), extra)
 
-    def _handle(self, environ, start_response):
+    def _handle(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
             return self._json(start_response, 405, {"error": "method_not_allowed",
@@ -134,11 +139,11 @@ class CrlApp:
                                           "'Authorization: Bearer <credential>' or 'X-JPKI-Relying-Party'",
                                           field="Authorization")
             if not party.may_query(kind):
-                raise errors.Forbidden(f"relying party {party.name!r} is registered for {party.kinds} certificates only",
-                                       field="kind")
+                raise errors.Forbidden(
+                    f"relying party {party.name!r} is registered for {party.kinds} certificates only", field="kind")
         stream = self.publisher.find(kind, generation, name, self._issuers())
-        if number is None and timetravel.pinned() is not None:
-            number = self._number_at(stream, timetravel.pinned())
+        if number is None and (pinned := timetravel.pinned()) is not None:
+            number = self._number_at(stream, pinned)
         if number is None:
             file = self.publisher.current_file(stream)
             missing = f"{stream.label} has not been published yet; publish with `jpki-mock crl publish`"
@@ -146,7 +151,8 @@ class CrlApp:
             file = self.publisher.archive_file(stream, number)
             missing = f"{stream.label} has no archived CRL number {number}"
         try:
-            fh = open(file, "rb")
+            # Not a with-block: the open file is handed to the WSGI body, which closes it once sent.
+            fh = open(file, "rb")  # noqa: SIM115
         except FileNotFoundError:
             raise errors.NotFound(missing, field="number" if number is not None else "path") from None
         try:
@@ -156,7 +162,7 @@ class CrlApp:
             fh.close()
             raise
 
-    def _issuers(self):
+    def _issuers(self) -> list[Issuer]:
         """CA generations, re-read at most every few seconds (a rollover shows up within that time)."""
         now = time.monotonic()
         with self._lock:
@@ -174,7 +180,7 @@ class CrlApp:
             self._issuer_cache = (now + ISSUER_TTL, issuers)
         return issuers
 
-    def _number_at(self, stream, at) -> int | None:
+    def _number_at(self, stream: Stream, at: datetime) -> int | None:
         """Time travel (docs/time-travel.md): the CRL a verifier would have fetched at ``at`` is
         the last one published by then; None (the current file) when that is the latest.  "Published"
         is the issue time, not the backdated thisUpdate: before it, that CRL did not exist yet."""
@@ -193,7 +199,8 @@ class CrlApp:
         try:
             params = parse_qs(query, keep_blank_values=True, strict_parsing=True, max_num_fields=4)
         except ValueError as exc:
-            raise errors.InvalidInput(f"bad query string: {exc}", field="query", allowed="number=<CRL number>") from None
+            raise errors.InvalidInput(f"bad query string: {exc}", field="query",
+                                      allowed="number=<CRL number>") from None
         unknown = sorted(set(params) - {"number"})
         if unknown:
             raise errors.InvalidInput(f"unknown query parameter(s) {unknown}", field=unknown[0], allowed=["number"])
@@ -205,7 +212,7 @@ class CrlApp:
                                       allowed="one positive whole number")
         return int(values[0])
 
-    def _file_meta(self, fh, file) -> _Meta:
+    def _file_meta(self, fh: BinaryIO, file: Path) -> _Meta:
         st = os.fstat(fh.fileno())
         key = (str(file), st.st_ino, st.st_size, st.st_mtime_ns)
         with self._lock:
@@ -229,7 +236,8 @@ class CrlApp:
             self._meta[key] = meta
         return meta
 
-    def _serve(self, environ, start_response, fh, meta: _Meta, fmt: str, head_only: bool, archived: bool):
+    def _serve(self, environ: WSGIEnvironment, start_response: StartResponse, fh: BinaryIO, meta: _Meta, fmt: str,
+               head_only: bool, archived: bool) -> Iterable[bytes]:
         etag = f'"{meta.etag}-{fmt}"'
         now = self.deps.clock.now()
         max_age = max(0, int((meta.next_update - now).total_seconds()))
@@ -264,13 +272,13 @@ class CrlApp:
 class _FileBody:
     """A WSGI body iterator that closes its file when the server is done with it."""
 
-    def __init__(self, fh, transform=None):
+    def __init__(self, fh: BinaryIO, transform: Callable[[BinaryIO], Iterator[bytes]] | None = None):
         self.fh, self.transform = fh, transform
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         return self._chunks()
 
-    def _chunks(self):
+    def _chunks(self) -> Iterator[bytes]:
         try:
             if self.transform is None:
                 while chunk := self.fh.read(1 << 16):
@@ -280,15 +288,15 @@ class _FileBody:
         finally:  # closed once fully sent, even by a server that forgets close()
             self.fh.close()
 
-    def close(self):
+    def close(self) -> None:
         self.fh.close()
 
 
-def _file_chunks(fh) -> _FileBody:
+def _file_chunks(fh: BinaryIO) -> _FileBody:
     return _FileBody(fh)
 
 
-def _pem_lines(fh):
+def _pem_lines(fh: BinaryIO) -> Iterator[bytes]:
     yield _PEM_BEGIN
     while chunk := fh.read(_CHUNK):
         text = base64.b64encode(chunk)
@@ -296,14 +304,14 @@ def _pem_lines(fh):
     yield _PEM_END
 
 
-def _pem_chunks(fh) -> _FileBody:
+def _pem_chunks(fh: BinaryIO) -> _FileBody:
     return _FileBody(fh, _pem_lines)
 
 
-def make_app(deps: CrlDeps):
+def make_app(deps: CrlDeps) -> WSGIApplication:
     """The ``/crl`` mount of the combined server (mounted by jpki_mock.app).  With ``time_travel =
     true``, ``X-JPKI-Mock-Time`` serves the CRL that was current at that time."""
     return timetravel.wsgi(CrlApp(deps), deps)
 
 
-__all__ = ["make_app", "CrlApp", "crl_times"]
+__all__ = ["CrlApp", "crl_times", "make_app"]

@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Iterable, Iterator, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 T = TypeVar("T")
-_DONE = object()
+
+
+class _Done:
+    """The producer's end-of-items marker (a class of its own, so the consumer can tell it
+    apart from a batch or an error by type)."""
+
+
+_DONE = _Done()
 
 
 def prefetched(items: Iterable[T], batch: int = 20_000, depth: int = 2) -> Iterator[T]:
-    q: queue.Queue = queue.Queue(maxsize=depth)
+    q: queue.Queue[list[T] | _Done | BaseException] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def put(value) -> bool:
+    def put(value: list[T] | _Done | BaseException) -> bool:
         while not stop.is_set():
             try:
                 q.put(value, timeout=0.1)
@@ -30,7 +38,7 @@ def prefetched(items: Iterable[T], batch: int = 20_000, depth: int = 2) -> Itera
 
     def produce() -> None:
         try:
-            chunk: list = []
+            chunk: list[T] = []
             for item in items:
                 chunk.append(item)
                 if len(chunk) >= batch:
@@ -48,7 +56,7 @@ def prefetched(items: Iterable[T], batch: int = 20_000, depth: int = 2) -> Itera
     try:
         while True:
             got = q.get()
-            if got is _DONE:
+            if isinstance(got, _Done):
                 return
             if isinstance(got, BaseException):
                 raise got

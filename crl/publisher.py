@@ -28,31 +28,33 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Protocol, TypedDict
 
+from asn1crypto import x509 as ax509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, utils
-from sqlalchemy import func, select, update
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from jpki_mock import der, municipalities, names, urls
 from jpki_mock.ca.signer import Keyring
 from jpki_mock.ca.status import Issuer, StatusReader
 from jpki_mock.clock import Clock
 from jpki_mock.config import Config
-from jpki_mock.db import Counter, Store, next_values
-from jpki_mock.errors import Conflict, InvalidInput, MalformedData, NotFound, PublishError
-
 from jpki_mock.crl import extensions
 from jpki_mock.crl.models import PublishedCrl
 from jpki_mock.crl.prefetch import prefetched
 from jpki_mock.crl.writer import CrlHeader, write_crl
+from jpki_mock.db import Counter, Store, next_values
+from jpki_mock.errors import Conflict, InvalidInput, MalformedData, NotFound, PublishError
 
 log = logging.getLogger("jpki_mock.crl")
 
@@ -84,7 +86,7 @@ class CrlDeps:
     keyring: Keyring
 
     @classmethod
-    def of(cls, services: Services) -> "CrlDeps":
+    def of(cls, services: Services) -> CrlDeps:
         return cls(services.config, services.clock, services.store, services.status, services.keyring)
 
 
@@ -111,11 +113,23 @@ class Stream:
     def path(self, fmt: str = "crl") -> str:
         return urls.crl_path(self.issuer.kind, self.issuer.generation, self.scope, delta=self.delta, fmt=fmt)
 
-    def base(self) -> "Stream":
+    def base(self) -> Stream:
         return Stream(self.issuer, self.scope, False)
 
 
-def record_json(rec: PublishedCrl, stream: Stream, base_url: str) -> dict:
+#: a stream or published CRL as the admin API and ``crl list --json`` show it.
+JsonRecord = dict[str, str | int | None]
+
+
+class _Scope(TypedDict, total=False):
+    """The scope arguments of :func:`extensions.crl_extensions` (its issuingDistributionPoint)."""
+
+    idp_names: list[ax509.GeneralName]
+    only_user: bool
+    only_ca: bool
+
+
+def record_json(rec: PublishedCrl, stream: Stream, base_url: str) -> JsonRecord:
     def iso(dt: datetime) -> str:
         return dt.isoformat().replace("+00:00", "Z")
 
@@ -142,7 +156,8 @@ class Publisher:
         return self.root / stream.issuer.kind / f"g{stream.issuer.generation}" / f"{stream.name}.crl"
 
     def archive_file(self, stream: Stream, number: int) -> Path:
-        return self.root / stream.issuer.kind / f"g{stream.issuer.generation}" / "archive" / stream.name / f"{number}.crl"
+        folder = self.root / stream.issuer.kind / f"g{stream.issuer.generation}" / "archive" / stream.name
+        return folder / f"{number}.crl"
 
     # ------------------------------------------------------------------ which streams
     def streams(self, issuers: Iterable[Issuer] | None = None, scopes: Iterable[str] | None = None,
@@ -187,8 +202,7 @@ class Publisher:
         delta = name.endswith("-delta")
         scope = name[:-6] if delta else name
         if scope not in (FULL, ARL) and scope not in municipalities.MUNICIPALITIES:
-            raise NotFound(f"no CRL partition {scope!r}", field="partition",
-                           allowed=f"{FULL}, {ARL} or a municipality code ({', '.join(sorted(municipalities.MUNICIPALITIES))})")
+            raise NotFound(f"no CRL partition {scope!r}", field="partition", allowed=_partitions_allowed())
         if delta and (scope == ARL or not self.config.crl.delta):
             raise NotFound(f"no delta CRL for {scope!r}" + ("" if self.config.crl.delta else " (delta CRLs are off)"),
                            field="partition")
@@ -212,7 +226,7 @@ class Publisher:
             ).all())
 
     @staticmethod
-    def _last_number(stream: Stream, s) -> int:
+    def _last_number(stream: Stream, s: Session) -> int:
         return int(s.scalar(select(func.max(PublishedCrl.number)).where(
             PublishedCrl.ca_id == stream.issuer.id, PublishedCrl.scope == stream.scope)) or 0)
 
@@ -230,7 +244,7 @@ class Publisher:
         return False
 
     # ------------------------------------------------------------------ building
-    def _idp(self, stream: Stream) -> dict:
+    def _idp(self, stream: Stream) -> _Scope:
         issuer = stream.issuer
         if stream.scope == FULL:
             return {}  # a complete CRL for every end-entity certificate of the generation: no IDP
@@ -286,13 +300,15 @@ class Publisher:
     def _counter(stream: Stream) -> str:
         return f"crl-{stream.issuer.id}-{stream.scope}"  # one sequence per scope: complete and delta share it
 
-    def _raise_counter(self, s, stream: Stream, floor: int) -> None:
+    def _raise_counter(self, s: Session, stream: Stream, floor: int) -> None:
         """Make the scope's counter at least ``floor`` (inside the caller's transaction): a number
         found on disk or in the store is never handed out again.  Data published before numbers
         were reserved has no counter yet; it starts from what was published.  The UPDATE comes
         first so that SQLite takes its write lock at once (a read first could not upgrade)."""
         name = self._counter(stream)
         done = s.execute(update(Counter).where(Counter.name == name, Counter.value < floor).values(value=floor))
+        # An UPDATE without RETURNING always yields a CursorResult; Session.execute is typed for SELECTs.
+        assert isinstance(done, CursorResult)
         if done.rowcount == 0 and s.scalar(select(Counter.value).where(Counter.name == name)) is None:
             s.add(Counter(name=name, value=floor))
             s.flush()
@@ -377,7 +393,7 @@ class Publisher:
                 PublishedCrl.ca_id == stream.issuer.id, PublishedCrl.scope == stream.scope,
                 PublishedCrl.number == number).limit(1)) is not None
 
-    def _inspect(self, data: bytes, stream: Stream) -> "_Found | None":
+    def _inspect(self, data: bytes, stream: Stream) -> _Found | None:
         """The served file's number and fields when it is a valid CRL of ``stream``, else None."""
         try:
             crl = x509.load_der_x509_crl(data)
@@ -388,15 +404,18 @@ class Publisher:
                 delta_base = None
             if (delta_base is not None) != stream.delta:
                 return None
+            next_update = crl.next_update_utc
+            if next_update is None:  # every CRL we publish has one (RFC 5280 section 5.1.2.5)
+                raise PublishError("the CRL has no nextUpdate", field="next_update")
             check_crl(data, issuer=stream.issuer, number=number, last_number=0, this_update=crl.last_update_utc,
-                      next_update=crl.next_update_utc, entries=len(crl), delta_base=delta_base,
+                      next_update=next_update, entries=len(crl), delta_base=delta_base,
                       scoped=stream.scope != FULL)
         except (ValueError, x509.ExtensionNotFound, PublishError) as exc:
             log.error("%s: the served CRL is not a valid CRL of this stream: %s", stream.label, exc)
             return None
-        return _Found(number, delta_base, crl.last_update_utc, crl.next_update_utc, len(crl))
+        return _Found(number, delta_base, crl.last_update_utc, next_update, len(crl))
 
-    def _record_recovered(self, stream: Stream, found: "_Found", data: bytes) -> PublishedCrl:
+    def _record_recovered(self, stream: Stream, found: _Found, data: bytes) -> PublishedCrl:
         with self.store.session() as s:
             self._raise_counter(s, stream, found.number)
             # The revocation sequence the crashed publisher read is lost; the scope's highest
@@ -418,7 +437,8 @@ class Publisher:
         renamed, like a publication).  Without one, a served file that is not valid is removed."""
         current = self.current_file(stream)
         archived = self.archive_file(stream, latest.number) if latest is not None else None
-        if archived is not None and archived.exists() and _sha256_file(archived) == latest.sha256:
+        if latest is not None and archived is not None and archived.exists() \
+                and _sha256_file(archived) == latest.sha256:
             tmp = current.parent / f".tmp-{stream.name}-{latest.number}-{os.getpid()}.crl"
             tmp.unlink(missing_ok=True)
             os.link(archived, tmp)
@@ -476,7 +496,7 @@ class Publisher:
         signer = self.keyring.ca_signer(issuer.id)
         try:
             written = write_crl(tmp, head, prefetched(self._rows(stream, now, base)), signer,
-                                issuer.certificate.public_key().key_size)
+                                rsa_public_key(issuer).key_size)
             check_crl(tmp.read_bytes(), issuer=issuer, number=number, last_number=last_number,
                       this_update=written.this_update, next_update=next_update, entries=written.entries,
                       delta_base=base.number if base else None, scoped=stream.scope != FULL)
@@ -566,8 +586,11 @@ def _sha256_file(path: Path) -> str:
 def check_scope(partition: str) -> str:
     if partition in (FULL, ARL) or partition in municipalities.MUNICIPALITIES:
         return partition
-    raise InvalidInput(f"{partition!r} is not a CRL partition", field="partition",
-                       allowed=f"{FULL}, {ARL} or a municipality code ({', '.join(sorted(municipalities.MUNICIPALITIES))})")
+    raise InvalidInput(f"{partition!r} is not a CRL partition", field="partition", allowed=_partitions_allowed())
+
+
+def _partitions_allowed() -> str:
+    return f"{FULL}, {ARL} or a municipality code ({', '.join(sorted(municipalities.MUNICIPALITIES))})"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -578,6 +601,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def rsa_public_key(issuer: Issuer) -> rsa.RSAPublicKey:
+    """The issuing generation's key: JPKI CAs sign CRLs with sha256WithRSAEncryption
+    (crl.writer), so any other key type cannot have signed one."""
+    key = issuer.certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise PublishError(f"{issuer.label}'s key is not an RSA key", field="signature")
+    return key
+
+
 def verify_signature(data: bytes, issuer: Issuer) -> None:
     """Hash the TBSCertList bytes exactly as they are in the file and verify the signature with the
     issuer's public key (cryptography's is_signature_valid re-encodes every entry: slow and large)."""
@@ -586,7 +618,7 @@ def verify_signature(data: bytes, issuer: Issuer) -> None:
         tag, start, end = der.read_tlv(view, 0, len(view))
         if tag != der.SEQUENCE or end != len(data):
             raise PublishError("the CRL is not one DER SEQUENCE", field="crl")
-        tbs_tag, tbs_start, tbs_end = der.read_tlv(view, start, len(view))
+        tbs_tag, _, tbs_end = der.read_tlv(view, start, len(view))
         _, _, alg_end = der.read_tlv(view, tbs_end, len(view))
         sig_tag, sig_start, sig_end = der.read_tlv(view, alg_end, len(view))
     except MalformedData as exc:
@@ -595,8 +627,8 @@ def verify_signature(data: bytes, issuer: Issuer) -> None:
         raise PublishError("the CRL's outer structure is wrong", field="crl")
     digest = hashlib.sha256(view[start:tbs_end]).digest()
     try:
-        issuer.certificate.public_key().verify(bytes(view[sig_start + 1:sig_end]), digest, padding.PKCS1v15(),
-                                               utils.Prehashed(hashes.SHA256()))
+        rsa_public_key(issuer).verify(bytes(view[sig_start + 1:sig_end]), digest, padding.PKCS1v15(),
+                                      utils.Prehashed(hashes.SHA256()))
     except InvalidSignature:
         raise PublishError(f"the signature does not verify with {issuer.label}'s key", field="signature") from None
 

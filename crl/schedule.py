@@ -1,9 +1,10 @@
 """The CRL schedule of the running server (started by the launcher, :mod:`jpki_mock.server`).
 
-J-LIS publishes its CRLs daily (docs/sources.md section 4, [S]); ``crl.period_seconds`` (default 86400) sets the period and
-``crl.delta_period_seconds`` that of the delta CRLs.  The first pass runs before the server
-accepts requests, so every CRLDP URI answers from the first request; then a thread publishes
-each stream whose period has passed (and a fresh delta after every new complete CRL).
+J-LIS publishes its CRLs daily (docs/sources.md section 4, [S]); ``crl.period_seconds``
+(default 86400) sets the period and ``crl.delta_period_seconds`` that of the delta CRLs.  The
+first pass runs before the server accepts requests, so every CRLDP URI answers from the first
+request; then a thread publishes each stream whose period has passed (and a fresh delta after
+every new complete CRL).
 ``crl.schedule = false`` turns it off (publish with ``jpki-mock crl publish`` instead).
 """
 
@@ -11,10 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from jpki_mock.config import CrlConfig
-
 from jpki_mock.crl.publisher import CrlDeps, Publisher
 
 log = logging.getLogger("jpki_mock.crl.schedule")

@@ -26,10 +26,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Iterable, Protocol
+from typing import BinaryIO, Protocol
 
 from jpki_mock import der
 from jpki_mock.crl.extensions import ENTRY_EXTENSIONS
@@ -85,7 +86,7 @@ def backdated_this_update(backdated: datetime, issued_at: datetime, latest_revoc
     It never goes past the issue time: a revocation recorded at a travelled-forward clock
     (docs/time-travel.md) must not make a CRL valid only in the future."""
     if latest_revocation is not None:
-        backdated = max(backdated, datetime.fromtimestamp(latest_revocation, timezone.utc))
+        backdated = max(backdated, datetime.fromtimestamp(latest_revocation, UTC))
     return min(backdated, issued_at)
 
 
@@ -94,7 +95,7 @@ def crl_time(when: datetime) -> bytes:
     in UTC.  A naive datetime is refused: its zone would be a guess."""
     if when.tzinfo is None:
         raise ValueError("CRL times must be timezone-aware UTC datetimes")
-    return der.x509_time(when.astimezone(timezone.utc))
+    return der.x509_time(when.astimezone(UTC))
 
 
 def encode_entries(rows: Iterable[tuple[int, int, int]], out: BinaryIO,
@@ -116,7 +117,7 @@ def encode_entries(rows: Iterable[tuple[int, int, int]], out: BinaryIO,
             day, second = divmod(epoch, 86400)
             prefix = days.get(day)
             if prefix is None:  # tag, length and YYMMDD (or YYYYMMDD) of that day: drop "hhmmssZ"
-                prefix = days[day] = der.x509_time(datetime.fromtimestamp(day * 86400, timezone.utc))[:-7]
+                prefix = days[day] = der.x509_time(datetime.fromtimestamp(day * 86400, UTC))[:-7]
             minute, second = divmod(second, 60)
             when = prefix + _HHMM[minute] + _SSZ[second]
         body = serial.to_bytes(serial.bit_length() // 8 + 1, "big")

@@ -98,10 +98,10 @@ def oid(dotted: str) -> bytes:
     body = bytearray()
     for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
         chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
+        rest = arc >> 7
+        while rest:
+            chunk.append(0x80 | (rest & 0x7F))
+            rest >>= 7
         body.extend(reversed(chunk))
     return tlv(0x06, bytes(body))
 
@@ -179,6 +179,7 @@ def parse_integer(data: bytes, start: int, end: int, what: str) -> int:
     (X.690 section 8.3.2)."""
     if start == end:
         raise DerError(f"{what}: empty INTEGER")
-    if end - start > 1 and ((data[start] == 0 and data[start + 1] < 0x80) or (data[start] == 0xFF and data[start + 1] >= 0x80)):
+    if end - start > 1 and ((data[start] == 0 and data[start + 1] < 0x80)
+                            or (data[start] == 0xFF and data[start + 1] >= 0x80)):
         raise DerError(f"{what}: non-minimal INTEGER")
     return int.from_bytes(data[start:end], "big", signed=True)

@@ -7,13 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from crl_helpers import parse
 
 from jpki_mock.config import CrlConfig, load_config
+from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream
 from jpki_mock.errors import ConfigError
 from jpki_mock.runtime import Runtime
-from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream
-
-from crl_helpers import parse
 
 
 def _times(data: bytes):
@@ -121,7 +120,7 @@ def test_the_schedule_counts_periods_from_the_issue_time(rt, clock):
 
 
 def test_negative_backdate_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="crl.backdate_seconds"):
+    with pytest.raises(ConfigError, match=r"crl\.backdate_seconds"):
         load_config({"JPKI_MOCK_CRL_BACKDATE_SECONDS": "-1"}, data_dir=tmp_path)
 
 
@@ -149,7 +148,8 @@ def test_time_travel_serves_a_crl_only_from_its_issue_time(config, clock, issue)
             r = client.get("/sign/g1/full.crl", headers={travel.HEADER: when.isoformat()})
             if r.status_code != 200:
                 return r.status_code
-            return x509.load_der_x509_crl(r.get_data()).extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+            crl = x509.load_der_x509_crl(r.get_data())
+            return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
 
         assert number_at(first - timedelta(seconds=1)) == 404  # inside number 1's backdated window: not issued yet
         assert number_at(first) == 1

@@ -7,16 +7,15 @@ from datetime import datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+from crl_helpers import entries
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from werkzeug.test import Client
 
 from jpki_mock.config import CrlConfig
-from jpki_mock.runtime import Runtime
 from jpki_mock.crl.http import make_app
 from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream
-
-from crl_helpers import entries
+from jpki_mock.runtime import Runtime
 
 
 @pytest.fixture

@@ -21,9 +21,13 @@ def test_a_producer_error_is_raised_in_the_consumer():
         raise ConnectionError("database went away")
 
     got = []
-    with pytest.raises(ConnectionError, match="went away"):
+
+    def consume() -> None:
         for item in prefetched(rows(), batch=1):
             got.append(item)
+
+    with pytest.raises(ConnectionError, match="went away"):
+        consume()
     assert got == [1, 2]
 
 

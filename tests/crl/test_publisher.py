@@ -6,14 +6,13 @@ from datetime import timedelta
 
 import pytest
 from asn1crypto import x509 as ax509
+from crl_helpers import entries, parse
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from jpki_mock.config import CrlConfig
+from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream, check_crl
 from jpki_mock.errors import InvalidInput, PublishError, UnknownIssuer
 from jpki_mock.runtime import Runtime
-from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream, check_crl
-
-from crl_helpers import entries, parse
 
 
 def _stream(rt, kind, scope, generation=None, delta=False):
@@ -218,8 +217,8 @@ def test_check_crl_names_each_failure(rt):
     rec = pub.publish(stream)
     data = _published(pub, stream)
     issuer = stream.issuer
-    good = dict(issuer=issuer, number=1, last_number=0, this_update=rec.this_update, next_update=rec.next_update,
-                entries=0, delta_base=None, scoped=False)
+    good = {"issuer": issuer, "number": 1, "last_number": 0, "this_update": rec.this_update,
+            "next_update": rec.next_update, "entries": 0, "delta_base": None, "scoped": False}
     check_crl(data, **good)
     cases = [
         ({"last_number": 1}, "crl_number: cRLNumber 1 is not greater than the last published 1"),
@@ -259,7 +258,8 @@ def test_published_dates_on_both_databases(db_rt, issue):
 
 
 def test_faithful_mode_partitions_name_only_the_directory_name(config, clock, issue):
-    """Faithful certificates carry only the directoryName CRLDP (docs/sources.md section 3); the partition's IDP must match it."""
+    """Faithful certificates carry only the directoryName CRLDP (docs/sources.md section 3); the
+    partition's IDP must match it."""
     runtime = Runtime.open(config.replace(faithful=True), clock)
     runtime.authority.init()
     try:

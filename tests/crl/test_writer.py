@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import tracemalloc
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from asn1crypto import core
@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jpki_mock.crl.extensions import HOLD_INSTRUCTION_REJECT, crl_extensions
 from jpki_mock.crl.writer import CrlHeader, crl_time, encode_entries, write_crl
 
-T = datetime(2026, 11, 26, 3, 0, 0, tzinfo=timezone.utc)
+T = datetime(2026, 11, 26, 3, 0, 0, tzinfo=UTC)
 
 
 class KeySigner:
@@ -44,10 +44,9 @@ _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 def _issuer(key):
     name = x509.Name.from_rfc4514_string("CN=Test CA,O=JPKI,C=JP")
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(T - timedelta(days=1)).not_valid_after(T + timedelta(days=10))
             .sign(key, hashes.SHA256()))
-    return cert
 
 
 def _write(tmp_path, rows, number=7, key=None):
@@ -126,17 +125,17 @@ def test_encoding_memory_does_not_grow_with_entries():
 
 def test_issuer_name_bytes_are_copied_verbatim(tmp_path):
     """All JPKI generations share one DN; the CRL's issuer must be byte-identical to the certificate's subject."""
-    written, cert = _write(tmp_path, [(1, int(T.timestamp()), 5)])
+    _, cert = _write(tmp_path, [(1, int(T.timestamp()), 5)])
     data = (tmp_path / "out.crl").read_bytes()
     assert cert.subject.public_bytes() in data
     assert x509.load_der_x509_crl(data).issuer == cert.subject
 
 
 @pytest.mark.parametrize("when, tag", [
-    (datetime(2026, 11, 26, 3, 4, 5, tzinfo=timezone.utc), core.UTCTime),
-    (datetime(1950, 1, 1, tzinfo=timezone.utc), core.UTCTime),
-    (datetime(2049, 12, 31, 23, 59, 59, tzinfo=timezone.utc), core.UTCTime),
-    (datetime(2050, 1, 1, tzinfo=timezone.utc), core.GeneralizedTime),  # RFC 5280 section 5.1.2.4
+    (datetime(2026, 11, 26, 3, 4, 5, tzinfo=UTC), core.UTCTime),
+    (datetime(1950, 1, 1, tzinfo=UTC), core.UTCTime),
+    (datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC), core.UTCTime),
+    (datetime(2050, 1, 1, tzinfo=UTC), core.GeneralizedTime),  # RFC 5280 section 5.1.2.4
 ])
 def test_crl_times(when, tag):
     encoded = crl_time(when)
