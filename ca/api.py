@@ -12,12 +12,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from jpki_mock import errors
 from jpki_mock.access import RelyingParty
-from jpki_mock.ca.inputs import BOTH
-from jpki_mock.ca.issuance import Issued, der_to_pem
+from jpki_mock.ca.certificates import MAX_EXPIRY_DAYS
+from jpki_mock.ca.events import EVENT_FIELDS
+from jpki_mock.ca.holders import HOLDER_FIELDS
+from jpki_mock.ca.inputs import BOTH, generation_of, whole_number
+from jpki_mock.ca.issuance import ISSUE_FIELDS, Issued, der_to_pem
 from jpki_mock.ca.models import Certificate, Holder
 from jpki_mock.ca.status import REASON_NAMES
 from jpki_mock.vocab import HolderEvent, Reason
@@ -70,7 +73,7 @@ def rp_json(rp: RelyingParty) -> dict[str, Any]:
 
 
 def _format() -> str:
-    fmt = request.args.get("format", "json")
+    fmt: str = args_dict("format").get("format", "json")
     if fmt not in ("json", "pem", "der"):
         raise errors.InvalidInput(f"{fmt!r} is not a format", field="format", allowed=["json", "pem", "der"])
     return fmt
@@ -87,6 +90,7 @@ def _certificate_response(der: bytes, fmt: str, as_json: Callable[[], dict[str, 
 # ---------------------------------------------------------------- CAs
 @bp.get("/cas")
 def list_cas() -> Response:
+    args_dict()
     return jsonify([
         {"issuer": i.label, "kind": i.kind, "generation": i.generation, "serial": i.certificate.serial_number,
          "not_before": iso(i.not_before), "not_after": iso(i.not_after), "revoked_at": iso(i.revoked_at),
@@ -95,26 +99,27 @@ def list_cas() -> Response:
     ])
 
 
-@bp.get("/cas/<kind>/<int:generation>")
-def show_ca(kind: str, generation: int) -> Response:
+@bp.get("/cas/<kind>/<generation>")
+def show_ca(kind: str, generation: str) -> Response:
     fmt = _format()
-    issuer = runtime().authority.issuer(kind, generation)
+    issuer = runtime().authority.issuer(kind, generation_of(generation))
     return _certificate_response(issuer.der, fmt, lambda: {
-        "issuer": issuer.label, "kind": kind, "generation": generation, "pem": issuer.pem,
+        "issuer": issuer.label, "kind": issuer.kind, "generation": issuer.generation, "pem": issuer.pem,
         "not_before": iso(issuer.not_before), "not_after": iso(issuer.not_after)})
 
 
 @bp.post("/cas/<kind>/rollover")
 def rollover(kind: str) -> tuple[Response, int]:
-    body()
+    body(())
     issuer = runtime().authority.rollover(kind)
     return jsonify({"issuer": issuer.label, "generation": issuer.generation, "pem": issuer.pem}), 201
 
 
-@bp.post("/cas/<kind>/<int:generation>/revoke")
-def revoke_ca(kind: str, generation: int) -> Response:
-    data = body()
-    issuer = runtime().authority.revoke_ca(kind, generation, data.get("reason", Reason.CA_COMPROMISE.rfc_name))
+@bp.post("/cas/<kind>/<generation>/revoke")
+def revoke_ca(kind: str, generation: str) -> Response:
+    """Both fields are required: ``{"reason": "keyCompromise", "confirm": "auth-g1"}`` (docs/lifecycle.md)."""
+    data = body(("reason", "confirm"))
+    issuer = runtime().authority.revoke_ca(kind, generation, data.get("reason"), data.get("confirm"))
     return jsonify({"issuer": issuer.label, "revoked_at": iso(issuer.revoked_at),
                     "reason": REASON_NAMES[issuer.reason]})
 
@@ -122,7 +127,7 @@ def revoke_ca(kind: str, generation: int) -> Response:
 # ---------------------------------------------------------------- holders
 @bp.post("/holders")
 def create_holder() -> tuple[Response, int]:
-    holder = runtime().authority.create_holder(body())
+    holder = runtime().authority.create_holder(body(HOLDER_FIELDS))
     return jsonify(holder_json(holder)), 201
 
 
@@ -134,18 +139,13 @@ def list_holders() -> Response:
 
 @bp.get("/holders/<holder_id>")
 def show_holder(holder_id: str) -> Response:
+    args_dict()
     return jsonify(holder_json(runtime().authority.get_holder(holder_id), with_certs=True))
 
 
 @bp.post("/holders/<holder_id>/certificates")
 def issue(holder_id: str) -> tuple[Response, int]:
-    data = body()
-    allowed = {"kinds", "public_key", "csr", "sign_public_key", "auth_public_key", "sign_csr", "auth_csr",
-               "pkcs12_passphrase"}
-    unknown = set(data) - allowed
-    if unknown:
-        raise errors.InvalidInput(f"unknown field(s) {sorted(unknown)}", field=sorted(unknown)[0],
-                                  allowed=sorted(allowed))
+    data = body(("kinds", *ISSUE_FIELDS))
     kinds = data.pop("kinds", BOTH)
     issued = runtime().authority.issue(holder_id, kinds, **data)
     return jsonify(issued_json(issued)), 201
@@ -153,7 +153,8 @@ def issue(holder_id: str) -> tuple[Response, int]:
 
 @bp.post("/holders/<holder_id>/events")
 def holder_event(holder_id: str) -> Response:
-    data = body()
+    # every event's fields; ca.events checks the chosen event's own list
+    data = body(("event", *sorted({f for fields in EVENT_FIELDS.values() for f in fields})))
     event = data.pop("event", None)
     if event is None:
         raise errors.InvalidInput("is required", field="event", allowed=[e.value for e in HolderEvent])
@@ -175,10 +176,11 @@ def list_certs() -> Response:
 def expiring() -> Response:
     args = args_dict("days", "limit", "offset")
     if "days" not in args:
-        raise errors.InvalidInput("is required", field="days", allowed="0-3650")
+        raise errors.InvalidInput("is required", field="days", allowed=f"0-{MAX_EXPIRY_DAYS}")
+    days = whole_number(args["days"], "days", 0, MAX_EXPIRY_DAYS)
     rt = runtime()
-    certs = rt.authority.expiring(args["days"], args.get("limit", 100), args.get("offset", 0))
-    return jsonify({"days": int(args["days"]), "total": rt.authority.count_expiring(args["days"]),
+    certs = rt.authority.expiring(days, args.get("limit", 100), args.get("offset", 0))
+    return jsonify({"days": days, "total": rt.authority.count_expiring(days),
                     "certificates": [cert_json(c, pem=False) for c in certs]})
 
 
@@ -191,16 +193,14 @@ def show_cert(issuer: str, serial: str) -> Response:
 
 @bp.post("/certificates/<issuer>/<serial>/revoke")
 def revoke(issuer: str, serial: str) -> Response:
-    data = body()
-    unknown = set(data) - {"reason"}
-    if unknown:
-        raise errors.InvalidInput(f"unknown field(s) {sorted(unknown)}", field=sorted(unknown)[0], allowed=["reason"])
+    data = body(("reason",))
     cert = runtime().authority.revoke(issuer, serial, data.get("reason", Reason.UNSPECIFIED.rfc_name))
     return jsonify(cert_json(cert))
 
 
 @bp.post("/certificates/<issuer>/<serial>/release")
 def release(issuer: str, serial: str) -> Response:
+    body(())
     runtime().authority.release_hold(issuer, serial)
     return jsonify({})  # never reached: release_hold always raises
 
@@ -208,18 +208,20 @@ def release(issuer: str, serial: str) -> Response:
 # ---------------------------------------------------------------- relying parties
 @bp.post("/relying-parties")
 def add_rp() -> tuple[Response, int]:
-    data = body()
+    data = body(("name", "kinds"))
     rp, credential = runtime().registry.add_relying_party(data.get("name"), data.get("kinds", "both"))
     return jsonify({**rp_json(rp), "credential": credential}), 201
 
 
 @bp.get("/relying-parties")
 def list_rps() -> Response:
+    args_dict()
     return jsonify([rp_json(rp) for rp in runtime().registry.list_relying_parties()])
 
 
 @bp.delete("/relying-parties/<name>")
 def remove_rp(name: str) -> Response:
+    body(())
     runtime().registry.remove_relying_party(name)
     return jsonify({"name": name, "active": False})
 
@@ -227,7 +229,7 @@ def remove_rp(name: str) -> Response:
 # ---------------------------------------------------------------- admin tokens
 @bp.post("/tokens")
 def create_token() -> tuple[Response, int]:
-    data = body()
+    data = body(("label",))
     label = data.get("label", "api")
     if not isinstance(label, str) or not 1 <= len(label) <= 64:
         raise errors.InvalidInput("must be 1-64 characters", field="label")
@@ -239,7 +241,7 @@ def create_token() -> tuple[Response, int]:
 def seed() -> tuple[Response, int]:
     from jpki_mock.ca.seed import MAX_API_HOLDERS, seed_holders
 
-    data = body()
+    data = body(("holders",))
     n = data.get("holders")
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_API_HOLDERS:
         raise errors.InvalidInput(f"{n!r} is out of range", field="holders",

@@ -153,7 +153,7 @@ def validate(data: Mapping[str, Any]) -> Basic4:
     gender = data.get("gender")
     if isinstance(gender, int) and not isinstance(gender, bool):
         gender = str(gender)
-    if gender not in GENDERS:
+    if not isinstance(gender, str) or gender not in GENDERS:  # a list or object is not hashable
         raise InvalidInput(f"{data.get('gender')!r} is not a JPKI gender code", field="gender", allowed=GENDERS)
     address = _text(data, "address")
     if len(address) > MAX_ADDRESS:

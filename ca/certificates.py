@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from jpki_mock import municipalities
 from jpki_mock.ca.generations import Generations
-from jpki_mock.ca.inputs import BOTH, kinds_of, page, parse_serial, whole_number
+from jpki_mock.ca.inputs import BOTH, MAX_BIGINT, MAX_INT32, generation_of, kinds_of, page, parse_serial, whole_number
 from jpki_mock.ca.models import Certificate
 from jpki_mock.ca.status import HOLD
 from jpki_mock.clock import Clock
@@ -20,7 +20,6 @@ from jpki_mock.vocab import CertState
 
 #: the filters ``list_certificates(status=...)`` offers: the stored states, a hold, and expiry
 STATUS_FILTERS = [CertState.GOOD, CertState.REVOKED, "hold", "expired"]
-MAX_BIGINT = 2**63 - 1
 MAX_EXPIRY_DAYS = 3650
 
 
@@ -59,7 +58,7 @@ class Certificates:
             if kind != BOTH:
                 q = q.where(Certificate.kind == kind)
             if generation is not None:
-                issuer = self.generations.issuer(kind, whole_number(generation, "generation"))
+                issuer = self.generations.issuer(kind, generation_of(generation))
                 q = q.where(Certificate.ca_id == issuer.id)
         elif generation is not None:
             raise InvalidInput("needs kind", field="generation")
@@ -78,11 +77,9 @@ class Certificates:
             municipalities.get(municipality)
             q = q.where(Certificate.municipality == municipality)
         if holder is not None:
-            q = q.where(Certificate.holder_id == whole_number(holder, "holder"))
+            q = q.where(Certificate.holder_id == whole_number(holder, "holder", 1, MAX_INT32))
         if expiring_within_days is not None:
-            days = whole_number(expiring_within_days, "days")
-            if not 0 <= days <= MAX_EXPIRY_DAYS:
-                raise InvalidInput(f"{days} is out of range", field="days", allowed=f"0-{MAX_EXPIRY_DAYS}")
+            days = whole_number(expiring_within_days, "days", 0, MAX_EXPIRY_DAYS)
             q = q.where(Certificate.status == CertState.GOOD, Certificate.not_after > now,
                         Certificate.not_after <= now + timedelta(days=days)
                         ).order_by(None).order_by(Certificate.not_after, Certificate.id)
@@ -94,7 +91,7 @@ class Certificates:
         return self.list_certificates(expiring_within_days=days, limit=limit, offset=offset)
 
     def count_expiring(self, days: Any) -> int:
-        days = whole_number(days, "days")
+        days = whole_number(days, "days", 0, MAX_EXPIRY_DAYS)
         now = self.clock.now()
         with self.store.session() as s:
             return int(s.scalar(select(func.count()).select_from(Certificate).where(

@@ -64,14 +64,29 @@ def ca_rollover(c: Ctx, kind: str) -> None:
                f"older generations stay verifiable and revocable")
 
 
+def stdin_is_terminal() -> bool:
+    """Whether a person can answer a prompt (a script or a pipe must pass --confirm)."""
+    return sys.stdin.isatty()
+
+
 @ca.command("revoke")
 @click.option("--kind", type=click.Choice(_KINDS), required=True)
 @click.option("--generation", type=int, required=True)
-@click.option("--reason", default=Reason.CA_COMPROMISE.rfc_name, show_default=True, help=f"One of: {_REASON_LIST}.")
+@click.option("--reason", required=True, help=f"One of: {_REASON_LIST}.")
+@click.option("--confirm", default=None, metavar="KIND-gN",
+              help="The CA being revoked, e.g. auth-g1 (asked for when stdin is a terminal).")
 @pass_ctx
-def ca_revoke(c: Ctx, kind: str, generation: int, reason: str) -> None:
-    """Revoke a CA generation's certificate (it goes on the ARL)."""
-    issuer = c.ready().authority.revoke_ca(kind, generation, reason)
+def ca_revoke(c: Ctx, kind: str, generation: int, reason: str, confirm: str | None) -> None:
+    """Revoke a CA generation's certificate (it goes on the ARL).  Final: a revoked CA is never
+    reinstated, so the CA's name must be typed (or passed with --confirm)."""
+    label = f"{kind}-g{generation}"
+    if confirm is None:
+        if not stdin_is_terminal():
+            raise errors.InvalidInput(f"is required to revoke a CA: pass --confirm {label}", field="confirm",
+                                      allowed=f"--confirm {label}")
+        confirm = click.prompt(f"Revoking {label} is final; relying parties that check the ARL will reject every "
+                               f"certificate it issued. Type {label} to confirm", default="", show_default=False)
+    issuer = c.ready().authority.revoke_ca(kind, generation, reason, confirm)
     click.echo(f"revoked {issuer.label} at {issuer.revoked_at}")
 
 

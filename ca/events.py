@@ -10,7 +10,7 @@ from typing import Any
 from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca.holders import BASIC4_FIELDS, Holders
 from jpki_mock.ca.inputs import BOTH, kinds_of, reason_code
-from jpki_mock.ca.issuance import Issuance, pkcs12_passphrase
+from jpki_mock.ca.issuance import ISSUE_FIELDS, Issuance, pkcs12_passphrase
 from jpki_mock.ca.models import Certificate, Holder
 from jpki_mock.ca.revocation import Revocation
 from jpki_mock.ca.status import HOLD, REASON_NAMES
@@ -23,6 +23,15 @@ from jpki_mock.vocab import KINDS, HolderEvent, HolderState, Kind, Reason
 CLOSED_STATES = (HolderState.DECEASED, HolderState.RETURNED)
 #: the basic-four items a change event compares (the flags follow their text)
 _COMPARED = ("name", "date_of_birth", "gender", "address", "municipality")
+#: the fields each event takes besides ``event`` itself (docs/lifecycle.md)
+EVENT_FIELDS: dict[HolderEvent, tuple[str, ...]] = {
+    HolderEvent.CHANGE: ("changes",),
+    HolderEvent.DEATH: (),
+    HolderEvent.CARD_RETURN: (),
+    HolderEvent.REQUEST: ("reason", "kinds"),
+    HolderEvent.LOSS: (),
+    HolderEvent.RENEWAL: ("kinds", *ISSUE_FIELDS),
+}
 
 
 def _reason_name(cert: Certificate) -> str:
@@ -48,6 +57,11 @@ class Events:
         """Apply a resident-registry or card event (docs/lifecycle.md); returns what changed."""
         if not isinstance(event, str) or event not in tuple(HolderEvent):
             raise InvalidInput(f"{event!r} is not an event", field="event", allowed=list(HolderEvent))
+        accepted = EVENT_FIELDS[HolderEvent(event)]
+        unknown = sorted(set(data) - set(accepted))
+        if unknown:
+            raise InvalidInput(f"unknown field(s) {unknown} for event {event!r}", field=unknown[0],
+                               allowed=["event", *accepted])
         holder = self.holders.get_holder(holder_id)
         if holder.state in CLOSED_STATES and event != HolderEvent.CHANGE:
             raise Conflict(f"holder {holder.id}'s card is {holder.state}", field="holder")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from jpki_mock.access import new_token
 from jpki_mock.ca import keys, profile
-from jpki_mock.ca.inputs import kind_of, reason_code
+from jpki_mock.ca.inputs import generation_of, kind_of, reason_code
 from jpki_mock.ca.issuers import Issuer, choose, parse_ref
 from jpki_mock.ca.models import CAGeneration
 from jpki_mock.ca.serials import CA_SERIAL_START, CA_SERIALS, COUNTERS
@@ -23,7 +23,7 @@ from jpki_mock.ca.work import Begin
 from jpki_mock.clock import Clock
 from jpki_mock.config import Config
 from jpki_mock.db import Counter, Store, next_values
-from jpki_mock.errors import AlreadyRevoked, Conflict, UnknownIssuer
+from jpki_mock.errors import AlreadyRevoked, Conflict, InvalidInput, UnknownIssuer
 from jpki_mock.vocab import KINDS, Kind, Reason
 
 #: how callers name an issuer: a kind (its current generation) or kind-gN
@@ -119,10 +119,21 @@ class Generations:
             self.issuer(kind, generation)
         return kind, generation
 
-    def revoke_ca(self, kind: Any, generation: int, reason: Any = Reason.CA_COMPROMISE.rfc_name) -> Issuer:
-        """Revoke a CA generation's certificate: it goes on that kind's ARL."""
+    def revoke_ca(self, kind: Any, generation: Any, reason: Any, confirm: Any) -> Issuer:
+        """Revoke a CA generation's certificate: it goes on that kind's ARL.
+
+        Final and felt by every relying party (RFC 5280 section 5.3.1 lets only a hold be undone,
+        and JPKI never does that either), so every edge (API, CLI, console) passes
+        the reason explicitly and ``confirm`` naming the generation (``auth-g1``): a request that
+        forgot a field, or named another CA, changes nothing."""
+        if reason is None:
+            raise InvalidInput("is required to revoke a CA", field="reason", allowed=[r.rfc_name for r in Reason])
         code = reason_code(reason)
-        issuer = self.issuer(kind, generation)
+        issuer = self.issuer(kind, generation_of(generation))
+        if confirm != issuer.label:
+            said = "is required" if confirm is None else f"{confirm!r} does not name the CA being revoked"
+            raise InvalidInput(f"{said}: revoking {issuer.label} needs confirm={issuer.label!r}", field="confirm",
+                               allowed=[issuer.label])
         if issuer.revoked_at is not None:
             raise AlreadyRevoked(f"{issuer.label} is already revoked", field="generation")
         with self.begin() as work:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from jpki_mock import municipalities
 from jpki_mock.ca import basic4 as b4
-from jpki_mock.ca.inputs import page
+from jpki_mock.ca.inputs import MAX_INT32, page, whole_number
 from jpki_mock.ca.models import Holder
 from jpki_mock.ca.work import Begin
 from jpki_mock.clock import JST, Clock
@@ -23,6 +24,7 @@ from jpki_mock.vocab import HolderState
 BASIC4_FIELDS = ["name", "date_of_birth", "gender", "address", "name_flags", "address_flags", "municipality"]
 HOLDER_FIELDS = [*BASIC4_FIELDS, "card_expiry"]
 ADULT_AGE = 18
+_ID = re.compile(r"[0-9]{1,10}")
 
 
 def default_card_expiry(birth: date, today: date) -> date:
@@ -32,11 +34,10 @@ def default_card_expiry(birth: date, today: date) -> date:
 
 
 def holder_id_of(value: Any) -> int:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidInput(f"{value!r} is not a holder id", field="holder")
-    return value
+    """A holder id (an Integer column): ASCII digits or a JSON integer, 1 .. 2^31-1."""
+    if isinstance(value, str) and not _ID.fullmatch(value):
+        raise InvalidInput(f"{value!r} is not a holder id", field="holder", allowed=f"1-{MAX_INT32}")
+    return whole_number(value, "holder", 1, MAX_INT32)
 
 
 class Holders:

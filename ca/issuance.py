@@ -41,6 +41,11 @@ MIN_SIGN_AGE = 15  # no signature certificate for under-15s [C]
 CERT_YEARS = 5  # valid until the 5th birthday after issuance [C]
 
 
+#: what an issuance (and a renewal) accepts besides ``kinds``: caller keys, or a passphrase for
+#: keys generated here
+ISSUE_FIELDS = ("public_key", "csr", "sign_public_key", "auth_public_key", "sign_csr", "auth_csr", "pkcs12_passphrase")
+
+
 def der_to_pem(der: bytes) -> str:
     return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM).decode()
 

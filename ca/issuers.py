@@ -8,6 +8,7 @@ subjectPublicKey BIT STRING value (without tag, length and unused-bits octet).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -107,6 +108,8 @@ class Issuer:
 
 #: how an issuer is named on the command line and in the API
 ISSUER_REFS = [*KINDS, "sign-g1", "auth-g2", "..."]
+#: a generation in an issuer reference: ASCII digits, within the Integer column
+_GENERATION = re.compile(r"[0-9]{1,9}")
 
 
 def choose(issuers: list[Issuer], kind: Kind, generation: int | None = None) -> Issuer:
@@ -129,7 +132,8 @@ def parse_ref(ref: object) -> tuple[Kind, int | None]:
     """``sign`` / ``auth`` (any generation) or ``sign-g2`` (that generation); syntax only."""
     if not isinstance(ref, str):
         raise InvalidInput("must be a string", field="issuer", allowed=ISSUER_REFS)
-    kind, _, gen = ref.partition("-g")
-    if kind not in KINDS or (gen and not gen.isdigit()):
+    kind, sep, gen = ref.partition("-g")
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if kind not in KINDS or (sep and not _GENERATION.fullmatch(gen)):
         raise InvalidInput(f"{ref!r} is not an issuer", field="issuer", allowed=ISSUER_REFS)
     return Kind(kind), int(gen) if gen else None

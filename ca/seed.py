@@ -20,7 +20,7 @@ from typing import Protocol, TypedDict
 
 from asn1crypto import keys as asn1_keys
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, func, insert, select, text
 
 from jpki_mock import municipalities
 from jpki_mock.ca import basic4 as b4
@@ -256,6 +256,11 @@ class _Batches:
             # executemany calls wherever the set of non-NULL columns changes (revoked vs good rows).
             conn = s.connection()
             conn.execute(insert(_table(Holder)), holders)
+            if conn.dialect.name == "postgresql":
+                # These ids were chosen here, so the table's own sequence did not move: move it past
+                # them, or the next holder added through the API or the CLI reuses an id (a 500).
+                conn.execute(text("SELECT setval(pg_get_serial_sequence('holders', 'id'), "
+                                  "(SELECT max(id) FROM holders))"))
             conn.execute(insert(_table(Certificate)), rows)
         if last_seq is not None and self.rt.epoch is not None:
             self.rt.epoch.publish(last_seq)

@@ -9,13 +9,16 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, jsonify
 
 from jpki_mock import errors
 from jpki_mock.crl.publisher import CrlDeps, Publisher, record_json
-from jpki_mock.web import body, runtime
+from jpki_mock.web import args_dict, body, runtime
 
 bp = Blueprint("crl", __name__)
+_GENERATION = re.compile(r"[0-9]{1,9}")
 
 
 def _publisher() -> Publisher:
@@ -24,10 +27,7 @@ def _publisher() -> Publisher:
 
 @bp.post("/crl/publish")
 def publish() -> tuple[Response, int]:
-    data = body()
-    unknown = sorted(set(data) - {"ca", "partition", "delta"})
-    if unknown:
-        raise errors.InvalidInput(f"unknown field(s) {unknown}", field=unknown[0], allowed=["ca", "partition", "delta"])
+    data = body(("ca", "partition", "delta"))
     for key in ("ca", "partition"):
         if key in data and not isinstance(data[key], str):
             raise errors.InvalidInput("must be a string", field=key)
@@ -41,6 +41,7 @@ def publish() -> tuple[Response, int]:
 
 @bp.get("/crl/streams")
 def streams() -> Response:
+    args_dict()
     pub = _publisher()
     base = pub.config.public_url
     out = []
@@ -50,10 +51,13 @@ def streams() -> Response:
     return jsonify(out)
 
 
-@bp.get("/crl/streams/<kind>/g<int:generation>/<name>")
-def archive(kind: str, generation: int, name: str) -> Response:
+@bp.get("/crl/streams/<kind>/g<generation>/<name>")
+def archive(kind: str, generation: str, name: str) -> Response:
+    args_dict()
+    if not _GENERATION.fullmatch(generation):  # ASCII digits only, within the Integer column
+        raise errors.NotFound(f"no CA generation {generation!r}", field="generation", allowed="g1, g2, ...")
     pub = _publisher()
-    stream = pub.find(kind, generation, name)
+    stream = pub.find(kind, int(generation), name)
     base = pub.config.public_url
     records = [{**record_json(r, stream, base), "url": f"{base}{stream.path()}?number={r.number}"}
                for r in pub.records(stream) if pub.archive_file(stream, r.number).exists()]

@@ -42,6 +42,7 @@ from jpki_mock.web import http_status, not_modified
 log = logging.getLogger("jpki_mock.crl.http")
 
 _PATH = re.compile(r"^/(?P<kind>[a-z]+)/g(?P<gen>[0-9]{1,6})/(?P<name>[0-9a-z-]{1,16})\.(?P<fmt>crl|pem)$")
+_NUMBER = re.compile(r"[0-9]{1,18}")
 _LAYOUT = "/crl/{sign|auth}/g{generation}/{full|arl|<municipality code>}[-delta].{crl|pem}[?number=N]"
 ISSUER_TTL = 5.0
 _CHUNK = 48 * 1024  # a multiple of 48 bytes = 64 base64 characters = one PEM line
@@ -204,7 +205,9 @@ class CrlApp:
         if unknown:
             raise errors.InvalidInput(f"unknown query parameter(s) {unknown}", field=unknown[0], allowed=["number"])
         values = params["number"]
-        if len(values) != 1 or not values[0].isdigit() or len(values[0]) > 18 or int(values[0]) < 1:
+        # ASCII digits only (str.isdigit() also takes "²", which int() refuses); 18 digits stay
+        # within the BigInteger column.
+        if len(values) != 1 or not _NUMBER.fullmatch(values[0]) or int(values[0]) < 1:
             raise errors.InvalidInput(f"{values[-1]!r} is not a CRL number", field="number",
                                       allowed="one positive whole number")
         return int(values[0])

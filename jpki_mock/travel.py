@@ -38,8 +38,9 @@ FILE_NAME = "time-travel.json"
 MAX_OFFSET = timedelta(days=366 * 20)
 
 _request_time: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("jpki_request_time", default=None)
-_DELTA = re.compile(r"([+-]?)((?:\d+[dhms])+)")
-_UNIT = re.compile(r"(\d+)([dhms])")
+# ASCII digits only ("\d" would take any Unicode digit), at most 9 per amount so no timedelta overflows
+_DELTA = re.compile(r"([+-]?)((?:[0-9]{1,9}[dhms])+)")
+_UNIT = re.compile(r"([0-9]{1,9})([dhms])")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 DISABLED = (
     "time travel is disabled on this server",
@@ -58,8 +59,12 @@ def parse_delta(value: Any, field: str = "by") -> timedelta:
     if not match:
         raise InvalidInput(f"{value!r} is not a duration", field=field, allowed="e.g. 3d, +1h30m, -90s (units d h m s)")
     delta = timedelta(**{_UNITS[u]: 0 for u in _UNITS})
-    for amount, unit in _UNIT.findall(match.group(2)):
-        delta += timedelta(**{_UNITS[unit]: int(amount)})
+    try:
+        for amount, unit in _UNIT.findall(match.group(2)):
+            delta += timedelta(**{_UNITS[unit]: int(amount)})
+    except OverflowError:
+        raise InvalidInput(f"{value!r} is too long a duration", field=field,
+                           allowed=f"at most {MAX_OFFSET.days} days either way") from None
     return -delta if match.group(1) == "-" else delta
 
 
@@ -67,13 +72,14 @@ def parse_time(value: Any, field: str = "at") -> datetime:
     """An ISO 8601 time with a zone (``2027-01-01T00:00:00Z``, ``...+09:00``), whole seconds."""
     text = value.strip() if isinstance(value, str) else ""
     try:
-        at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")) if text.isascii() else None
+        utc = at.astimezone(UTC) if at is not None and at.tzinfo is not None else None
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved out of range by the zone
+        utc = None
+    if utc is None:
         raise InvalidInput(f"{value!r} is not an ISO 8601 time with a time zone", field=field,
                            allowed="e.g. 2027-01-01T00:00:00Z or 2027-01-01T09:00:00+09:00")
-    return at.astimezone(UTC).replace(microsecond=0)
+    return utc.replace(microsecond=0)
 
 
 def _check_offset(offset: timedelta, field: str) -> timedelta:

@@ -8,6 +8,9 @@ state change, 413 too large, 503 overloaded / storage down.
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Collection
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -48,30 +51,98 @@ def runtime() -> Any:
     return current_app.extensions[RUNTIME_KEY]
 
 
-def body() -> dict[str, Any]:
-    """The JSON object body of the current Flask request; a specific error for anything else."""
+#: how deeply a JSON body may nest: every admin body is an object of scalars, short lists or one
+#: level of objects, so 32 is generous; the bound keeps a ``[[[[...`` body from exhausting the stack
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+#: text a database column cannot hold: NUL (PostgreSQL refuses it in text) and lone surrogates
+#: (not encodable as UTF-8, RFC 3629 section 3)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply ``raw`` nests arrays and objects, counted without parsing it (brackets inside
+    strings do not count), so a hostile body is refused before the parser recurses into it."""
+    depth = deepest = 0
+    for m in _JSON_BRACKET.finditer(_JSON_STRING.sub(b'""', raw)):
+        if m.group() in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def check_text(value: Any, field: str) -> None:
+    """Refuse text no database can store (NUL, lone surrogates) anywhere inside ``value``
+    (strings, object keys, nested lists and objects), naming ``field``."""
+    if isinstance(value, str):
+        bad = _UNSTORABLE.search(value)
+        if bad is not None:
+            raise errors.InvalidInput(f"contains U+{ord(bad.group()):04X}, which cannot be stored", field=field,
+                                      allowed="UTF-8 text without NUL characters or lone surrogates")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_text(k, field)
+            check_text(v, field)
+    elif isinstance(value, list):
+        for v in value:
+            check_text(v, field)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259 section 6)")
+
+
+def body(allowed: Collection[str], *, query: Collection[str] = ()) -> dict[str, Any]:
+    """The JSON object body of the current Flask request, holding only ``allowed`` fields (a 400
+    names the first unknown one).  Also refuses query parameters not in ``query``, a body nested
+    deeper than :data:`MAX_JSON_DEPTH` or larger than ``max_body_bytes``, NaN/Infinity, and text
+    that cannot be stored.  Every view reading a body names its fields, so none can forget."""
+    args_dict(*query)
     cap = runtime().config.max_body_bytes
     if request.content_length is not None and request.content_length > cap:
         raise errors.TooLarge(f"body is {request.content_length} bytes", field="body", allowed=f"at most {cap} bytes")
     raw = request.get_data(cache=True)
     if not raw:
         return {}
+    if len(raw) > cap:
+        raise errors.TooLarge(f"body is {len(raw)} bytes", field="body", allowed=f"at most {cap} bytes")
     if request.mimetype != "application/json":
         raise errors.InvalidInput(f"content type {request.mimetype or 'none'!r} is not JSON", field="Content-Type",
                                   allowed="application/json")
-    data = request.get_json(silent=True)
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise errors.InvalidInput("nests too deeply", field="body", allowed=f"at most {MAX_JSON_DEPTH} levels")
+    try:
+        # RFC 8259 section 8.1: JSON exchanged between systems is UTF-8 (no UTF-16/32 guessing).
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise errors.InvalidInput(f"is not JSON: {exc}", field="body", allowed="a JSON object (RFC 8259)") from None
     if not isinstance(data, dict):
         raise errors.InvalidInput("is not a JSON object", field="body")
+    for key, value in data.items():
+        check_text(key, "body")
+        check_text(value, key)
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise errors.InvalidInput(f"unknown field(s) {unknown}", field=unknown[0], allowed=sorted(allowed))
     return data
 
 
 def args_dict(*names: str) -> dict[str, Any]:
-    """The current request's query parameters, refusing any not in ``names``."""
-    unknown = set(request.args) - set(names)
+    """The current request's query parameters, refusing any not in ``names``, and text that
+    cannot be stored in them or in the path's segments.  Every admin view calls this (directly
+    or through :func:`body`) before it uses its input, so none can skip the checks."""
+    for key, value in (request.view_args or {}).items():
+        check_text(value, key)
+    unknown = sorted(set(request.args) - set(names))
     if unknown:
-        raise errors.InvalidInput(f"unknown query parameter(s) {sorted(unknown)}", field=sorted(unknown)[0],
-                                  allowed=list(names))
-    return {k: request.args[k] for k in names if k in request.args}
+        raise errors.InvalidInput(f"unknown query parameter(s) {unknown}", field=unknown[0], allowed=list(names))
+    out = {k: request.args[k] for k in names if k in request.args}
+    for k, v in out.items():
+        check_text(v, k)
+    return out
 
 
 def iso(dt: datetime | None) -> str | None:

@@ -11,25 +11,18 @@ import base64
 import binascii
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from jpki_mock.ca.api import cert_json
 from jpki_mock.errors import InvalidInput
 from jpki_mock.kit.card import CardService
-from jpki_mock.web import body, runtime
+from jpki_mock.web import args_dict, body, runtime
 
 bp = Blueprint("card", __name__)
 
 
 def service() -> CardService:
     return CardService(runtime().authority)
-
-
-def fields(data: dict[str, Any], *allowed: str) -> dict[str, Any]:
-    unknown = set(data) - set(allowed)
-    if unknown:
-        raise InvalidInput(f"unknown field(s) {sorted(unknown)}", field=sorted(unknown)[0], allowed=list(allowed))
-    return data
 
 
 def b64(data: dict[str, Any], name: str) -> bytes:
@@ -43,33 +36,35 @@ def b64(data: dict[str, Any], name: str) -> bytes:
 
 
 @bp.post("/holders/<holder_id>/card")
-def create_card(holder_id: str):
-    data = fields(body(), "sign_password", "auth_pin")
+def create_card(holder_id: str) -> tuple[Response, int]:
+    data = body(("sign_password", "auth_pin"))
     state = service().create(holder_id, auth_pin=data.get("auth_pin"), sign_password=data.get("sign_password"))
     return jsonify(state.as_dict()), 201
 
 
 @bp.get("/holders/<holder_id>/card")
-def show_card(holder_id: str):
+def show_card(holder_id: str) -> Response:
+    args_dict()
     return jsonify(service().state(holder_id).as_dict())
 
 
 @bp.get("/holders/<holder_id>/card/certificates/auth")
-def read_auth_certificate(holder_id: str):
+def read_auth_certificate(holder_id: str) -> Response:
     """The user-authentication certificate reads without a PIN [C]."""
+    args_dict()
     return jsonify(cert_json(service().certificate(holder_id, "auth")))
 
 
 @bp.post("/holders/<holder_id>/card/certificates/<kind>")
-def read_certificate(holder_id: str, kind: str):
+def read_certificate(holder_id: str, kind: str) -> Response:
     """POST because the signature certificate needs the password, which never goes in a URL."""
-    data = fields(body(), "password")
+    data = body(("password",))
     return jsonify(cert_json(service().certificate(holder_id, kind, data.get("password"))))
 
 
 @bp.post("/holders/<holder_id>/card/sign")
-def sign(holder_id: str):
-    data = fields(body(), "password", "data_base64", "scheme")
+def sign(holder_id: str) -> Response:
+    data = body(("password", "data_base64", "scheme"))
     signature, cert = service().sign(holder_id, b64(data, "data_base64"), data.get("password"),
                                      data.get("scheme", "cms"))
     return jsonify({"scheme": data.get("scheme", "cms"), "signature_base64": base64.b64encode(signature).decode(),
@@ -77,27 +72,27 @@ def sign(holder_id: str):
 
 
 @bp.post("/holders/<holder_id>/card/authenticate")
-def authenticate(holder_id: str):
-    data = fields(body(), "pin", "challenge_base64")
+def authenticate(holder_id: str) -> Response:
+    data = body(("pin", "challenge_base64"))
     signature, cert = service().authenticate(holder_id, b64(data, "challenge_base64"), data.get("pin"))
     return jsonify({"algorithm": "sha256WithRSAEncryption", "signature_base64": base64.b64encode(signature).decode(),
                     "certificate": cert_json(cert)})
 
 
 @bp.post("/holders/<holder_id>/card/export")
-def export(holder_id: str):
-    data = fields(body(), "kind", "pin", "pkcs12_passphrase")
+def export(holder_id: str) -> Response:
+    data = body(("kind", "pin", "pkcs12_passphrase"))
     p12 = service().export_pkcs12(holder_id, data.get("kind"), data.get("pin"), data.get("pkcs12_passphrase"))
     return jsonify({"kind": data.get("kind"), "pkcs12_base64": base64.b64encode(p12).decode()})
 
 
 @bp.post("/holders/<holder_id>/card/unlock")
-def unlock(holder_id: str):
-    data = fields(body(), "kind")
+def unlock(holder_id: str) -> Response:
+    data = body(("kind",))
     return jsonify(service().unlock(holder_id, data.get("kind")).as_dict())
 
 
 @bp.post("/holders/<holder_id>/card/reset")
-def reset(holder_id: str):
-    data = fields(body(), "kind", "new_pin")
+def reset(holder_id: str) -> Response:
+    data = body(("kind", "new_pin"))
     return jsonify(service().reset(holder_id, data.get("kind"), data.get("new_pin")).as_dict())

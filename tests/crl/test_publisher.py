@@ -89,7 +89,7 @@ def test_archive_keep_prunes_old_numbers(config, clock):
 def test_arl_lists_revoked_ca_generations(rt):
     g1 = rt.authority.issuer("sign", 1)
     rt.authority.rollover("sign")
-    rt.authority.revoke_ca("sign", 1, "cACompromise")
+    rt.authority.revoke_ca("sign", 1, "cACompromise", "sign-g1")
     pub = Publisher(CrlDeps.of(rt))
     for generation in (1, 2):
         stream = _stream(rt, "sign", "arl", generation)
