@@ -1,8 +1,9 @@
 """A PostgreSQL cluster of a test's own, to stop and start again (an outage): the suite's shared
 cluster (tests/run.py) must keep running for every other test.
 
-Built on tests/run.py's functions: the same initdb options, 127.0.0.1 only, run as the
-``postgres`` user when the tests run as root, stopped by pg_ctl and then by PID.
+Built on the cluster functions `make test` uses (jpki_mock.loadtest.bench.pg): the same initdb
+options, 127.0.0.1 only, run as the ``postgres`` user when the tests run as root, stopped by
+pg_ctl and then by PID.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.run import as_pg, pg_bin, start_cluster, stop_cluster
+from jpki_mock.loadtest.bench.pg import as_pg, pg_bin, start_cluster, stop_cluster
 
 
 class Cluster:
@@ -31,7 +32,7 @@ class Cluster:
         return time.monotonic() - t0
 
     def start(self) -> float:
-        """Start it again with the options start_cluster gave it (tests/run.py); returns the
+        """Start it again with the options start_cluster gave it; returns the
         seconds until it accepted connections."""
         opts = f"-p {self.port} -k {self.tmp} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         t0 = time.monotonic()
