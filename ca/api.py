@@ -236,6 +236,13 @@ def create_token() -> tuple[Response, int]:
     return jsonify({"label": label, "token": runtime().registry.create_token(label)}), 201
 
 
+@bp.delete("/tokens/<label>")
+def revoke_tokens(label: str) -> Response:
+    """Revoke every live token labelled ``label``: refused from the next request on, in every process."""
+    args_dict()
+    return jsonify({"label": label, "revoked": runtime().registry.revoke_token(label)})
+
+
 # ---------------------------------------------------------------- seeding
 @bp.post("/seed")
 def seed() -> tuple[Response, int]:

@@ -85,10 +85,16 @@ def serve(workers: int | None, no_background: bool, do_init: bool) -> None:
 
 @main.command()
 @click.option("--label", default="cli", show_default=True)
+@click.option("--revoke", is_flag=True,
+              help="Revoke every live token with this label instead (at once, in every process).")
 @pass_ctx
-def token(c: Ctx, label: str) -> None:
-    """Create a new admin API bearer token (shown once)."""
-    click.echo(c.ready().registry.create_token(label))
+def token(c: Ctx, label: str, revoke: bool) -> None:
+    """Create a new admin API bearer token (shown once), or revoke tokens by label."""
+    if revoke:
+        count = c.ready().registry.revoke_token(label)
+        click.echo(f"revoked {count} token(s) labelled {label}")
+    else:
+        click.echo(c.ready().registry.create_token(label))
 
 
 

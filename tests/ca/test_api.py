@@ -160,3 +160,29 @@ def test_new_token_works_and_is_stored_hashed(client, rt):
     with rt.store.session() as s:
         stored = s.scalars(select(ApiToken.token_sha256)).all()
     assert token not in stored and len(stored) == 2
+
+
+def test_a_revoked_token_is_refused_at_once(client, rt):
+    made = client.post("/admin/api/tokens", json={"label": "ci"}, headers=client.headers).get_json()
+    ci = {"Authorization": f"Bearer {made['token']}"}
+    assert client.get("/admin/api/cas", headers=ci).status_code == 200
+    r = client.delete("/admin/api/tokens/ci", headers=client.headers)
+    assert r.status_code == 200 and r.get_json() == {"label": "ci", "revoked": 1}
+    assert client.get("/admin/api/cas", headers=ci).status_code == 401
+    assert client.get("/admin/api/cas", headers=client.headers).status_code == 200  # other tokens unaffected
+    r = client.delete("/admin/api/tokens/ci", headers=client.headers)
+    assert r.status_code == 404 and r.get_json()["field"] == "label"
+
+
+def test_token_revoked_from_the_cli_is_refused_by_every_server_worker(server):
+    import requests
+
+    made = server.cli("token", "--label", "deploy").stdout.decode().strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {made}"}
+    # two workers: ask enough times that both have answered with the token
+    assert all(requests.get(server.base + "/admin/api/cas", headers=headers, timeout=5).status_code == 200
+               for _ in range(8))
+    out = server.cli("token", "--label", "deploy", "--revoke").stdout.decode()
+    assert "revoked 1 token(s) labelled deploy" in out
+    assert all(requests.get(server.base + "/admin/api/cas", headers=headers, timeout=5).status_code == 401
+               for _ in range(8))
