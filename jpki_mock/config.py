@@ -38,6 +38,9 @@ class OcspConfig:
     max_certids: int = 100
     #: largest POST body accepted, in bytes.
     max_request_bytes: int = 65536
+    #: a POST body must arrive whole within this many milliseconds of its headers, or the answer
+    #: is malformedRequest with HTTP 408 (an OCSP request is a few hundred octets: one packet).
+    body_timeout_ms: int = 2000
     #: sign with a delegated responder certificate per CA generation, or with the CA key.
     signing: Literal["delegated", "ca"] = "delegated"
     #: thisUpdate is backdated by this many seconds (pyhanko tolerates 1 s of skew, the JDK 15 min).
@@ -130,6 +133,9 @@ class Config:
     shared: bool = False
     #: largest JSON body accepted by the admin API, in bytes.
     max_body_bytes: int = 1_048_576
+    #: an admin API body must arrive whole within this many milliseconds of its headers, or the
+    #: answer is HTTP 408 (``ocsp.body_timeout_ms`` for /ocsp).
+    body_timeout_ms: int = 10_000
     ocsp: OcspConfig = field(default_factory=OcspConfig)
     crl: CrlConfig = field(default_factory=CrlConfig)
 
@@ -152,7 +158,7 @@ class Config:
 _POSITIVE = {
     "port", "workers", "max_body_bytes", "max_certids", "max_request_bytes", "validity_seconds",
     "refresh_seconds", "responder_cert_days", "live_sign_concurrency", "period_seconds",
-    "delta_period_seconds", "stats_flush_seconds",
+    "delta_period_seconds", "stats_flush_seconds", "body_timeout_ms",
 }
 _NON_NEGATIVE = {
     "threads", "live_sign_wait_ms", "backdate_seconds", "responder_renew_days", "grace_seconds", "archive_keep",

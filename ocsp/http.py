@@ -24,6 +24,7 @@ from jpki_mock.clock import Clock, SystemClock
 from jpki_mock.config import Config
 from jpki_mock.db import Store
 from jpki_mock.epoch import RevocationEpoch
+from jpki_mock.rsgi import BodyTimeout
 from jpki_mock.vocab import KINDS
 from jpki_mock.ca.signer import Keyring
 from jpki_mock.ca.status import StatusReader
@@ -225,7 +226,14 @@ class OcspApp:
             return self._send(start_response, error_answer(response.MALFORMED_REQUEST, http="413 Content Too Large"),
                               environ)
         stream = environ["wsgi.input"]
-        body = stream.read(length) if length >= 0 else stream.read(cap + 1)
+        try:
+            body = stream.read(length) if length >= 0 else stream.read(cap + 1)
+        except BodyTimeout:
+            # The server reads bodies with a deadline (jpki_mock.rsgi): 408, RFC 9110 section
+            # 15.5.9, tells the client to send the request again, whole; RFC 6960 section 2.3 has
+            # no status closer than malformedRequest (tryLater would blame the responder).
+            return self._send(start_response, error_answer(response.MALFORMED_REQUEST, http="408 Request Timeout"),
+                              environ)
         if len(body) > cap:
             return self._send(start_response, error_answer(response.MALFORMED_REQUEST, http="413 Content Too Large"),
                               environ)

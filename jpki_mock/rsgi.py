@@ -1,0 +1,255 @@
+"""Serve a WSGI app under granian's RSGI interface, with every request body read before the app runs.
+
+Granian's WSGI interface hands the app a ``wsgi.input`` that reads the body from the socket as
+the app asks for it, on the app's own thread, with no time limit: a client that sends a POST
+body one byte a second held that thread for as long as it liked, and as many such clients as
+threads stopped the responder (docs/ocsp.md, "Slow clients").  Here granian's event loop reads
+the body instead, asynchronously, so a slow client costs a suspended coroutine and no thread;
+the body is capped (``max_bytes``) and must arrive within a deadline (``timeout``).  Only then
+does the WSGI app run, on the loop's thread when there is one app thread (no hand-off: the
+cached OCSP answer costs microseconds) or on a pool of ``threads`` threads otherwise, with a
+``wsgi.input`` that is an in-memory buffer.
+
+A body that missed its deadline reaches the app as a ``wsgi.input`` whose reads raise
+:class:`BodyTimeout`, a 408 (RFC 9110 section 15.5.9): the OCSP edge answers malformedRequest
+with it, Flask's error handler JSON.  The answer then closes the connection (RFC 9110 section
+15.5.9: the rest of the body would otherwise be read as the next request), as does an answer to
+a body over the cap, which is left unread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from granian.rsgi import ProtocolClosed
+from werkzeug.exceptions import RequestTimeout
+
+log = logging.getLogger("jpki_mock.rsgi")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+#: methods whose requests carry a body only when a header announces one (RFC 9112 section 6.3)
+_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
+_CLOSE = ("connection", "close")
+_PLAIN = [("content-type", "text/plain; charset=utf-8")]
+
+
+class BodyTimeout(RequestTimeout):
+    """The request body did not arrive within its deadline (HTTP 408)."""
+
+    description = "The request body did not arrive in time; send it at once, on a new connection."
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    """What a request body may be: at most ``max_bytes`` octets, complete within ``timeout`` seconds."""
+
+    max_bytes: int
+    timeout: float
+
+
+class _Expired(io.RawIOBase):
+    """``wsgi.input`` of a body that missed its deadline: every read raises :class:`BodyTimeout`."""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise BodyTimeout()
+
+    def readinto(self, buffer: Any) -> int:
+        raise BodyTimeout()
+
+    def readline(self, size: int | None = -1) -> bytes:
+        raise BodyTimeout()
+
+
+class _Started:
+    """The WSGI ``start_response`` of one request: keeps the status code and headers."""
+
+    __slots__ = ("status", "headers")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        self.status = int(status[:3])
+        self.headers = headers
+
+
+class RsgiBridge:
+    """An RSGI application (granian ``Interfaces.RSGI``) running a WSGI ``app``.
+
+    ``limits(path)`` gives the body limits of a request path (the combined server's OCSP and
+    admin paths differ); ``threads`` is how many WSGI calls may run at once (1: on the loop)."""
+
+    def __init__(self, app: WSGIApp, limits: Callable[[str], BodyLimits], threads: int = 1):
+        self.app = app
+        self.limits = limits
+        self.threads = threads
+        self.pool: ThreadPoolExecutor | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        # PEP 3333's fixed keys, as granian's WSGI interface sets them.
+        self.base: dict[str, Any] = {
+            "SCRIPT_NAME": "", "SERVER_SOFTWARE": "granian", "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+            # the whole body is in memory: a reader may read to its end (werkzeug honours this)
+            "wsgi.input_terminated": True, "wsgi.multiprocess": False, "wsgi.multithread": threads > 1,
+            "wsgi.run_once": False,
+        }
+
+    # granian calls these two when the worker's loop starts and stops
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        if self.threads > 1:
+            self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="wsgi")
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        if scope.proto != "http":
+            return
+        environ = self.environ(scope)
+        close = False
+        method = environ["REQUEST_METHOD"]
+        length_header = environ.get("CONTENT_LENGTH")
+        if method in _BODYLESS and length_header is None and "HTTP_TRANSFER_ENCODING" not in environ:
+            environ["wsgi.input"] = io.BytesIO(b"")
+        else:
+            limits = self.limits(environ["PATH_INFO"])
+            try:
+                length = int(length_header) if length_header is not None else -1
+            except ValueError:
+                length = -1
+            if length > limits.max_bytes:
+                # The app refuses it by its header (413); reading it would only cost time.
+                environ["wsgi.input"], close = io.BytesIO(b""), True
+            else:
+                try:
+                    body = await self._read(proto, limits, length)
+                except ProtocolClosed:
+                    return  # the client went away mid-body: nobody to answer
+                if body is None:
+                    environ["wsgi.input"], close = _Expired(), True
+                else:
+                    environ["wsgi.input"] = io.BytesIO(body)
+                    # cut at the cap: the app sees more than it allows and refuses it
+                    close = len(body) > limits.max_bytes
+        if self.pool is None:
+            status, headers, out = self._call(environ)
+        else:
+            assert self.loop is not None
+            status, headers, out = await self.loop.run_in_executor(self.pool, self._call, environ)
+        if close:
+            headers = [*headers, _CLOSE]
+        if out.__class__ is bytes:
+            proto.response_bytes(status, headers, out)
+        else:
+            await self._stream(proto, status, headers, out)
+
+    def environ(self, scope: Any) -> dict[str, Any]:
+        """The WSGI environ of an RSGI scope, as granian's WSGI interface builds it (PEP 3333)."""
+        host, _, port = scope.server.rpartition(":")
+        environ = self.base.copy()
+        environ["REQUEST_METHOD"] = scope.method
+        environ["PATH_INFO"] = scope.path
+        environ["QUERY_STRING"] = scope.query_string
+        environ["SERVER_NAME"] = host
+        environ["SERVER_PORT"] = port
+        environ["SERVER_PROTOCOL"] = f"HTTP/{scope.http_version}"
+        environ["REMOTE_ADDR"] = scope.client.rpartition(":")[0]
+        environ["wsgi.url_scheme"] = scope.scheme
+        for name, value in scope.headers.items():
+            if name == "content-type":
+                environ["CONTENT_TYPE"] = value
+            elif name == "content-length":
+                environ["CONTENT_LENGTH"] = value
+            else:
+                key = "HTTP_" + name.upper().replace("-", "_")
+                # repeated fields join with commas (RFC 9110 section 5.3)
+                environ[key] = f"{environ[key]}, {value}" if key in environ else value
+        return environ
+
+    async def _read(self, proto: Any, limits: BodyLimits, length: int) -> bytes | None:
+        """The body, at most one octet past the cap; None when it missed its deadline."""
+        try:
+            async with asyncio.timeout(limits.timeout):
+                if length >= 0:
+                    # hyper stops at Content-Length, already checked against the cap
+                    return bytes(await proto())
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in proto:
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > limits.max_bytes:
+                        break
+                return b"".join(chunks)[:limits.max_bytes + 1]
+        except TimeoutError:
+            return None
+
+    def _call(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], Any]:
+        """Run the WSGI app: (status, headers, bytes) or, for a lazy body, an iterator over its
+        chunks (whose first chunk has been taken, so that start_response has been called)."""
+        started = _Started()
+        try:
+            result = self.app(environ, started)
+            if isinstance(result, list):
+                return started.status, started.headers, b"".join(result)
+            chunks = iter(result)
+            first = next(chunks, b"")
+        except Exception:  # noqa: BLE001 - the edge: a plain 500, never a dropped connection
+            log.exception("request %s %s failed", environ["REQUEST_METHOD"], environ["PATH_INFO"])
+            return 500, _PLAIN, b"internal error; see the server log\n"
+        return started.status, started.headers, _Chunks(first, chunks, result)
+
+    async def _stream(self, proto: Any, status: int, headers: list[tuple[str, str]], out: _Chunks) -> None:
+        transport = proto.response_stream(status, headers)
+        try:
+            for chunk in out.first():
+                await transport.send_bytes(chunk)
+            while True:
+                if self.pool is None:
+                    chunk = out.next()
+                else:
+                    assert self.loop is not None
+                    chunk = await self.loop.run_in_executor(self.pool, out.next)
+                if chunk is None:
+                    break
+                if chunk:
+                    await transport.send_bytes(chunk)
+        finally:
+            out.close()
+
+
+class _Chunks:
+    """A lazy WSGI body after its first chunk; closed as PEP 3333 asks once sent (or abandoned)."""
+
+    def __init__(self, first: bytes, rest: Iterator[bytes], result: Iterable[bytes]):
+        self._first = first
+        self._rest = rest
+        self._result = result
+
+    def first(self) -> list[bytes]:
+        return [self._first] if self._first else []
+
+    def next(self) -> bytes | None:
+        try:
+            return next(self._rest, None)
+        except Exception:  # noqa: BLE001 - headers are gone: cut the body short, log why
+            log.exception("streaming a response body failed")
+            return None
+
+    def close(self) -> None:
+        close = getattr(self._result, "close", None)
+        if close is not None:
+            close()
