@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from granian.rsgi import ProtocolClosed
+from granian._granian import RSGIProtocolClosed as ProtocolClosed  # granian.rsgi re-exports it untyped
 from werkzeug.exceptions import RequestTimeout
 
 log = logging.getLogger("jpki_mock.rsgi")
@@ -74,7 +74,7 @@ class _Expired(io.RawIOBase):
 class _Started:
     """The WSGI ``start_response`` of one request: keeps the status code and headers."""
 
-    __slots__ = ("status", "headers")
+    __slots__ = ("headers", "status")
 
     def __init__(self) -> None:
         self.status = 0
@@ -207,7 +207,7 @@ class RsgiBridge:
                 return started.status, started.headers, b"".join(result)
             chunks = iter(result)
             first = next(chunks, b"")
-        except Exception:  # noqa: BLE001 - the edge: a plain 500, never a dropped connection
+        except Exception:  # the edge: a plain 500, never a dropped connection
             log.exception("request %s %s failed", environ["REQUEST_METHOD"], environ["PATH_INFO"])
             return 500, _PLAIN, b"internal error; see the server log\n"
         return started.status, started.headers, _Chunks(first, chunks, result)
@@ -215,9 +215,10 @@ class RsgiBridge:
     async def _stream(self, proto: Any, status: int, headers: list[tuple[str, str]], out: _Chunks) -> None:
         transport = proto.response_stream(status, headers)
         try:
-            for chunk in out.first():
-                await transport.send_bytes(chunk)
+            for first in out.first():
+                await transport.send_bytes(first)
             while True:
+                chunk: bytes | None
                 if self.pool is None:
                     chunk = out.next()
                 else:
@@ -245,7 +246,7 @@ class _Chunks:
     def next(self) -> bytes | None:
         try:
             return next(self._rest, None)
-        except Exception:  # noqa: BLE001 - headers are gone: cut the body short, log why
+        except Exception:  # headers are gone: cut the body short, log why
             log.exception("streaming a response body failed")
             return None
 
