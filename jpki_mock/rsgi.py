@@ -39,6 +39,10 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 _CLOSE = ("connection", "close")
 _PLAIN = [("content-type", "text/plain; charset=utf-8")]
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1": "HTTP/1.0", "1.0": "HTTP/1.0", "2": "HTTP/2"}
+#: header name (RSGI gives it in lower case) -> environ key; Content-Type and Content-Length have
+#: keys of their own (PEP 3333)
+_KEYS: dict[str, str] = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
 
 
 class BodyTimeout(RequestTimeout):
@@ -96,6 +100,8 @@ class RsgiBridge:
         self.limits = limits
         self.threads = threads
         self.pool: ThreadPoolExecutor | None = None
+        #: self.base with the server's name and port, per listening address (one, in practice)
+        self._bases: dict[str, dict[str, Any]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         # PEP 3333's fixed keys, as granian's WSGI interface sets them.
         self.base: dict[str, Any] = {
@@ -158,44 +164,52 @@ class RsgiBridge:
 
     def environ(self, scope: Any) -> dict[str, Any]:
         """The WSGI environ of an RSGI scope, as granian's WSGI interface builds it (PEP 3333)."""
-        host, _, port = scope.server.rpartition(":")
-        environ = self.base.copy()
+        server = scope.server
+        base = self._bases.get(server)
+        if base is None:
+            host, _, port = server.rpartition(":")
+            base = self._bases[server] = {**self.base, "SERVER_NAME": host, "SERVER_PORT": port}
+        environ = base.copy()
         environ["REQUEST_METHOD"] = scope.method
         environ["PATH_INFO"] = scope.path
         environ["QUERY_STRING"] = scope.query_string
-        environ["SERVER_NAME"] = host
-        environ["SERVER_PORT"] = port
-        environ["SERVER_PROTOCOL"] = f"HTTP/{scope.http_version}"
+        environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(scope.http_version) or f"HTTP/{scope.http_version}"
         environ["REMOTE_ADDR"] = scope.client.rpartition(":")[0]
         environ["wsgi.url_scheme"] = scope.scheme
+        keys = _KEYS
         for name, value in scope.headers.items():
-            if name == "content-type":
-                environ["CONTENT_TYPE"] = value
-            elif name == "content-length":
-                environ["CONTENT_LENGTH"] = value
-            else:
+            key = keys.get(name)
+            if key is None:
                 key = "HTTP_" + name.upper().replace("-", "_")
-                # repeated fields join with commas (RFC 9110 section 5.3)
-                environ[key] = f"{environ[key]}, {value}" if key in environ else value
+                if len(keys) < 1000:  # bounded: clients choose header names
+                    keys[name] = key
+            # repeated fields join with commas (RFC 9110 section 5.3)
+            environ[key] = f"{environ[key]}, {value}" if key in environ else value
         return environ
 
     async def _read(self, proto: Any, limits: BodyLimits, length: int) -> bytes | None:
         """The body, at most one octet past the cap; None when it missed its deadline."""
+        # wait_for runs the read as an asyncio task of its own, which its timeout can cancel
+        # whatever runs this coroutine (granian's Rust task implementation delivers no
+        # cancellation to the request's own task, so asyncio.timeout() here would never fire).
         try:
-            async with asyncio.timeout(limits.timeout):
-                if length >= 0:
-                    # hyper stops at Content-Length, already checked against the cap
-                    return bytes(await proto())
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in proto:
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > limits.max_bytes:
-                        break
-                return b"".join(chunks)[:limits.max_bytes + 1]
+            return await asyncio.wait_for(self._receive(proto, limits.max_bytes, length), limits.timeout)
         except TimeoutError:
             return None
+
+    @staticmethod
+    async def _receive(proto: Any, cap: int, length: int) -> bytes:
+        if length >= 0:
+            # hyper stops at Content-Length, already checked against the cap
+            return bytes(await proto())
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in proto:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > cap:
+                break
+        return b"".join(chunks)[:cap + 1]
 
     def _call(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], Any]:
         """Run the WSGI app: (status, headers, bytes) or, for a lazy body, an iterator over its
@@ -204,7 +218,9 @@ class RsgiBridge:
         try:
             result = self.app(environ, started)
             if isinstance(result, list):
-                return started.status, started.headers, b"".join(result)
+                # one chunk, as every OCSP answer: no copy
+                one = result[0] if len(result) == 1 else None
+                return started.status, started.headers, one if one.__class__ is bytes else b"".join(result)
             chunks = iter(result)
             first = next(chunks, b"")
         except Exception:  # the edge: a plain 500, never a dropped connection
