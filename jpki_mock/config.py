@@ -58,7 +58,8 @@ class OcspConfig:
     access_control: bool = False
     #: worker processes for ``jpki-mock ocsp serve``.
     workers: int = 2
-    #: Python threads per worker of ``jpki-mock ocsp serve`` (granian's blocking threads); 0 =
+    #: Python threads per worker of ``jpki-mock ocsp serve`` (jpki_mock.rsgi's app threads; with 1
+    #: the app runs on the worker's event loop); 0 =
     #: automatic, see :attr:`serve_threads`.  Granian's own default for WSGI is backlog / workers
     #: / 2 (512 here): so many threads contending for one GIL cost a cached answer far more CPU.
     threads: int = 0

@@ -93,12 +93,16 @@ class RsgiBridge:
     """An RSGI application (granian ``Interfaces.RSGI``) running a WSGI ``app``.
 
     ``limits(path)`` gives the body limits of a request path (the combined server's OCSP and
-    admin paths differ); ``threads`` is how many WSGI calls may run at once (1: on the loop)."""
+    admin paths differ); ``threads`` is how many WSGI calls may run at once (1: on the loop);
+    with more, ``inline(path)`` still runs the paths it names on the loop: handing a request to
+    a pool thread and back costs more CPU than a cached OCSP answer itself (docs/ocsp.md)."""
 
-    def __init__(self, app: WSGIApp, limits: Callable[[str], BodyLimits], threads: int = 1):
+    def __init__(self, app: WSGIApp, limits: Callable[[str], BodyLimits], threads: int = 1,
+                 inline: Callable[[str], bool] | None = None):
         self.app = app
         self.limits = limits
         self.threads = threads
+        self.inline = inline
         self.pool: ThreadPoolExecutor | None = None
         #: self.base with the server's name and port, per listening address (one, in practice)
         self._bases: dict[str, dict[str, Any]] = {}
@@ -150,7 +154,7 @@ class RsgiBridge:
                     environ["wsgi.input"] = io.BytesIO(body)
                     # cut at the cap: the app sees more than it allows and refuses it
                     close = len(body) > limits.max_bytes
-        if self.pool is None:
+        if self.pool is None or (self.inline is not None and self.inline(environ["PATH_INFO"])):
             status, headers, out = self._call(environ)
         else:
             assert self.loop is not None
@@ -189,10 +193,13 @@ class RsgiBridge:
 
     async def _read(self, proto: Any, limits: BodyLimits, length: int) -> bytes | None:
         """The body, at most one octet past the cap; None when it missed its deadline."""
-        # wait_for runs the read as an asyncio task of its own, which its timeout can cancel
-        # whatever runs this coroutine (granian's Rust task implementation delivers no
-        # cancellation to the request's own task, so asyncio.timeout() here would never fire).
         try:
+            if asyncio.current_task() is not None:
+                async with asyncio.timeout(limits.timeout):
+                    return await self._receive(proto, limits.max_bytes, length)
+            # Granian's Rust task implementation runs requests outside asyncio's tasks, and
+            # delivers no cancellation to them: wait_for reads in a task of its own, which its
+            # timeout can cancel (at the price of that task).
             return await asyncio.wait_for(self._receive(proto, limits.max_bytes, length), limits.timeout)
         except TimeoutError:
             return None

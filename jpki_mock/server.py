@@ -40,13 +40,27 @@ def combined_threads(config: Config) -> int:
     return config.ocsp.threads or 8
 
 
+def combined_inline(config: Config) -> Callable[[str], bool] | None:
+    """The combined server's paths that run on the event loop, not on its pool: /ocsp, when the
+    responder would run one thread (``ocsp.serve_threads``: every answer is CPU work in the
+    process, so a thread hand-off only adds cost); with the database check, nothing (the
+    threads overlap the database waits)."""
+    if config.ocsp.serve_threads != 1:
+        return None
+    return _under_ocsp
+
+
+def _under_ocsp(path: str) -> bool:
+    return path == OCSP_PREFIX or path.startswith(OCSP_PREFIX + "/")
+
+
 def combined_limits(config: Config) -> Callable[[str], BodyLimits]:
     """Body limits by path: the responder's for /ocsp, the admin API's for everything else."""
     ocsp = BodyLimits(config.ocsp.max_request_bytes, config.ocsp.body_timeout_ms / 1000)
     admin = BodyLimits(config.max_body_bytes, config.body_timeout_ms / 1000)
 
     def limits(path: str) -> BodyLimits:
-        return ocsp if path == OCSP_PREFIX or path.startswith(OCSP_PREFIX + "/") else admin
+        return ocsp if _under_ocsp(path) else admin
 
     return limits
 
@@ -61,7 +75,7 @@ def app_factory() -> RsgiBridge:
     """Entry point for the combined server's granian workers (``--factory``)."""
     config = load_config()
     app: PrefixDispatcher = create_app(Runtime.open(config))
-    return RsgiBridge(app, combined_limits(config), combined_threads(config))
+    return RsgiBridge(app, combined_limits(config), combined_threads(config), combined_inline(config))
 
 
 def ocsp_app_factory() -> RsgiBridge:
@@ -79,16 +93,12 @@ def ocsp_app_factory() -> RsgiBridge:
 
 
 def _rsgi_options() -> dict[str, Any]:
-    """Granian options of both launchers.  Granian's Rust task implementation (Python < 3.12
-    only) schedules each request's coroutine for a few microseconds less CPU than asyncio's
-    tasks, a fifth of what the RSGI interface costs over WSGI on a cached answer (docs/ocsp.md,
-    "Slow clients"); jpki_mock.rsgi does not rely on cancelling the request's task."""
-    from granian.constants import Interfaces, TaskImpl
+    """Granian options of both launchers: the RSGI interface (jpki_mock.rsgi), asyncio's tasks
+    (granian's Rust task implementation is experimental there, and measured no cheaper here on
+    a busy machine: docs/ocsp.md, "Slow clients")."""
+    from granian.constants import Interfaces
 
-    options: dict[str, Any] = {"interface": Interfaces.RSGI, "factory": True, "log_access": False, "backlog": 2048}
-    if sys.version_info < (3, 12):
-        options["task_impl"] = TaskImpl.rust
-    return options
+    return {"interface": Interfaces.RSGI, "factory": True, "log_access": False, "backlog": 2048}
 
 
 def print_urls(config: Config, rt: Runtime, out: IO[str] = sys.stdout) -> None:

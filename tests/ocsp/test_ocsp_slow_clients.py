@@ -73,10 +73,7 @@ class Slow(threading.Thread):
                 if not more:
                     break
                 self.reply += more
-            try:
-                self.closed_by_server = sock.recv(1) == b""
-            except OSError:
-                self.closed_by_server = True
+            self.closed_by_server = _closed(sock)
         except OSError:
             pass  # closed under it: the test has failed already and is cleaning up
         finally:
@@ -95,6 +92,17 @@ class Slow(threading.Thread):
         lines = head.decode("latin-1").split("\r\n")
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
         return int(lines[0].split()[1]), headers, body
+
+
+def _closed(sock: socket.socket) -> bool:
+    """Whether the server has closed the connection (within 3 s of its answer)."""
+    sock.settimeout(3)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False  # still open
+    except OSError:
+        return True  # reset
 
 
 def _lookups(port: int, prefix: str, item, n: int) -> list[float]:
@@ -184,4 +192,57 @@ def test_slow_bodies_do_not_starve_lookups(tmp_path, server, threads, prefix):
     finally:
         for client in slow:
             client.sock.close()
+        srv.stop()
+
+
+def _exchange(port: int, raw: bytes, wait: float = 10.0) -> tuple[int, dict[str, str], bytes, bool]:
+    """Send ``raw`` on a new connection; the answer (status, headers, body) and whether the
+    server then closed the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        sock.sendall(raw)
+        reader = Slow.__new__(Slow)
+        reader.reply = b""
+        while not reader._complete():
+            more = sock.recv(65536)
+            if not more:
+                break
+            reader.reply += more
+        return (*reader.response(), _closed(sock))
+
+
+def test_stalled_oversized_and_chunked_bodies(tmp_path):
+    """A body that never comes is a 408 after the deadline; one announced over the cap a 413
+    without waiting for it; a chunked body (no Content-Length) under the cap is answered."""
+    srv = start_responder(tmp_path, {"JPKI_MOCK_OCSP_BODY_TIMEOUT_MS": "1000"}, workers=1)
+    try:
+        rt = Runtime.open(load_config({}, data_dir=tmp_path, key_passphrase=PASSPHRASE))
+        try:
+            item = issue(rt, "auth")[0]
+        finally:
+            rt.close()
+        der = request_der(item)
+        head = "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/ocsp-request\r\n"
+
+        started = time.monotonic()
+        status, headers, body, closed = _exchange(srv.port, f"{head}Content-Length: {len(der)}\r\n\r\n".encode())
+        assert status == 408 and closed and headers["connection"].lower() == "close"
+        assert 0.9 < time.monotonic() - started < 5
+        assert a_ocsp.OCSPResponse.load(body)["response_status"].native == "malformed_request"
+
+        started = time.monotonic()
+        status, headers, body, closed = _exchange(srv.port, f"{head}Content-Length: 70000\r\n\r\n".encode())
+        assert status == 413 and closed and time.monotonic() - started < 0.9
+        assert a_ocsp.OCSPResponse.load(body)["response_status"].native == "malformed_request"
+
+        chunked = f"{head}Transfer-Encoding: chunked\r\n\r\n{len(der):x}\r\n".encode() + der + b"\r\n0\r\n\r\n"
+        status, headers, body, closed = _exchange(srv.port, chunked)
+        assert status == 200 and not closed
+        answer = ocsp.load_der_ocsp_response(body)
+        assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD and answer.serial_number == item.serial
+
+        over = f"{head}Transfer-Encoding: chunked\r\n\r\n".encode() + b"".join(
+            b"8000\r\n" + b"\x00" * 0x8000 + b"\r\n" for _ in range(3)) + b"0\r\n\r\n"
+        status, headers, body, closed = _exchange(srv.port, over)
+        assert status == 413 and closed
+    finally:
         srv.stop()
