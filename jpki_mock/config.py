@@ -38,6 +38,9 @@ class OcspConfig:
     max_certids: int = 100
     #: largest POST body accepted, in bytes.
     max_request_bytes: int = 65536
+    #: a POST body must arrive whole within this many milliseconds of its headers, or the answer
+    #: is malformedRequest with HTTP 408 (an OCSP request is a few hundred octets: one packet).
+    body_timeout_ms: int = 2000
     #: sign with a delegated responder certificate per CA generation, or with the CA key.
     signing: Literal["delegated", "ca"] = "delegated"
     #: thisUpdate is backdated by this many seconds (pyhanko tolerates 1 s of skew, the JDK 15 min).
@@ -55,7 +58,8 @@ class OcspConfig:
     access_control: bool = False
     #: worker processes for ``jpki-mock ocsp serve``.
     workers: int = 2
-    #: Python threads per worker of ``jpki-mock ocsp serve`` (granian's blocking threads); 0 =
+    #: Python threads per worker of ``jpki-mock ocsp serve`` (jpki_mock.rsgi's app threads; with 1
+    #: the app runs on the worker's event loop); 0 =
     #: automatic, see :attr:`serve_threads`.  Granian's own default for WSGI is backlog / workers
     #: / 2 (512 here): so many threads contending for one GIL cost a cached answer far more CPU.
     threads: int = 0
@@ -137,8 +141,22 @@ class Config:
     shared: bool = False
     #: largest JSON body accepted by the admin API, in bytes.
     max_body_bytes: int = 1_048_576
+    #: an admin API body must arrive whole within this many milliseconds of its headers, or the
+    #: answer is HTTP 408 (``ocsp.body_timeout_ms`` for /ocsp).
+    body_timeout_ms: int = 10_000
+    #: how the servers read request bodies (docs/ocsp.md, "Slow clients"): ``on`` reads each
+    #: body on granian's event loop with the deadlines above (RSGI), so slow or stalled clients
+    #: hold no thread, at about 1.5x the server CPU per cached answer; ``off`` hands bodies to
+    #: the app thread (WSGI: fastest, but a client dribbling a body holds that thread);
+    #: ``auto``: ``on`` for a ``shared`` server, ``off`` for a private one.
+    slow_client_guard: Literal["auto", "on", "off"] = "auto"
     ocsp: OcspConfig = field(default_factory=OcspConfig)
     crl: CrlConfig = field(default_factory=CrlConfig)
+
+    @property
+    def guards_slow_clients(self) -> bool:
+        """Whether the servers read bodies with deadlines (``slow_client_guard``)."""
+        return self.slow_client_guard == "on" or (self.slow_client_guard == "auto" and self.shared)
 
     @property
     def db_url(self) -> str:
@@ -159,7 +177,7 @@ class Config:
 _POSITIVE = {
     "port", "workers", "max_body_bytes", "max_certids", "max_request_bytes", "validity_seconds",
     "refresh_seconds", "responder_cert_days", "live_sign_concurrency", "period_seconds",
-    "delta_period_seconds", "stats_flush_seconds",
+    "delta_period_seconds", "stats_flush_seconds", "body_timeout_ms",
 }
 _NON_NEGATIVE = {
     "threads", "live_sign_wait_ms", "backdate_seconds", "responder_renew_days", "grace_seconds", "archive_keep",

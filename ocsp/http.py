@@ -38,6 +38,7 @@ from jpki_mock.ocsp import response, stats
 from jpki_mock.ocsp.answer import CONTENT_TYPE, Answer, Context, Overloaded, Unauthorized, error_answer
 from jpki_mock.ocsp.request import MalformedRequest, decode_get_path, known_shape, parse_request
 from jpki_mock.ocsp.source import build_source
+from jpki_mock.rsgi import BodyTimeout
 from jpki_mock.vocab import KINDS
 
 log = logging.getLogger("jpki_mock.ocsp")
@@ -250,7 +251,14 @@ class OcspApp:
             return self._send(start_response, error_answer(response.MALFORMED_REQUEST, http="413 Content Too Large"),
                               environ)
         stream = environ["wsgi.input"]
-        body = stream.read(length) if length >= 0 else stream.read(cap + 1)
+        try:
+            body = stream.read(length) if length >= 0 else stream.read(cap + 1)
+        except BodyTimeout:
+            # The server reads bodies with a deadline (jpki_mock.rsgi): 408, RFC 9110 section
+            # 15.5.9, tells the client to send the request again, whole; RFC 6960 section 2.3 has
+            # no status closer than malformedRequest (tryLater would blame the responder).
+            return self._send(start_response, error_answer(response.MALFORMED_REQUEST, http="408 Request Timeout"),
+                              environ)
         if len(body) > cap:
             return self._send(start_response, error_answer(response.MALFORMED_REQUEST, http="413 Content Too Large"),
                               environ)

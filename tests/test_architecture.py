@@ -39,6 +39,7 @@ JPKI_MOCK_MODULES: dict[str, str] = {
     "names": "kernel",
     "municipalities": "kernel",
     "private": "kernel",
+    "rsgi": "kernel",
     "runtime": "root",
     "app": "root",
     "server": "root",
