@@ -239,7 +239,7 @@ def create_token() -> tuple[Response, int]:
 @bp.delete("/tokens/<label>")
 def revoke_tokens(label: str) -> Response:
     """Revoke every live token labelled ``label``: refused from the next request on, in every process."""
-    args_dict()
+    body(())
     return jsonify({"label": label, "revoked": runtime().registry.revoke_token(label)})
 
 

@@ -58,6 +58,7 @@ class World:
         self.ok("post", f"/holders/{self.card_holder}/card", json={"auth_pin": "1234", "sign_password": "ABC123"})
         self.ok("post", "/relying-parties", json={"name": "clinic", "kinds": "both"})
         self.ok("post", "/crl/publish", json={"ca": "sign-g1", "partition": "full"})
+        self.ok("post", "/tokens", json={"label": "spare"})  # one the fuzz may revoke, not its own
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
         kw.setdefault("headers", self.auth)
@@ -87,7 +88,7 @@ class World:
             return str(self.card_holder if "/card" in rule else self.holder)
         if name == "kind":
             return "auth" if "/card/" in rule else "sign"
-        return {"generation": "1", "issuer": "sign", "serial": str(self.serial),
+        return {"generation": "1", "issuer": "sign", "serial": str(self.serial), "label": "spare",
                 "name": "full" if "/crl/" in rule else "clinic"}[name]
 
 
