@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from jpki_mock.errors import Forbidden, Overloaded
-
 from jpki_mock.ocsp import response
 from jpki_mock.ocsp.request import MalformedRequest, OcspRequest
 
@@ -41,7 +40,7 @@ class Answer:
     """A response to send: bytes, HTTP status, the cacheable entry (an ocsp.presigned.Entry,
     for the caching headers) and what to count as (kind, status) labels."""
 
-    __slots__ = ("der", "http", "entry", "labels")
+    __slots__ = ("der", "entry", "http", "labels")
 
     def __init__(self, der_bytes: bytes, http: str = "200 OK", entry: Any = None,
                  labels: list[tuple[str, str]] | None = None):
@@ -84,5 +83,15 @@ def error_answer(status: int, kind: str = "-", http: str | None = None) -> Answe
     return Answer(ERROR_BODIES[status], http or HTTP_FOR_STATUS[status], None, [(kind, LABEL_FOR_STATUS[status])])
 
 
-__all__ = ["Answer", "CONTENT_TYPE", "Context", "MalformedRequest", "Overloaded", "Source", "Unauthorized",
-           "error_answer", "HTTP_FOR_STATUS", "LABEL_FOR_STATUS"]
+__all__ = [
+    "CONTENT_TYPE",
+    "HTTP_FOR_STATUS",
+    "LABEL_FOR_STATUS",
+    "Answer",
+    "Context",
+    "MalformedRequest",
+    "Overloaded",
+    "Source",
+    "Unauthorized",
+    "error_answer",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from jpki_mock.commands import JpkiGroup, echo_json, pass_ctx
+from jpki_mock.commands import Ctx, JpkiGroup, echo_json, pass_ctx
 from jpki_mock.ocsp import stats
 from jpki_mock.ocsp.admin import parse_day
 
@@ -20,7 +20,7 @@ def ocsp() -> None:
 @click.option("--until", default=None, help="Last JST day (YYYY-MM-DD).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full JSON summary.")
 @pass_ctx
-def stats_cmd(c, since: str | None, until: str | None, as_json: bool) -> None:
+def stats_cmd(c: Ctx, since: str | None, until: str | None, as_json: bool) -> None:
     """OCSP lookups counted by day, certificate kind, status and relying party."""
     rt = c.ready()
     data = stats.summary(rt.store, parse_day(since, "--since"), parse_day(until, "--until"))

@@ -22,7 +22,6 @@ import threading
 
 from jpki_mock.ca.status import HASH_ALGORITHMS, Issuer, StatusReader
 from jpki_mock.config import OcspConfig
-
 from jpki_mock.ocsp.answer import Answer, Context, Source, Unauthorized
 from jpki_mock.ocsp.request import CertID, MalformedRequest, OcspRequest
 
@@ -35,13 +34,13 @@ class Issuers:
         self._lock = threading.Lock()
         #: (algorithm, issuerNameHash, issuerKeyHash) -> Issuer; replaced whole on reload, so a
         #: reader holding the previous dict sees a consistent one
-        self.by_key: dict[tuple[str, bytes, bytes], Issuer] = {}
+        self.by_key: dict[tuple[str | None, bytes, bytes], Issuer] = {}
         self.latest = 0
         self.load()
 
     def load(self) -> None:
         latest = self.status.latest_generation()
-        index = {}
+        index: dict[tuple[str | None, bytes, bytes], Issuer] = {}
         for issuer in self.status.issuers():
             for alg in HASH_ALGORITHMS:
                 index[(alg, issuer.name_hash[alg], issuer.key_hash[alg])] = issuer

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from time import time as _time
 from typing import Any
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from jpki_mock import travel as timetravel
-from jpki_mock.access import AccessControl
+from jpki_mock.access import AccessControl, Party
 from jpki_mock.ca.signer import Keyring
 from jpki_mock.ca.status import StatusReader
 from jpki_mock.clock import Clock, SystemClock
@@ -40,6 +41,7 @@ from jpki_mock.ocsp.request import MalformedRequest, decode_get_path, known_shap
 from jpki_mock.ocsp.source import build_source
 from jpki_mock.rsgi import BodyTimeout
 from jpki_mock.vocab import KINDS
+from jpki_mock.web import etag_matches
 
 log = logging.getLogger("jpki_mock.ocsp")
 
@@ -53,17 +55,6 @@ PROBES = frozenset(("/healthz", "/readyz"))
 BANNER = b"jpki-mock OCSP responder: POST application/ocsp-request or GET /<base64 request>\n"
 
 
-def _etag_matches(header: str, etag: str) -> bool:
-    """If-None-Match (RFC 9110 section 13.1.2): a list of tags, weak comparison, or ``*``."""
-    if header == etag:
-        return True
-    for tag in header.split(","):
-        tag = tag.strip()
-        if tag == "*" or tag.removeprefix("W/") == etag:
-            return True
-    return False
-
-
 class Pass:
     """What the hot path knows of a credential (the raw header value), until ``until`` and
     while the access sequence is still ``seq`` (a relying party removed in any process moves
@@ -71,7 +62,8 @@ class Pass:
 
     __slots__ = ("kinds", "name", "party", "seq", "tally", "until")
 
-    def __init__(self, until: float, seq: int, kinds: frozenset, name: str, party, tally: list[int]):
+    def __init__(self, until: float, seq: int, kinds: frozenset[str], name: str, party: Party | None,
+                 tally: list[int]):
         self.until = until
         self.seq = seq
         #: the certificate kinds it may query
@@ -103,8 +95,8 @@ class OcspApp:
         self.access = AccessControl(store, changes=changes) if changes is not None else None
         #: item 0: the access sequence (jpki_mock.epoch); a credential's Pass holds while it stays
         self._changes: Sequence[int] = changes if changes is not None else (0,)
-        #: raw credential header -> Pass
-        self._parties: dict[str, Pass] = {}
+        #: raw credential header -> Pass (the hot path looks up None, no header, too: never stored)
+        self._parties: dict[str | None, Pass] = {}
         self.time_travel = config.time_travel
         self.wsgi = self._hot_path()
 
@@ -114,7 +106,7 @@ class OcspApp:
         clock = self.clock
         return _time() if clock.__class__ is SystemClock else clock.now().timestamp()
 
-    def _party(self, environ, now: float):
+    def _party(self, environ: WSGIEnvironment, now: float) -> Party | None:
         """The relying party presenting a credential (jpki_mock.access), remembered per process
         by the raw header value so that the hot path, and the next live-signed request, find it
         with one dict lookup."""
@@ -124,25 +116,28 @@ class OcspApp:
         seq = self._changes[0]  # before the lookup: a removal after it moves it past
         if hit is not None and hit.until > now and hit.seq == seq:
             return hit.party
-        party = self.access.from_environ(environ)
+        access = self.access
+        if access is None:  # callers ask only with access control on
+            return None
+        party = access.from_environ(environ)
         # The hot path keys by the first header present; that is the credential unless a
         # non-Bearer Authorization header sits next to X-JPKI-Relying-Party.
         if raw and (not auth or auth[:7].lower() == "bearer "):
             if len(self._parties) >= 10_000:
                 self._parties.clear()
-            kinds = frozenset() if party is None else frozenset(k for k in KINDS if party.may_query(k))
+            kinds: frozenset[str] = frozenset() if party is None else frozenset(k for k in KINDS if party.may_query(k))
             name = party.name if party is not None else "-"
             counters = self.counters
             counters.roll(now)
             # Valid until the day ends at the latest: the tally counts that day's answers.
-            self._parties[raw] = Pass(min(now + self.access.ttl, counters.day_end), seq, kinds, name, party,
+            self._parties[raw] = Pass(min(now + access.ttl, counters.day_end), seq, kinds, name, party,
                                       counters.tally(name))
         return party
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self.wsgi(environ, start_response)
 
-    def _hot_path(self):
+    def _hot_path(self) -> WSGIApplication:
         """The WSGI function itself, a closure: its names are cell reads instead of attribute
         chains, which matters when the whole answer costs a few microseconds.  (``hit`` is the
         pre-signed requests' dict lookup: that dict is only ever cleared in place, never
@@ -163,7 +158,7 @@ class OcspApp:
         # with "ignore" the nonce is dropped and the request is answered from the cache.
         live_nonced = self.cfg.nonce_policy != "ignore"
 
-        def ocsp_app(environ, start_response):
+        def ocsp_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
             try:
                 method = environ["REQUEST_METHOD"]
                 if method == "GET":
@@ -175,11 +170,14 @@ class OcspApp:
                 elif method == "POST":
                     key = body_of(environ, start_response)
                     if key.__class__ is not bytes:
-                        return key  # an error answer was sent
+                        # not bytes: an error answer was sent (mypy narrows this test, cheaper than
+                        # isinstance, only to bytes)
+                        return key  # type: ignore[return-value]
                     r.check()
                 else:
                     start_response("405 Method Not Allowed", [*PLAIN, ("Allow", "GET, POST")])
-                    return [f"{method} is not allowed: send an OCSP request by GET or POST (RFC 6960 appendix A)\n".encode()]
+                    return [f"{method} is not allowed: send an OCSP request by GET or POST (RFC 6960 appendix A)\n"
+                            .encode()]
                 # ---- hot path: a pre-signed answer for exactly these request bytes, or a nonced
                 # request shaped like one answered before, signed in a few steps -----------------
                 entry = hit(key)
@@ -206,11 +204,12 @@ class OcspApp:
                                 return respond(environ, start_response, key, method == "GET")
                             tally[entry.slot] += 1
                         else:
+                            assert shape is not None  # no entry: the branch was taken for the shape
                             try:
                                 signed = nonced(shape, key, kinds, now)
                             except Overloaded:
                                 return send(start_response, error_answer(response.TRY_LATER), environ,
-                                            known.name if access else "-")
+                                            known.name if access and known is not None else "-")
                             if signed is None:
                                 return respond(environ, start_response, key, False)
                             der, slot = signed
@@ -222,7 +221,7 @@ class OcspApp:
                             return [entry.der]
                         headers = entry.header_list
                         inm = environ.get("HTTP_IF_NONE_MATCH")
-                        if inm is not None and _etag_matches(inm, entry.etag):
+                        if inm is not None and etag_matches(inm, entry.etag):
                             start_response("304 Not Modified", headers[2:])
                             return [b""]
                         start_response("200 OK", headers)
@@ -232,16 +231,18 @@ class OcspApp:
             except Exception as exc:  # the edge: tryLater or internalError, never a bare 500 page
                 return failed(environ, start_response, exc)
 
+        # the responder behind the closure, for callers holding only the WSGI function (a
+        # deliberate function attribute: WSGIApplication declares none)
         ocsp_app.ocsp = self  # type: ignore[attr-defined]
         return ocsp_app
 
     # ------------------------------------------------------------------ the rest
-    def _body(self, environ, start_response):
+    def _body(self, environ: WSGIEnvironment, start_response: StartResponse) -> bytes | list[bytes]:
         """The POST body, or (after sending it) an error answer for a wrong type or size."""
         ctype = environ.get("CONTENT_TYPE", "")
         if ctype != OCSP_REQUEST and ctype.partition(";")[0].strip().lower() != OCSP_REQUEST:
-            return self._send(start_response, error_answer(response.MALFORMED_REQUEST, http="415 Unsupported Media Type"),
-                              environ)
+            return self._send(start_response,
+                              error_answer(response.MALFORMED_REQUEST, http="415 Unsupported Media Type"), environ)
         cap = self.cfg.max_request_bytes
         try:
             length = int(environ.get("CONTENT_LENGTH") or -1)
@@ -264,7 +265,8 @@ class OcspApp:
                               environ)
         return bytes(body)
 
-    def _respond(self, environ, start_response, key, get: bool):
+    def _respond(self, environ: WSGIEnvironment, start_response: StartResponse, key: str | bytes,
+                 get: bool) -> list[bytes]:
         """Everything that is not a pre-signed hit: special paths, decoding, access, live signing."""
         if get:
             if key in ("", "/"):
@@ -278,7 +280,7 @@ class OcspApp:
         now = self._now()
         party = self._party(environ, now) if self.access is not None else None
         try:
-            req = parse_request(decode_get_path(key) if get else key, self.cfg.max_certids)
+            req = parse_request(decode_get_path(key) if isinstance(key, str) else key, self.cfg.max_certids)
             # The edge reads the time-travel pin once; the sources get it in the context.
             pinned = self.time_travel and _pinned() is not None
             answer = self.chain.source.answer(req, Context(now, party, None if pinned else key, pinned))
@@ -337,7 +339,7 @@ class OcspApp:
         if answer.entry is not None:
             headers = answer.entry.headers(int(now))
             inm = environ.get("HTTP_IF_NONE_MATCH")
-            if inm is not None and _etag_matches(inm, answer.entry.etag):
+            if inm is not None and etag_matches(inm, answer.entry.etag):
                 start_response("304 Not Modified", headers[2:])
                 return [b""]
         else:
@@ -349,7 +351,7 @@ class OcspApp:
 
 
 def make_app(config: Config, clock: Clock, store: Store, status: StatusReader, keyring: Keyring,
-             epoch: RevocationEpoch):
+             epoch: RevocationEpoch) -> WSGIApplication:
     """The plug-in factory (mounted by :mod:`jpki_mock.app`, served by :mod:`jpki_mock.server`):
     one responder per worker process, from the parts it reads (configuration, clock, store,
     certificate status, responder signers, revocation epoch).  With ``time_travel = true`` it

@@ -22,19 +22,18 @@ from __future__ import annotations
 import queue
 from datetime import datetime, timedelta
 
+from jpki_mock.ca.signer import Keyring, ResponderSigner
+from jpki_mock.ca.status import HOLD, CertStatus, Issuer
 from jpki_mock.clock import UTC
 from jpki_mock.config import OcspConfig
 from jpki_mock.der import generalized_time, seq
 from jpki_mock.errors import Overloaded
-from jpki_mock.vocab import CertState
-from jpki_mock.ca.signer import Keyring
-from jpki_mock.ca.status import HOLD, CertStatus, Issuer
-
 from jpki_mock.ocsp import response, stats
 from jpki_mock.ocsp.answer import Answer, Context
 from jpki_mock.ocsp.filter import Issuers
 from jpki_mock.ocsp.presigned import Entry, Presigned, cacheable
 from jpki_mock.ocsp.request import OcspRequest, Shape
+from jpki_mock.vocab import CertState
 
 #: counter labels (ocsp.stats.STATUSES) as plain strings: compared and hashed per answer
 GOOD, REVOKED = CertState.GOOD.value, CertState.REVOKED.value
@@ -48,9 +47,10 @@ class LiveFrame:
     SingleResponses (statuses are read per request, never kept here), its extensions and the
     signature."""
 
-    __slots__ = ("at", "signer", "head", "this_update", "next_update", "backdated")
+    __slots__ = ("at", "backdated", "head", "next_update", "signer", "this_update")
 
-    def __init__(self, at: float, signer, head: bytes, this_update: bytes, next_update: bytes, backdated: float):
+    def __init__(self, at: float, signer: ResponderSigner, head: bytes, this_update: bytes, next_update: bytes,
+                 backdated: float):
         #: the request time (POSIX) the frame was built at; it serves the rest of that second
         self.at = at
         self.signer = signer
@@ -70,7 +70,7 @@ class SigningSlots:
     timeout is one C call that releases the GIL while it waits."""
 
     def __init__(self, n: int):
-        self._tokens: queue.SimpleQueue = queue.SimpleQueue()
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
         for _ in range(n):
             self._tokens.put(None)
 
@@ -115,12 +115,13 @@ class LiveSigner:
             return response.revoked(st.revoked_at, st.reason), REVOKED
         return response.GOOD, GOOD
 
-    def _sign(self, signer, head: bytes, extensions: bytes) -> bytes:
+    def _sign(self, signer: ResponderSigner, head: bytes, extensions: bytes) -> bytes:
         """One signature, within the live-signing bound (``tryLater`` past the wait)."""
         if not self._signing.acquire(timeout=self._sign_wait):
             cfg = self.cfg
-            raise Overloaded(f"all {cfg.live_sign_concurrency} live-signing slots stayed busy for {cfg.live_sign_wait_ms} ms",
-                             field="ocsp.live_sign_concurrency")
+            raise Overloaded(
+                f"all {cfg.live_sign_concurrency} live-signing slots stayed busy for {cfg.live_sign_wait_ms} ms",
+                field="ocsp.live_sign_concurrency")
         try:
             return response.sign_response(signer, head, extensions)
         finally:
@@ -152,7 +153,7 @@ class LiveSigner:
                 return generalized_time(datetime.fromtimestamp(when, UTC)), when
         return frame.this_update, frame.backdated
 
-    def nonced(self, shape: Shape, data: bytes, kinds: frozenset | None, now: float) -> tuple[bytes, int] | None:
+    def nonced(self, shape: Shape, data: bytes, kinds: frozenset[str] | None, now: float) -> tuple[bytes, int] | None:
         """(answer, its ocsp.stats.SLOTS index) for a nonced request ``data`` about one issued
         certificate, in the shape of one parsed before (:func:`ocsp.request.known_shape`): the
         bytes the chain would sign, in a handful of steps instead of its general ones.

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.utils import formatdate
 
 from jpki_mock.ca.status import CertStatus, Issuer, StatusReader
-
 from jpki_mock.ocsp import stats
 from jpki_mock.ocsp.answer import CONTENT_TYPE, Answer, Context, Source
 from jpki_mock.ocsp.request import CertID, OcspRequest
@@ -41,8 +40,21 @@ SYNC_BATCH = 100_000
 class Entry:
     """One pre-signed response and what the HTTP layer needs to serve it."""
 
-    __slots__ = ("der", "etag", "last_modified", "expires", "next_update", "refresh_at", "kind", "status", "slot",
-                 "keys", "post_headers", "header_list", "hot_until")
+    __slots__ = (
+        "der",
+        "etag",
+        "expires",
+        "header_list",
+        "hot_until",
+        "keys",
+        "kind",
+        "last_modified",
+        "next_update",
+        "post_headers",
+        "refresh_at",
+        "slot",
+        "status",
+    )
 
     def __init__(self, der_bytes: bytes, this_update: float, next_update: float, refresh_at: float, kind: str,
                  status: str):
@@ -57,7 +69,7 @@ class Entry:
         #: where the hot path counts it (ocsp.stats.SLOTS)
         self.slot = stats.SLOTS[(kind, status)]
         #: the raw requests linked to it in Presigned.by_request
-        self.keys: list = []
+        self.keys: list[object] = []
         #: a POST gets no caching headers (RFC 5019 section 6.2 is about GET)
         self.post_headers = [CONTENT_TYPE, ("Content-Length", str(len(der_bytes)))]
         #: the GET headers of the second :meth:`renew` last built them for, valid until ``hot_until``
@@ -123,7 +135,7 @@ class Presigned:
         #: most status changes one :meth:`sync` reads; past that it drops every cache instead
         self.sync_batch = sync_batch
         #: called with no argument whenever everything is dropped (the live signer's frames)
-        self.on_clear: list = []
+        self.on_clear: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ invalidation
     def check(self) -> None:
@@ -280,5 +292,13 @@ class PresignedSource:
         return answer
 
 
-__all__ = ["Entry", "Presigned", "PresignedSource", "cacheable", "MAX_ENTRIES", "MAX_REQUEST_KEYS",
-           "MAX_KEYS_PER_ENTRY", "SYNC_BATCH"]
+__all__ = [
+    "MAX_ENTRIES",
+    "MAX_KEYS_PER_ENTRY",
+    "MAX_REQUEST_KEYS",
+    "SYNC_BATCH",
+    "Entry",
+    "Presigned",
+    "PresignedSource",
+    "cacheable",
+]

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
-from jpki_mock.errors import MalformedData
-
 from jpki_mock import der
 from jpki_mock.der import OCTET_STRING, SEQUENCE, DerError
+from jpki_mock.errors import MalformedData
 
 #: CertID hash algorithms answered (RFC 9919 recommends SHA-256, RFC 5019 used SHA-1).
 HASH_OIDS = {
@@ -32,6 +31,8 @@ ACCEPTABLE_RESPONSES_OID = der.oid("1.3.6.1.5.5.7.48.1.4")[2:]
 BASIC_RESPONSE_OID = der.oid("1.3.6.1.5.5.7.48.1.1")
 #: RFC 9654 section 2.1: a nonce is 1..128 octets; longer MUST be rejected with malformedRequest.
 MAX_NONCE = 128
+#: where a nonce sits: (Extension start, Extension end, nonce start, nonce end)
+NonceSpan = tuple[int, int, int, int]
 
 
 class MalformedRequest(MalformedData):
@@ -100,7 +101,7 @@ def _parse_cert_id(data: bytes, tlv_start: int, start: int, end: int) -> CertID:
     return CertID(bytes(data[tlv_start:end]), algorithm, bytes(name_hash), bytes(key_hash), serial)
 
 
-def _extensions(data: bytes, start: int, end: int) -> tuple[bytes | None, bytes | None, tuple | None]:
+def _extensions(data: bytes, start: int, end: int) -> tuple[bytes | None, bytes | None, NonceSpan | None]:
     """requestExtensions: returns (nonce Extension DER, nonce value, where they are).
 
     "Where" is (Extension start, Extension end, value start, value end) when the nonce is an
@@ -157,7 +158,7 @@ class Shape:
     differs from it only there is made of.  ``data[ext_start:ext_end]`` of such a request is
     its nonce Extension, ``data[nonce_start:nonce_end]`` the nonce."""
 
-    __slots__ = ("suffix", "cert_ids", "ext_start", "ext_end", "nonce_start", "nonce_end")
+    __slots__ = ("cert_ids", "ext_end", "ext_start", "nonce_end", "nonce_start", "suffix")
 
     def __init__(self, suffix: bytes, cert_ids: tuple[CertID, ...], ext_start: int, ext_end: int, nonce_start: int,
                  nonce_end: int):
@@ -179,7 +180,8 @@ _SHAPES: dict[int, list[tuple[int, int, dict[bytes, Shape]]]] = {}
 #: places per size cover every client seen; more than that are parsed in full.
 MAX_SHAPES_PER_SIZE = 4
 MAX_SHAPES = 100_000
-_shape_count = 0
+#: item 0: the shapes remembered since _SHAPES was last cleared
+_shape_count = [0]
 
 
 def known_shape(data: bytes) -> Shape | None:
@@ -208,26 +210,23 @@ def parse_request(data: bytes, max_certids: int = 100) -> OcspRequest:
     return req
 
 
-def _remember_shape(data: bytes, span: tuple[int, int, int, int], cert_ids: tuple[CertID, ...]) -> None:
-    global _shape_count
+def _remember_shape(data: bytes, span: NonceSpan, cert_ids: tuple[CertID, ...]) -> None:
     ext_start, ext_end, ns, ne = span
-    if _shape_count >= MAX_SHAPES:
+    if _shape_count[0] >= MAX_SHAPES:
         _SHAPES.clear()
-        _shape_count = 0
+        _shape_count[0] = 0
     shapes = _SHAPES.setdefault(len(data), [])
-    for s, e, table in shapes:
-        if (s, e) == (ns, ne):
-            break
-    else:
+    table = next((t for s, e, t in shapes if (s, e) == (ns, ne)), None)
+    if table is None:
         if len(shapes) >= MAX_SHAPES_PER_SIZE:
             return
         table = {}
         shapes.append((ns, ne, table))
     table[data[:ns]] = Shape(data[ne:], cert_ids, ext_start, ext_end, ns, ne)
-    _shape_count += 1
+    _shape_count[0] += 1
 
 
-def _parse(data: bytes, max_certids: int) -> tuple[OcspRequest, tuple | None]:
+def _parse(data: bytes, max_certids: int) -> tuple[OcspRequest, NonceSpan | None]:
     """The request, and where its nonce is (see :func:`_extensions`)."""
     end = len(data)
     s, e = der.expect(data, 0, end, SEQUENCE, "OCSPRequest")
@@ -293,5 +292,6 @@ def decode_get_path(path: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise MalformedRequest("the GET path is not a base64-encoded OCSP request", field="path",
-                               allowed="/<base64 or base64url of the DER OCSPRequest> (RFC 6960 appendix A.1)") from None
+        raise MalformedRequest(
+            "the GET path is not a base64-encoded OCSP request", field="path",
+            allowed="/<base64 or base64url of the DER OCSPRequest> (RFC 6960 appendix A.1)") from None

@@ -10,9 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from jpki_mock.ca.signer import ResponderSigner
-
 from jpki_mock import der
+from jpki_mock.ca.signer import ResponderSigner
 from jpki_mock.der import ENUMERATED, OCTET_STRING, seq, tlv
 
 # OCSPResponseStatus (RFC 6960 section 4.2.1); 4 is not used.

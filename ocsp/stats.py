@@ -9,19 +9,21 @@ flushing the reading process's own counts.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import threading
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from jpki_mock.clock import JST
 from jpki_mock.db import Store, outage_reason
+from jpki_mock.ocsp.models import OcspLookup
 from jpki_mock.vocab import KINDS as CERT_KINDS
 from jpki_mock.vocab import CertState
-
-from jpki_mock.ocsp.models import OcspLookup
 
 log = logging.getLogger("jpki_mock.ocsp.stats")
 
@@ -127,29 +129,26 @@ class Counters:
         if self._stop is not None:
             self._stop.set()
             self._stop = None
-        try:
+        # at interpreter exit the store may already be gone
+        with contextlib.suppress(Exception):
             self.flush()
-        except Exception:  # noqa: BLE001 - at interpreter exit the store may already be gone
-            pass
 
 
 def _add_counts(store: Store, deltas: dict[tuple[str, str, str, str], int]) -> None:
-    if store.is_sqlite:
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
     rows = [{"day": date.fromisoformat(d), "kind": k, "status": s, "relying_party": p, "count": n}
             for (d, k, s, p), n in deltas.items()]
-    stmt = insert(OcspLookup).values(rows)
-    stmt = stmt.on_conflict_do_update(
+    # Both dialects spell the upsert alike (INSERT ... ON CONFLICT DO UPDATE), with their own types.
+    stmt: sqlite.Insert | postgresql.Insert = (
+        sqlite.insert(OcspLookup) if store.is_sqlite else postgresql.insert(OcspLookup)).values(rows)
+    upsert = stmt.on_conflict_do_update(
         index_elements=["day", "kind", "status", "relying_party"],
         set_={"count": OcspLookup.count + stmt.excluded.count},
     )
     with store.engine.begin() as conn:
-        conn.execute(stmt)
+        conn.execute(upsert)
 
 
-def rows(store: Store, since: date | None = None, until: date | None = None) -> list[dict]:
+def rows(store: Store, since: date | None = None, until: date | None = None) -> list[dict[str, Any]]:
     query = select(OcspLookup).order_by(OcspLookup.day, OcspLookup.kind, OcspLookup.status, OcspLookup.relying_party)
     if since is not None:
         query = query.where(OcspLookup.day >= since)
@@ -160,7 +159,7 @@ def rows(store: Store, since: date | None = None, until: date | None = None) -> 
                  "count": int(r.count)} for r in s.scalars(query)]
 
 
-def summary(store: Store, since: date | None = None, until: date | None = None) -> dict:
+def summary(store: Store, since: date | None = None, until: date | None = None) -> dict[str, Any]:
     """JSON summary: every row, and totals by kind and status, by day, by relying party."""
     data = rows(store, since, until)
     by_kind: dict[str, dict[str, int]] = {}

@@ -11,11 +11,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ocsp_helpers import PASSPHRASE, T0, issue, ocsp_app  # noqa: E402
+from ocsp_helpers import PASSPHRASE, T0, issue, ocsp_app
 
-from jpki_mock.clock import FixedClock  # noqa: E402
-from jpki_mock.config import load_config  # noqa: E402
-from jpki_mock.runtime import Runtime  # noqa: E402
+from jpki_mock.clock import FixedClock
+from jpki_mock.config import load_config
+from jpki_mock.runtime import Runtime
 
 
 @pytest.fixture(scope="session")

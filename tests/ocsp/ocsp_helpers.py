@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from asn1crypto import algos as a_algos
 from asn1crypto import core as a_core
@@ -18,7 +18,7 @@ from cryptography.x509 import ocsp
 
 #: as in tests/conftest.py (not importable by name from here: every directory has a conftest)
 PASSPHRASE = "test-passphrase"
-T0 = datetime(2026, 11, 26, 3, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 26, 3, 0, 0, tzinfo=UTC)
 HOLDER = {"name": "山田\u3000太郎", "date_of_birth": "319801231", "gender": "1", "address": "東京都千代田区千代田1-1"}
 _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PUBLIC_PEM = _KEY.public_key().public_bytes(serialization.Encoding.PEM,
@@ -132,7 +132,8 @@ def verify(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.Certificat
         eku = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         assert x509.oid.ExtendedKeyUsageOID.OCSP_SIGNING in eku
         signer.extensions.get_extension_for_class(x509.OCSPNoCheck)
-    bits = a_x509.Certificate.load(signer.public_bytes(serialization.Encoding.DER)).public_key["public_key"].contents[1:]
+    spki = a_x509.Certificate.load(signer.public_bytes(serialization.Encoding.DER)).public_key
+    bits = spki["public_key"].contents[1:]
     assert resp.responder_key_hash == hashlib.sha1(bits).digest()
     return signer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.x509 import ocsp
@@ -31,15 +31,18 @@ def test_access_control_answers_only_registered_parties_for_their_kinds(make_app
     sign, auth = items
     for path in (get_path(request_der(sign)), get_path(request_der(auth))):
         assert call(app, "GET", path).ocsp.response_status == S.UNAUTHORIZED  # no credential
-        assert call(app, "GET", path, headers={"Authorization": "Bearer rp_wrong"}).ocsp.response_status == S.UNAUTHORIZED
+        wrong = call(app, "GET", path, headers={"Authorization": "Bearer rp_wrong"})
+        assert wrong.ocsp.response_status == S.UNAUTHORIZED
     _, sign_cred = parties["sign"]
     _, auth_cred = parties["auth"]
     _, both_cred = parties["both"]
     ok = S.SUCCESSFUL
-    assert call(app, "GET", get_path(request_der(sign)), headers={"Authorization": f"Bearer {sign_cred}"}).ocsp.response_status == ok
-    assert call(app, "GET", get_path(request_der(auth)), headers={"Authorization": f"Bearer {sign_cred}"}).ocsp.response_status == S.UNAUTHORIZED
-    assert call(app, "POST", "/", request_der(auth), headers={"X-JPKI-Relying-Party": auth_cred}).ocsp.response_status == ok
-    assert call(app, "POST", "/", request_der(sign), headers={"X-JPKI-Relying-Party": auth_cred}).ocsp.response_status == S.UNAUTHORIZED
+    bearer_sign = {"Authorization": f"Bearer {sign_cred}"}
+    header_auth = {"X-JPKI-Relying-Party": auth_cred}
+    assert call(app, "GET", get_path(request_der(sign)), headers=bearer_sign).ocsp.response_status == ok
+    assert call(app, "GET", get_path(request_der(auth)), headers=bearer_sign).ocsp.response_status == S.UNAUTHORIZED
+    assert call(app, "POST", "/", request_der(auth), headers=header_auth).ocsp.response_status == ok
+    assert call(app, "POST", "/", request_der(sign), headers=header_auth).ocsp.response_status == S.UNAUTHORIZED
     for item in items:  # twice: the second answer comes from the pre-signed cache, still checked
         for _ in range(2):
             resp = call(app, "GET", get_path(request_der(item)), headers={"Authorization": f"Bearer {both_cred}"})
@@ -80,7 +83,7 @@ def test_hot_path_counts_go_to_the_jst_day_they_happen_on(make_app, items, ort, 
     name, cred = parties["both"] if access_control else ("-", None)
     hdr = {"Authorization": f"Bearer {cred}"} if access_control else {}
     path = get_path(request_der(items[0]))
-    before_midnight = datetime(2026, 11, 26, 14, 59, 58, tzinfo=timezone.utc)  # 23:59:58 JST
+    before_midnight = datetime(2026, 11, 26, 14, 59, 58, tzinfo=UTC)  # 23:59:58 JST
     ort.clock.set(before_midnight)
     for _ in range(3):  # the first is signed, the others come from the hot path
         assert call(app, "GET", path, headers=hdr).ocsp.certificate_status == ocsp.OCSPCertStatus.GOOD
@@ -111,7 +114,8 @@ def test_metrics_endpoint_is_prometheus_text(app, items):
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     text = resp.body.decode()
     assert "# TYPE jpki_ocsp_lookups_total counter" in text
-    line = [ln for ln in text.splitlines() if ln.startswith('jpki_ocsp_lookups_total{kind="sign",status="good",relying_party="-"')]
+    prefix = 'jpki_ocsp_lookups_total{kind="sign",status="good",relying_party="-"'
+    line = [ln for ln in text.splitlines() if ln.startswith(prefix)]
     assert line and int(line[0].rsplit(" ", 1)[1]) >= 1
 
 

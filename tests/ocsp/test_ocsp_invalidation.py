@@ -28,7 +28,7 @@ def _hammer(ask, stop: threading.Event, log: list) -> None:
         sent = time.monotonic()
         try:
             status = ask()
-        except Exception as exc:  # noqa: BLE001 - reported by _check, not lost in a thread
+        except Exception as exc:
             status = repr(exc)
         log.append((sent, status))
 
@@ -45,7 +45,7 @@ def _revoke_while_hammering(askers: list, revoke) -> None:
     """One client thread per asker; revoke once every client saw "good"; check the answers."""
     stop = threading.Event()
     logs = [[] for _ in askers]
-    threads = [threading.Thread(target=_hammer, args=(ask, stop, log)) for ask, log in zip(askers, logs)]
+    threads = [threading.Thread(target=_hammer, args=(ask, stop, log)) for ask, log in zip(askers, logs, strict=True)]
     for t in threads:
         t.start()
     try:

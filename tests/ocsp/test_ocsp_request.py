@@ -183,7 +183,7 @@ def test_strict_der(req, mutate, reason):
 
 def test_empty_request_list_is_malformed():
     with pytest.raises(MalformedRequest, match="requestList"):
-        parse_request(bytes.fromhex("3004" "3002" "3000"))
+        parse_request(bytes.fromhex("300430023000"))
 
 
 def test_unknown_critical_extension_is_malformed(items):

@@ -94,7 +94,7 @@ def test_never_issued_serial_revoked_with_extended_revoke(make_app, items):
 
 
 def test_never_issued_answer_is_not_cached_so_a_later_issue_shows_good(app, ort, items):
-    from ocsp_helpers import PUBLIC_PEM, HOLDER
+    from ocsp_helpers import HOLDER, PUBLIC_PEM
 
     from jpki_mock.ca.serials import SERIAL_START, SERIALS
     from jpki_mock.db import next_values
@@ -136,8 +136,9 @@ def test_every_certid_answered_in_order(app, ort, items):
     resp = call(app, "POST", "/", multi_request(ids, nonce=b"n" * 16))
     r = resp.ocsp
     got = [(s.serial_number, s.hash_algorithm.name, s.certificate_status) for s in r.responses]
-    assert got == [(items[0].serial, "sha1", ocsp.OCSPCertStatus.GOOD), (more[0].serial, "sha256", ocsp.OCSPCertStatus.GOOD),
-                   (more[1].serial, "sha384", ocsp.OCSPCertStatus.REVOKED), (424242, "sha512", ocsp.OCSPCertStatus.UNKNOWN)]
+    good, revoked, unknown = ocsp.OCSPCertStatus.GOOD, ocsp.OCSPCertStatus.REVOKED, ocsp.OCSPCertStatus.UNKNOWN
+    assert got == [(items[0].serial, "sha1", good), (more[0].serial, "sha256", good),
+                   (more[1].serial, "sha384", revoked), (424242, "sha512", unknown)]
     # the CertIDs come back byte for byte (asn1crypto reads the same)
     single = resp.asn1["response_bytes"]["response"].parsed["tbs_response_data"]["responses"]
     assert [s["cert_id"].dump() for s in single] == [c.dump() for c in ids]
