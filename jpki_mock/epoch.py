@@ -10,8 +10,8 @@ on a change asks the store what changed (or drops the cache).  Where the number 
 * **One host**: :class:`RevocationEpoch`, a memory-mapped file ``<data_dir>/revocation.epoch``
   (slot 0 the revocation sequence, slot 1 the access sequence).  The writer publishes after its
   commit; a reader reads 8 bytes per request (no system call, no database round trip).
-* **Several hosts on PostgreSQL** (``ocsp.revocation_check = "database-push"``): the writing transaction sends ``NOTIFY jpki_revocation, '<seq>'`` (or
-  ``jpki_access``), which PostgreSQL delivers to every listener when, and only if, the
+* **Several hosts on PostgreSQL** (``ocsp.revocation_check = "database-push"``): the writing
+  transaction sends ``NOTIFY jpki_revocation, '<seq>'`` (or ``jpki_access``), which PostgreSQL delivers to every listener when, and only if, the
   transaction commits.  Each process runs one :class:`SequenceListener` thread that
   ``LISTEN``\\ s on a connection of its own and raises an in-memory cell the request path
   reads like the mmap slot; a poll every second (and one after every reconnection) catches a

@@ -84,13 +84,16 @@ def test_openssl_request_sent_by_get(responder, files, tmp_path):
     subprocess.run(["openssl", "ocsp", "-issuer", str(ca), "-cert", str(cert), "-no_nonce", "-reqout", str(req)],
                    check=True, capture_output=True)
     url = responder.base + "/" + base64.b64encode(req.read_bytes()).decode()
-    resp = requests.get(url, timeout=10)
+    # One keep-alive connection, so both GETs reach the same worker: each worker pre-signs its
+    # own answer (its own producedAt), so another worker's ETag would not match.
+    session = requests.Session()
+    resp = session.get(url, timeout=10)
     assert resp.status_code == 200 and "max-age=" in resp.headers["Cache-Control"]
     (tmp_path / "resp.der").write_bytes(resp.content)
     out = subprocess.run(["openssl", "ocsp", "-respin", str(tmp_path / "resp.der"), "-issuer", str(ca), "-cert",
                           str(cert), "-CAfile", str(ca), "-no_nonce"], capture_output=True, text=True).stdout
     assert f"{cert}: good" in out, out
-    assert requests.get(url, headers={"If-None-Match": resp.headers["ETag"]}, timeout=10).status_code == 304
+    assert session.get(url, headers={"If-None-Match": resp.headers["ETag"]}, timeout=10).status_code == 304
 
 
 @pytest.mark.parametrize("alg", ["sha1", "sha256", "sha384", "sha512"])
