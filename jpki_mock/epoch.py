@@ -11,16 +11,16 @@ on a change asks the store what changed (or drops the cache).  Where the number 
   (slot 0 the revocation sequence, slot 1 the access sequence).  The writer publishes after its
   commit; a reader reads 8 bytes per request (no system call, no database round trip).
 * **Several hosts on PostgreSQL** (``ocsp.revocation_check = "database-push"``): the writing
-  transaction sends ``NOTIFY jpki_revocation, '<seq>'`` (or ``jpki_access``), which PostgreSQL delivers to every listener when, and only if, the
-  transaction commits.  Each process runs one :class:`SequenceListener` thread that
-  ``LISTEN``\\ s on a connection of its own and raises an in-memory cell the request path
-  reads like the mmap slot; a poll every second (and one after every reconnection) catches a
-  notification missed while the connection was down.  A revoking process returns once its own
-  listener heard its notification (:func:`await_delivery`).  PostgreSQL wakes each listening
-  session on its own, so a responder may hear of a change a few milliseconds after the revoke
-  returned (docs/ocsp.md, "Propagation"); ``ocsp.revocation_check = "database"`` (the default
-  for several hosts) reads the counter on every request instead, which closes that window at a
-  round trip per request.
+  transaction sends ``NOTIFY jpki_revocation, '<seq>'`` (or ``jpki_access``), which PostgreSQL
+  delivers to every listener when, and only if, the transaction commits.  Each process runs
+  one :class:`SequenceListener` thread that ``LISTEN``\\ s on a connection of its own and
+  raises an in-memory cell the request path reads like the mmap slot; a poll every second (and
+  one after every reconnection) catches a notification missed while the connection was down.
+  A revoking process returns once its own listener heard its notification
+  (:func:`await_delivery`).  PostgreSQL wakes each listening session on its own, so a
+  responder may hear of a change a few milliseconds after the revoke returned (docs/ocsp.md,
+  "Propagation"); ``ocsp.revocation_check = "database"`` (the default for several hosts) reads
+  the counter on every request instead, which closes that window at a round trip per request.
 * **SQLite without a shared data directory**: the counter itself is read (:class:`CallCell`),
   a local file read.
 """

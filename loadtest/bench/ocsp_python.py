@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         from jpki_mock.config import load_config
         from jpki_mock.loadtest.bench import ceiling
         from jpki_mock.loadtest.ocsp_requests import get_path, request_der
-        from jpki_mock.ocsp.http import make_app
+        from jpki_mock.ocsp.http import OcspApp
         from jpki_mock.runtime import Runtime
 
         rt = Runtime.open(load_config())
@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                       for serial in serials]
             post_base = dict(GRANIAN_ENVIRON, REQUEST_METHOD="POST", PATH_INFO="/",
                              CONTENT_TYPE="application/ocsp-request", HTTP_AUTHORIZATION=f"Bearer {credential}")
-            app = make_app(rt.config, rt.clock, rt.store, rt.status, rt.keyring, rt.epoch)
+            # What make_app serves without time travel: the responder's hot-path WSGI function.
+            responder = OcspApp(rt.config, rt.clock, rt.store, rt.status, rt.keyring, rt.epoch)
+            app = responder.wsgi
             get_base = dict(GRANIAN_ENVIRON, REQUEST_METHOD="GET", HTTP_AUTHORIZATION=f"Bearer {credential}",
                             **{"wsgi.input": io.BytesIO(b"")})
             paths = [get_path("", request_der(issuer.name_hash["sha1"], issuer.key_hash["sha1"], serial))
@@ -125,8 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             _per_request(app, _gets(get_base, paths, 2 * len(paths)))  # pre-signed, as in a warmed server
             cached = min(_per_request(app, _gets(get_base, paths, args.requests)) for _ in range(args.repeats))
             captured: dict[str, list[tuple[str, str]]] = {}
+
+            def capture(status, headers, exc_info=None):
+                captured["headers"] = headers
+                return lambda _data: None
+
             body = b"".join(app(dict(get_base, PATH_INFO=paths[0]),
-                                lambda status, headers, exc_info=None: captured.update(headers=headers)))
+                                capture))
             bare = ceiling.make_app(body, ceiling.app_headers(captured["headers"]))
             ceiling_app = min(_per_request(bare, _gets(get_base, paths, args.requests)) for _ in range(args.repeats))
             # statuses and shapes known, as in a running server
@@ -144,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             with mock.patch.object(ResponderSigner, "sign", lambda self, data: b"\x01" * 256):  # noqa: PT008
                 python = min(_per_request(app, _posts(post_base, bodies, args.requests))
                              for _ in range(args.repeats))
-            app.ocsp.counters.stop()  # its flush thread must not outlive the data directory
+            responder.counters.stop()  # counts stay in memory; flushed here, before the data directory goes
         finally:
             rt.close()
     print(f"cached_python_us={cached:.2f} ceiling_app_us={ceiling_app:.2f} nonced_python_us={python:.1f} "
