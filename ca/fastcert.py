@@ -88,7 +88,7 @@ class Template:
 
 
 def _san_ext(b4: Basic4 | None) -> bytes:
-    """subjectAltName: the six otherNames in the real order (JPKI_PROFILE.md section 3), each
+    """subjectAltName: the six otherNames in the real order (docs/sources.md section 3), each
     [0] { type-id, [0] EXPLICIT UTF8String }."""
     assert b4 is not None
     names_der = b"".join(tlv(0xA0, oid + tlv(0xA0, tlv(0x0C, value.encode())))

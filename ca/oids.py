@@ -1,4 +1,4 @@
-"""Object identifiers used by JPKI certificates (JPKI_PROFILE.md sections 2-3)."""
+"""Object identifiers used by JPKI certificates (docs/sources.md sections 2-3)."""
 
 from cryptography.x509.oid import ObjectIdentifier
 

@@ -1,4 +1,4 @@
-"""Certificate profiles: the two JPKI roots and the two end-entity kinds (JPKI_PROFILE.md sections 2-3).
+"""Certificate profiles: the two JPKI roots and the two end-entity kinds (docs/sources.md sections 2-3).
 
 Extension order and criticality are part of the profile: the roots' order is confirmed
 from the real certificates [C]; the end-entity order follows published dumps [S] with

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from sqlalchemy import select
 
+from jpki_mock import vocab
 from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca import keys
 from jpki_mock.ca.authority import MIN_SIGN_AGE, Authority
@@ -40,7 +41,7 @@ from jpki_mock.errors import ConfigError, Conflict, Forbidden, InvalidInput, Not
 from jpki_mock.kit.models import Card
 from jpki_mock.vocab import CertState
 
-KINDS = ("sign", "auth")
+KINDS = tuple(k.value for k in vocab.KINDS)  # the card holds one key of each kind
 #: wrong tries before the PIN locks [C]
 MAX_TRIES = {"sign": 5, "auth": 3}
 PIN_RULES = {
@@ -172,7 +173,7 @@ class CardService:
             kinds = ["auth"]
         else:
             check_pin("sign", sign_password, "sign_password")
-            kinds = ["sign", "auth"]
+            kinds = list(KINDS)
         with self.store.session() as s:
             if s.scalars(select(Card.id).where(Card.holder_id == holder.id)).first() is not None:
                 raise Conflict(f"holder {holder.id} already has a card", field="holder",

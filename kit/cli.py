@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from jpki_mock.commands import open_runtime
+from jpki_mock.kit.card import KINDS as KIND_NAMES
 from jpki_mock.kit.card import MAX_DATA, SCHEMES, CardService, CardState
 from jpki_mock.private import write_private
 
@@ -90,7 +91,7 @@ def card_show(holder_id: str) -> None:
 
 @card.command("cert")
 @holder_arg
-@click.option("--kind", type=click.Choice(["sign", "auth"]), required=True)
+@click.option("--kind", type=click.Choice(KIND_NAMES), required=True)
 @click.option("--password", default=None, help="Signature password (needed for --kind sign).")
 @click.option("--der", is_flag=True, help="DER instead of PEM.")
 @out_opt
@@ -135,7 +136,7 @@ def card_auth(holder_id: str, infile, pin: str | None, out: Path | None) -> None
 
 @card.command("export")
 @holder_arg
-@click.option("--kind", type=click.Choice(["sign", "auth"]), required=True)
+@click.option("--kind", type=click.Choice(KIND_NAMES), required=True)
 @click.option("--pin", default=None, help="The PIN / password of that key.")
 @click.option("--p12-passphrase", default=None, help="Protects the file (default: the PIN / password).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
@@ -147,7 +148,7 @@ def card_export(holder_id: str, kind: str, pin: str | None, p12_passphrase: str 
 
 @card.command("unlock")
 @holder_arg
-@click.option("--kind", type=click.Choice(["sign", "auth"]), required=True)
+@click.option("--kind", type=click.Choice(KIND_NAMES), required=True)
 def card_unlock(holder_id: str, kind: str) -> None:
     """Operator: restore the try counter of a locked PIN (the holder still knows it)."""
     _echo_state(_service().unlock(holder_id, kind))
@@ -155,7 +156,7 @@ def card_unlock(holder_id: str, kind: str) -> None:
 
 @card.command("reset")
 @holder_arg
-@click.option("--kind", type=click.Choice(["sign", "auth"]), required=True)
+@click.option("--kind", type=click.Choice(KIND_NAMES), required=True)
 @click.option("--new-pin", default=None, help="The new PIN / password.")
 def card_reset(holder_id: str, kind: str, new_pin: str | None) -> None:
     """Operator: new PIN, new key pair and new certificate (the old one is revoked as superseded)."""

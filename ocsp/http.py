@@ -1,6 +1,6 @@
 """The responder as a raw WSGI callable (RFC 6960 appendix A, RFC 5019/9919 caching).
 
-No framework routing: Flask adds ~5x overhead over a bare callable (DESIGN.md), and a cached
+No framework routing: Flask adds ~5x overhead over a bare callable (docs/sources.md section 7), and a cached
 GET must cost a handful of dict lookups.  The hot path is the first branch of
 :meth:`OcspApp.__call__`: check the revocation epoch, look the raw path up, count, return
 bytes.  A nonced POST shaped like one answered before (the same client asking again, with a

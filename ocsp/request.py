@@ -275,7 +275,7 @@ def _parse(data: bytes, max_certids: int) -> tuple[OcspRequest, NonceSpan | None
 def decode_get_path(path: str) -> bytes:
     """The DER request from a GET path (RFC 6960 appendix A.1), decoded tolerantly.
 
-    Clients and proxies mangle the base64 (PEERS.md): percent-encoding left in place or
+    Clients and proxies mangle the base64 (docs/sources.md section 7): percent-encoding left in place or
     doubled, ``+`` turned into a space, a leading ``/`` (or ``//`` from a base URL ending in
     ``/``), base64url, missing padding.  A DER OCSPRequest starts with 0x30, so its base64
     starts with ``M``: every leading ``/`` is a separator and can go.  ``//`` *inside* the
