@@ -6,14 +6,14 @@ import json
 from datetime import timedelta
 
 import pytest
-from cli_env import env_for
 from click.testing import CliRunner
-from crl_helpers import entries
 
 from jpki_mock.app import create_admin_app
 from jpki_mock.cli import main
 from jpki_mock.crl import schedule
 from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream
+from tests.support.cli_env import env_for
+from tests.support.crl import entries
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from crl_helpers import parse
 
 from jpki_mock.config import CrlConfig, load_config
 from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream
 from jpki_mock.errors import ConfigError
 from jpki_mock.runtime import Runtime
+from tests.support.crl import parse
 
 
 def _times(data: bytes):

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 from asn1crypto import crl as acrl
-from cli_env import env_for
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from jpki_mock.config import CrlConfig
 from jpki_mock.crl import schedule
 from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream
+from tests.support.cli_env import env_for
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = ["before-write", "after-write", "after-link", "after-rename", "after-commit"]

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from crl_helpers import entries
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from werkzeug.test import Client
@@ -16,6 +15,7 @@ from jpki_mock.config import CrlConfig
 from jpki_mock.crl.http import make_app
 from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream
 from jpki_mock.runtime import Runtime
+from tests.support.crl import entries
 
 
 @pytest.fixture

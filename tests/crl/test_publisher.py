@@ -6,13 +6,13 @@ from datetime import timedelta
 
 import pytest
 from asn1crypto import x509 as ax509
-from crl_helpers import entries, parse
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from jpki_mock.config import CrlConfig
 from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream, check_crl
 from jpki_mock.errors import InvalidInput, PublishError, UnknownIssuer
 from jpki_mock.runtime import Runtime
+from tests.support.crl import entries, parse
 
 
 def _stream(rt, kind, scope, generation=None, delta=False):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,9 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ocsp"))
-
-from ocsp_helpers import PASSPHRASE, issue, request_der, start_responder, verify
-
 from jpki_mock.config import load_config
 from jpki_mock.runtime import Runtime
+from tests.support.ocsp import PASSPHRASE, issue, request_der, start_responder, verify
 
 pytestmark = pytest.mark.server
 

@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from asn1crypto import ocsp as a_ocsp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ocsp"))
-
-from ocsp_helpers import call, ocsp_app
-
 from jpki_mock.loadtest import ocsp_requests as oreq
 from jpki_mock.loadtest.bench.ceiling import app_factory, app_headers, make_app
+from tests.support.ocsp import call, ocsp_app
 
 
 @pytest.fixture(scope="module")

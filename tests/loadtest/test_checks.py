@@ -6,10 +6,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
-from fake_ocsp_target import NOW, build_response, make_ca, unauthorized
 
 from jpki_mock.loadtest.checks import SignatureCheck, check_crl, check_ocsp
 from jpki_mock.loadtest.corpus import Expect
+from tests.support.fake_ocsp_target import NOW, build_response, make_ca, unauthorized
 
 CT = "application/ocsp-response"
 

@@ -9,10 +9,10 @@ import json
 
 import pytest
 from cryptography import x509
-from fake_ocsp_target import FakeTarget, build_response, make_ca
-from loadtest_helpers import only, run_loadtest
 
 from jpki_mock.loadtest import corpus
+from tests.support.fake_ocsp_target import FakeTarget, build_response, make_ca
+from tests.support.loadtest import only, run_loadtest
 
 pytestmark = pytest.mark.server
 

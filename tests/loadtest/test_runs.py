@@ -15,7 +15,8 @@ import subprocess
 import sys
 
 import pytest
-from loadtest_helpers import ROOT, only, run_loadtest
+
+from tests.support.loadtest import ROOT, only, run_loadtest
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 HOLDERS = "150"

@@ -4,18 +4,13 @@ certificates and a fresh WSGI app per test."""
 from __future__ import annotations
 
 import dataclasses
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from ocsp_helpers import PASSPHRASE, T0, issue, ocsp_app
 
 from jpki_mock.clock import FixedClock
 from jpki_mock.config import load_config
 from jpki_mock.runtime import Runtime
+from tests.support.ocsp import PASSPHRASE, T0, issue, ocsp_app
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.x509 import ocsp
-from ocsp_helpers import call, get_path, ocsp_app, request_der
 
 from jpki_mock.clock import JST
 from jpki_mock.ocsp import stats
+from tests.support.ocsp import call, get_path, ocsp_app, request_der
 
 S = ocsp.OCSPResponseStatus
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from cryptography.x509 import ocsp
-from ocsp_helpers import call, get_path, request_der
 
 import jpki_mock.ocsp.http as ocsp_http
+from tests.support.ocsp import call, get_path, request_der
 
 
 def test_cached_get_with_access_control_takes_the_hot_path(make_app, items, ort, monkeypatch):

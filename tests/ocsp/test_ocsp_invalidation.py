@@ -14,10 +14,10 @@ import time
 
 import pytest
 from cryptography.x509 import ocsp
-from ocsp_helpers import PASSPHRASE, call, get_path, issue, request_der, root_conftest, start_responder
 
 from jpki_mock.config import load_config
 from jpki_mock.runtime import Runtime
+from tests.support.ocsp import PASSPHRASE, call, fresh_pg_database, get_path, issue, request_der, start_responder
 
 GOOD = ocsp.OCSPCertStatus.GOOD
 REVOKED = ocsp.OCSPCertStatus.REVOKED
@@ -86,7 +86,7 @@ def test_concurrent_threads_in_one_process(app, ort, items):
 def test_several_responder_processes_sharing_postgresql(tmp_path):
     import requests
 
-    pg = root_conftest().fresh_pg_database()
+    pg = fresh_pg_database()
     env = {"JPKI_MOCK_DATABASE_URL": pg}
     first = start_responder(tmp_path / "a", env)
     second = start_responder(tmp_path / "a", env, init=False)  # same host, same epoch file

@@ -8,10 +8,10 @@ import uuid
 
 from asn1crypto import ocsp as a_ocsp
 from cryptography.x509 import ReasonFlags, ocsp
-from ocsp_helpers import call, cert_id, multi_request, request_der, verify
 
 import jpki_mock.ocsp.http as ocsp_http
 from jpki_mock.ocsp.filter import FilterSource
+from tests.support.ocsp import call, cert_id, multi_request, request_der, verify
 
 S = ocsp.OCSPResponseStatus
 

@@ -24,7 +24,13 @@ import pytest
 import requests
 from asn1crypto import crl as a_crl
 from asn1crypto import ocsp as a_ocsp
-from ocsp_helpers import (
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from jpki_mock.config import load_config
+from jpki_mock.db import Outage, StoreUnavailable
+from jpki_mock.ocsp.outage import SequenceRead
+from jpki_mock.runtime import Runtime
+from tests.support.ocsp import (
     PASSPHRASE,
     call,
     cert_id,
@@ -35,12 +41,6 @@ from ocsp_helpers import (
     request_der,
     start_responder,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
-
-from jpki_mock.config import load_config
-from jpki_mock.db import Outage, StoreUnavailable
-from jpki_mock.ocsp.outage import SequenceRead
-from jpki_mock.runtime import Runtime
 from tests.support.pg import Cluster
 
 GRACE = 10  # ocsp.outage_grace_seconds for this test: long enough to probe, short enough to wait out

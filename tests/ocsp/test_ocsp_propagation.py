@@ -11,7 +11,6 @@ import psycopg
 import pytest
 import requests
 from asn1crypto import ocsp as a_ocsp
-from ocsp_helpers import get_path, issue, request_der
 
 from jpki_mock.access import AccessControl
 from jpki_mock.ca.status import REVOCATION_SEQ
@@ -20,6 +19,7 @@ from jpki_mock.epoch import ACCESS_CHANNEL, REVOCATION_CHANNEL, SequenceListener
 from jpki_mock.epoch import REVOCATION_SEQ as KERNEL_REVOCATION_SEQ
 from jpki_mock.errors import Unauthorized
 from tests.support import Server, fresh_pg_database, open_runtime
+from tests.support.ocsp import get_path, issue, request_der
 
 
 def status_of(body: bytes) -> str:

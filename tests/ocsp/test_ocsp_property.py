@@ -10,9 +10,9 @@ import pytest
 from asn1crypto import ocsp as a_ocsp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ocsp_helpers import call, cert_id, get_path, multi_request, request_der
 
 from jpki_mock.ocsp.request import MalformedRequest, parse_request
+from tests.support.ocsp import call, cert_id, get_path, multi_request, request_der
 
 EXPECTED_HTTP = {"successful": 200, "malformed_request": 400, "unauthorized": 200, "try_later": 503}
 

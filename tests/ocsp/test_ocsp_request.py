@@ -7,9 +7,9 @@ from urllib.parse import quote
 
 import pytest
 from asn1crypto import ocsp as a_ocsp
-from ocsp_helpers import cert_id, multi_request, request_der
 
 from jpki_mock.ocsp.request import MalformedRequest, decode_get_path, parse_request
+from tests.support.ocsp import cert_id, multi_request, request_der
 
 
 @pytest.fixture

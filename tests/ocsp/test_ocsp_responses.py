@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 from cryptography.x509 import ReasonFlags, ocsp
-from ocsp_helpers import call, cert_id, get_path, issue, multi_request, request_der, verify
+
+from tests.support.ocsp import call, cert_id, get_path, issue, multi_request, request_der, verify
 
 S = ocsp.OCSPResponseStatus
 
@@ -94,7 +95,7 @@ def test_never_issued_serial_revoked_with_extended_revoke(make_app, items):
 
 
 def test_never_issued_answer_is_not_cached_so_a_later_issue_shows_good(app, ort, items):
-    from ocsp_helpers import HOLDER, PUBLIC_PEM
+    from tests.support.ocsp import HOLDER, PUBLIC_PEM
 
     from jpki_mock.ca.serials import SERIAL_START, SERIALS
     from jpki_mock.db import next_values

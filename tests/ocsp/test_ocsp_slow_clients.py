@@ -18,14 +18,16 @@ import json
 import socket
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from asn1crypto import ocsp as a_ocsp
 from cryptography.x509 import ocsp
-from ocsp_helpers import PASSPHRASE, get_path, issue, request_der, start_responder
 
 from jpki_mock.config import load_config
 from jpki_mock.runtime import Runtime
+from tests.support.ocsp import PASSPHRASE, get_path, issue, request_der, start_responder
 
 #: the deadline the servers here give a body: longer than the normal client needs, so that the
 #: slow connections are all held while it asks
@@ -147,6 +149,17 @@ def _p99(latencies: list[float]) -> float:
     return ordered[max(0, round(len(ordered) * 0.99) - 1)]
 
 
+def _issued(data_dir: Path) -> tuple[Any, bytes]:
+    """A user-authentication certificate issued on the running server's data directory, and an
+    OCSP request about it."""
+    rt = Runtime.open(load_config({}, data_dir=data_dir, key_passphrase=PASSPHRASE))
+    try:
+        item = issue(rt, "auth")[0]
+    finally:
+        rt.close()
+    return item, request_der(item)
+
+
 @pytest.mark.parametrize("server, threads, prefix", [
     (("ocsp", "serve"), 1, ""),
     (("serve",), 8, "/ocsp"),
@@ -157,12 +170,7 @@ def test_slow_bodies_do_not_starve_lookups(tmp_path, server, threads, prefix):
     srv = start_responder(tmp_path, env, workers=2, args=server)
     slow: list[Slow] = []
     try:
-        rt = Runtime.open(load_config({}, data_dir=tmp_path, key_passphrase=PASSPHRASE))
-        try:
-            item = issue(rt, "auth")[0]
-        finally:
-            rt.close()
-        der = request_der(item)
+        item, der = _issued(tmp_path)
         # Warm up: a worker's first answer is slow (it signs, loading its signing key first: up to
         # hundreds of ms), not what this test measures. Connections go to either worker, so ten new ones reach
         # both but for a chance of 1 in 512.
@@ -230,12 +238,7 @@ def test_stalled_oversized_and_chunked_bodies(tmp_path):
     without waiting for it; a chunked body (no Content-Length) under the cap is answered."""
     srv = start_responder(tmp_path, {"JPKI_MOCK_OCSP_BODY_TIMEOUT_MS": "1000", **GUARDED}, workers=1)
     try:
-        rt = Runtime.open(load_config({}, data_dir=tmp_path, key_passphrase=PASSPHRASE))
-        try:
-            item = issue(rt, "auth")[0]
-        finally:
-            rt.close()
-        der = request_der(item)
+        item, der = _issued(tmp_path)
         head = "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/ocsp-request\r\n"
 
         started = time.monotonic()

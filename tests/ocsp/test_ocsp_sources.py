@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 from asn1crypto import ocsp as a_ocsp
-from ocsp_helpers import T0, cert_id, multi_request, request_der
 
 from jpki_mock.ocsp.answer import Context, Unauthorized
 from jpki_mock.ocsp.request import MalformedRequest, parse_request
+from tests.support.ocsp import T0, cert_id, multi_request, request_der
 
 
 def _single(der_bytes: bytes):

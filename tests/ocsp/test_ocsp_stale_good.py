@@ -13,10 +13,10 @@ import threading
 
 import pytest
 from asn1crypto import ocsp as a_ocsp
-from ocsp_helpers import call, get_path, issue, ocsp_app, request_der
 
 from jpki_mock.ocsp import response as ocsp_response
 from jpki_mock.runtime import Runtime
+from tests.support.ocsp import call, get_path, issue, ocsp_app, request_der
 
 ENCODINGS = [("GET", "sha1"), ("POST", "sha1"), ("GET", "sha256"), ("POST", "sha256")]
 

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
-from ocsp_helpers import call, cert_id, get_path, issue, multi_request, request_der
+
+from tests.support.ocsp import call, cert_id, get_path, issue, multi_request, request_der
 
 
 def singles(resp) -> list:

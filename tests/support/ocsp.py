@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from asn1crypto import algos as a_algos
 from asn1crypto import core as a_core
@@ -16,10 +15,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 
-#: as in tests/conftest.py (not importable by name from here: every directory has a conftest)
-PASSPHRASE = "test-passphrase"
-T0 = datetime(2026, 11, 26, 3, 0, 0, tzinfo=UTC)
-HOLDER = {"name": "山田\u3000太郎", "date_of_birth": "319801231", "gender": "1", "address": "東京都千代田区千代田1-1"}
+from tests.support.pki import HOLDER
+from tests.support.pki import PASSPHRASE as PASSPHRASE  # re-exported for the OCSP tests
+from tests.support.pki import T0 as T0
+from tests.support.pki import fresh_pg_database as fresh_pg_database
+from tests.support.server import Server
+
 _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PUBLIC_PEM = _KEY.public_key().public_bytes(serialization.Encoding.PEM,
                                             serialization.PublicFormat.SubjectPublicKeyInfo).decode()
@@ -138,26 +139,11 @@ def verify(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.Certificat
     return signer
 
 
-def root_conftest():
-    """tests/conftest.py as a module (``import conftest`` finds the nearest one, this directory's)."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    name = "jpki_tests_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def start_responder(data_dir, env_extra: dict | None = None, workers: int = 2, init: bool = True,
                     args: tuple[str, ...] = ("ocsp", "serve")):
     """A real ``jpki-mock ocsp serve`` (or, with ``args``, ``serve``) process on 127.0.0.1,
     stopped by PID via ``.stop()``."""
-    class Responder(root_conftest().Server):
+    class Responder(Server):
         def start(self):
             # Server.start leaves its log handle to the garbage collector (a ResourceWarning,
             # an error under this suite's filterwarnings): keep it and close it on stop.
