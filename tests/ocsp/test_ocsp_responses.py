@@ -95,10 +95,9 @@ def test_never_issued_serial_revoked_with_extended_revoke(make_app, items):
 
 
 def test_never_issued_answer_is_not_cached_so_a_later_issue_shows_good(app, ort, items):
-    from tests.support.ocsp import HOLDER, PUBLIC_PEM
-
     from jpki_mock.ca.serials import SERIAL_START, SERIALS
     from jpki_mock.db import next_values
+    from tests.support.ocsp import HOLDER, PUBLIC_PEM
 
     with ort.store.session() as s:  # the next serial the auth CA will hand out
         upcoming = next_values(s, SERIALS["auth"], start=SERIAL_START) + 1
