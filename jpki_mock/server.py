@@ -57,9 +57,14 @@ def _under_ocsp(path: str) -> bool:
     return path == OCSP_PREFIX or path.startswith(OCSP_PREFIX + "/")
 
 
+def _responder_limits(config: Config) -> BodyLimits:
+    """The responder's body limits, the same in the combined server and standalone."""
+    return BodyLimits(config.ocsp.max_request_bytes, config.ocsp.body_timeout_ms / 1000)
+
+
 def combined_limits(config: Config) -> Callable[[str], BodyLimits]:
     """Body limits by path: the responder's for /ocsp, the admin API's for everything else."""
-    ocsp = BodyLimits(config.ocsp.max_request_bytes, config.ocsp.body_timeout_ms / 1000)
+    ocsp = _responder_limits(config)
     admin = BodyLimits(config.max_body_bytes, config.body_timeout_ms / 1000)
 
     def limits(path: str) -> BodyLimits:
@@ -70,7 +75,7 @@ def combined_limits(config: Config) -> Callable[[str], BodyLimits]:
 
 def ocsp_limits(config: Config) -> Callable[[str], BodyLimits]:
     """Body limits of the standalone responder: every path is the responder's."""
-    ocsp = BodyLimits(config.ocsp.max_request_bytes, config.ocsp.body_timeout_ms / 1000)
+    ocsp = _responder_limits(config)
     return lambda _path: ocsp
 
 
