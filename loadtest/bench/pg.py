@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+
+from jpki_mock.loadtest.procs import free_port
+
+__all__ = ["as_pg", "create_database", "free_port", "pg_bin", "start_cluster", "stop_cluster"]
 
 
 def pg_bin(name: str) -> str:
@@ -26,13 +29,6 @@ def pg_bin(name: str) -> str:
         if (base / name).exists():
             return str(base / name)
     raise SystemExit(f"PostgreSQL's {name} not found: install postgresql (apt-get install postgresql)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def as_pg(cmd: list[str]) -> list[str]:
