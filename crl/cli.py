@@ -71,7 +71,8 @@ def list_streams(c: Ctx, ca_ref: str | None, as_json: bool) -> None:
 @click.option("--ca", "ca_ref", required=True, help="sign-g1, auth-g2, ... (sign/auth: the current generation).")
 @click.option("--partition", default="full", show_default=True, help=PARTITION_HELP)
 @click.option("--delta", is_flag=True, help="The delta CRL of that partition.")
-@click.option("--number", type=int, default=None, help="An archived CRL (default: the one being served).")
+@click.option("--number", type=click.IntRange(1), default=None,
+              help="An archived CRL (default: the one being served).")
 @click.option("--entries", "max_entries", type=click.IntRange(0), default=20, show_default=True,
               help="How many entries to print.")
 @click.option("--pem", "fmt", flag_value="pem", help="Print the CRL as PEM.")
@@ -95,7 +96,7 @@ def show(c: Ctx, ca_ref: str, partition: str, delta: bool, number: int | None, m
     path = pub.current_file(stream) if number is None else pub.archive_file(stream, number)
     if not path.exists():
         what = "has not been published yet" if number is None else f"has no archived CRL number {number}"
-        raise errors.NotFound(f"{stream.label} {what}", field="number" if number else "partition")
+        raise errors.NotFound(f"{stream.label} {what}", field="number" if number is not None else "partition")
     data = path.read_bytes()
     if fmt == "der":
         sys.stdout.buffer.write(data)

@@ -155,9 +155,11 @@ class Publisher:
     def current_file(self, stream: Stream) -> Path:
         return self.root / stream.issuer.kind / f"g{stream.issuer.generation}" / f"{stream.name}.crl"
 
+    def archive_dir(self, stream: Stream) -> Path:
+        return self.root / stream.issuer.kind / f"g{stream.issuer.generation}" / "archive" / stream.name
+
     def archive_file(self, stream: Stream, number: int) -> Path:
-        folder = self.root / stream.issuer.kind / f"g{stream.issuer.generation}" / "archive" / stream.name
-        return folder / f"{number}.crl"
+        return self.archive_dir(stream) / f"{number}.crl"
 
     # ------------------------------------------------------------------ which streams
     def streams(self, issuers: Iterable[Issuer] | None = None, scopes: Iterable[str] | None = None,
@@ -452,7 +454,7 @@ class Publisher:
             log.error("%s: removed a served file that is not a valid CRL; publish to serve one", stream.label)
 
     def _drop_unrecorded_archives(self, stream: Stream, latest_number: int) -> None:
-        folder = self.archive_file(stream, 1).parent
+        folder = self.archive_dir(stream)
         if not folder.is_dir():
             return
         orphans = [p for p in folder.iterdir()

@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+
+from jpki_mock.loadtest.procs import free_port
+
+__all__ = ["as_pg", "create_database", "free_port", "pg_bin", "start_cluster", "start_server", "stop_cluster"]
 
 
 def pg_bin(name: str) -> str:
@@ -26,13 +29,6 @@ def pg_bin(name: str) -> str:
         if (base / name).exists():
             return str(base / name)
     raise SystemExit(f"PostgreSQL's {name} not found: install postgresql (apt-get install postgresql)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def as_pg(cmd: list[str]) -> list[str]:
@@ -52,10 +48,16 @@ def start_cluster() -> tuple[str, Path, str]:
     port = free_port()
     subprocess.run(as_pg([pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                           "--locale=C"]), check=True, stdout=subprocess.DEVNULL)
+    start_server(data, port, tmp)
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", data, str(tmp)
+
+
+def start_server(data: Path, port: int, tmp: Path, timeout: float | None = None) -> None:
+    """``pg_ctl start`` the cluster in ``data`` on 127.0.0.1:``port`` (socket and log in ``tmp``);
+    returns once it accepts connections.  Also how a test restarts a stopped cluster."""
     opts = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
     subprocess.run(as_pg([pg_bin("pg_ctl"), "-D", str(data), "-o", opts, "-l", str(tmp / "log"), "-w", "start"]),
-                   check=True, stdout=subprocess.DEVNULL)
-    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", data, str(tmp)
+                   check=True, stdout=subprocess.DEVNULL, timeout=timeout)
 
 
 def stop_cluster(data: Path, tmp: str) -> None:

@@ -93,6 +93,9 @@ def test_cli_publish_list_show(rt, cli, issue):
     (["crl", "show", "--ca", "sign-g3"], 3, "no sign CA generation 3"),
     (["crl", "show", "--ca", "sign-g1", "--partition", "13101"], 3, "sign-g1/13101 has not been published yet"),
     (["crl", "publish", "--delta"], 2, "delta CRLs are not enabled"),
+    # cRLNumber is a positive integer (RFC 5280 section 5.2.3): 0 or less never names a CRL.
+    (["crl", "show", "--ca", "sign-g1", "--number", "0"], 2, "x>=1"),
+    (["crl", "show", "--ca", "sign-g1", "--number", "9"], 3, "sign-g1/full has no archived CRL number 9"),
 ])
 def test_cli_bad_input(cli, args, code, message):
     out = cli(*args)

@@ -96,6 +96,12 @@ def test_a_new_publication_changes_etag_and_archive_keeps_the_old(rt, client, pu
     old = client.get("/sign/g1/full.crl?number=1")
     assert old.status_code == 200 and old.data == first.data
     assert client.get("/sign/g1/full.pem?number=2").status_code == 200
+    # The numbers are the CRLs' own cRLNumber extensions (RFC 5280 section 5.2.3), read back by pyca.
+    def number(der: bytes) -> int:
+        return x509.load_der_x509_crl(der).extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    assert number(old.data) == 1 and number(second.data) == 2
+    archived = x509.load_pem_x509_crl(client.get("/sign/g1/full.pem?number=2").data)
+    assert archived.public_bytes(Encoding.DER) == second.data
 
 
 @pytest.mark.parametrize("path, status, message", [
@@ -104,6 +110,13 @@ def test_a_new_publication_changes_etag_and_archive_keeps_the_old(rt, client, pu
     ("/sign/g1/full.crl?number=0", 400, "is not a CRL number"),
     ("/sign/g1/full.crl?number=1&number=2", 400, "is not a CRL number"),
     ("/sign/g1/full.crl?foo=1", 400, "unknown query parameter(s) ['foo']"),
+    ("/sign/g1/full.crl?number=", 400, "is not a CRL number"),
+    ("/sign/g1/full.crl?number=%C2%B2", 400, "is not a CRL number"),  # "²": str.isdigit() but not int()
+    ("/sign/g1/full.crl?number=%FF", 400, "is not a CRL number"),
+    ("/sign/g1/full.crl?number=1234567890123456789", 400, "is not a CRL number"),  # beyond the BigInteger column
+    ("/sign/g1/full.crl?number=1;number=2", 400, "is not a CRL number"),  # ";" is no separator (Python 3.10+)
+    ("/sign/g1/full.crl?number", 400, "bad query string"),
+    ("/sign/g1/full.crl?a=1&b=2&c=3&d=4&e=5", 400, "bad query string"),  # max_num_fields
     ("/sign/g7/full.crl", 404, "no sign CA generation 7"),
     ("/sign/g1/99999.crl", 404, "no CRL partition '99999'"),
     ("/sign/g1/arl-delta.crl", 404, "no delta CRL for 'arl'"),

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from jpki_mock.crl.extensions import HOLD_INSTRUCTION_REJECT, crl_extensions
+from jpki_mock.crl.http import parse_time
 from jpki_mock.crl.writer import CrlHeader, crl_time, encode_entries, write_crl
 
 T = datetime(2026, 11, 26, 3, 0, 0, tzinfo=UTC)
@@ -141,6 +142,8 @@ def test_crl_times(when, tag):
     encoded = crl_time(when)
     assert encoded == tag(when).dump()
     assert tag.load(encoded).native == when
+    # The HTTP server's own reader (Last-Modified / Expires) against asn1crypto's encoding.
+    assert parse_time(tag(when).dump()) == when
 
 
 def test_crl_times_are_converted_to_utc():

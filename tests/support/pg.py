@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from jpki_mock.loadtest.bench.pg import as_pg, pg_bin, start_cluster, stop_cluster
+from jpki_mock.loadtest.bench.pg import as_pg, pg_bin, start_cluster, start_server, stop_cluster
 
 
 class Cluster:
@@ -34,10 +34,8 @@ class Cluster:
     def start(self) -> float:
         """Start it again with the options start_cluster gave it; returns the
         seconds until it accepted connections."""
-        opts = f"-p {self.port} -k {self.tmp} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         t0 = time.monotonic()
-        subprocess.run(as_pg([pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(Path(self.tmp) / "log"),
-                              "-w", "start"]), check=True, stdout=subprocess.DEVNULL, timeout=60)
+        start_server(self.data, self.port, Path(self.tmp), timeout=60)
         return time.monotonic() - t0
 
     def destroy(self) -> None:

@@ -4,7 +4,6 @@ open an initialised runtime (:func:`open_runtime`)."""
 from __future__ import annotations
 
 import os
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,11 +42,8 @@ def pg_url() -> str | None:
 
 def fresh_pg_database() -> str:
     """A new empty database on the throwaway cluster; returns its SQLAlchemy URL."""
-    import psycopg
+    from jpki_mock.loadtest.bench.pg import create_database
 
     base = pg_url()
     assert base, "JPKI_MOCK_TEST_PG_URL is not set: run the tests with `make test` (tests/run.py starts PostgreSQL)"
-    name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(base.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return base.rsplit("/", 1)[0] + "/" + name
+    return create_database(base, prefix="t_")
