@@ -14,12 +14,12 @@ from datetime import datetime
 
 from sqlalchemy import BigInteger, and_, cast, func, select
 
+from jpki_mock.ca.inputs import kind_of
 from jpki_mock.ca.issuers import HASH_ALGORITHMS, Issuer, choose, parse_ref
 from jpki_mock.ca.models import CAGeneration, Certificate
 from jpki_mock.clock import UTC
 from jpki_mock.db import Counter, Store
-from jpki_mock.errors import InvalidInput
-from jpki_mock.vocab import KINDS, REASON_NAMES, REASONS, CertState, Kind, Reason
+from jpki_mock.vocab import REASON_NAMES, REASONS, CertState, Kind, Reason
 
 REVOCATION_SEQ = "revocation_seq"
 
@@ -92,12 +92,11 @@ class StatusReader:
 
     def issuer(self, kind: str, generation: int | None = None) -> Issuer:
         """The named generation, or the current one (highest, unrevoked) when ``generation`` is None."""
-        if kind not in KINDS:
-            raise InvalidInput(f"{kind!r} is not a CA kind", field="kind", allowed=list(KINDS))
+        checked = kind_of(kind)
         issuers = self.issuers()
-        if not any(i.kind == kind for i in issuers):
+        if not any(i.kind == checked for i in issuers):
             self.store.require_initialised()
-        return choose(issuers, Kind(kind), generation)
+        return choose(issuers, checked, generation)
 
     def parse_issuer_ref(self, ref: str) -> tuple[Kind, int | None]:
         """``sign`` / ``auth`` (any generation) or ``sign-g2`` (that generation, which must exist)."""

@@ -33,6 +33,10 @@ from jpki_mock.clock import Clock
 from jpki_mock.db import Base, Store, UTCDateTime, next_values
 from jpki_mock.epoch import ACCESS_CHANNEL, ACCESS_SEQ, RevocationEpoch, access_cell, await_delivery, notify
 from jpki_mock.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from jpki_mock.vocab import KINDS
+
+#: what a relying party may verify: one certificate kind, or "both"
+RP_KINDS: tuple[str, ...] = (*(k.value for k in KINDS), "both")
 
 
 class ApiToken(Base):
@@ -164,8 +168,8 @@ class Registry:
         """Register a verifier; returns it and its credential (shown once)."""
         if not isinstance(name, str) or not 1 <= len(name) <= 100 or not name.isprintable():
             raise InvalidInput("must be 1-100 printable characters", field="name")
-        if kinds not in ("sign", "auth", "both"):
-            raise InvalidInput(f"{kinds!r} is not allowed", field="kinds", allowed=["sign", "auth", "both"])
+        if kinds not in RP_KINDS:
+            raise InvalidInput(f"{kinds!r} is not allowed", field="kinds", allowed=list(RP_KINDS))
         credential = "rp_" + secrets.token_urlsafe(24)
         with self.store.session() as s:
             if s.scalars(select(RelyingParty).where(RelyingParty.name == name)).first() is not None:

@@ -49,6 +49,8 @@ PIN_RULES = {
     "auth": (re.compile(r"[0-9]{4}"), "4 digits"),
 }
 PIN_NAMES = {"sign": "signature password", "auth": "user-authentication PIN"}
+#: the request field that carries each kind's PIN
+PIN_FIELDS = {"sign": "password", "auth": "pin"}
 SCHEMES = ("pkcs1", "pss", "cms")
 #: largest document the card signs in one call (the real card signs a hash; we hash here).
 MAX_DATA = 16 * 1024 * 1024
@@ -82,7 +84,7 @@ def check_kind(kind: Any, field: str = "kind") -> str:
 def check_pin(kind: str, value: Any, field: str | None = None) -> str:
     """Format check, done before the card is touched: a malformed entry costs no try
     (the card's middleware rejects it before sending VERIFY)."""
-    field = field or ("password" if kind == "sign" else "pin")
+    field = field or PIN_FIELDS[kind]
     pattern, allowed = PIN_RULES[kind]
     if not isinstance(value, str) or not pattern.fullmatch(value):
         shown = "missing" if value is None else "not allowed"
@@ -266,7 +268,7 @@ class CardService:
             tries = getattr(card, f"{kind}_tries")
             if tries <= 0:
                 raise PinLocked(f"the {PIN_NAMES[kind]} is locked after {MAX_TRIES[kind]} wrong tries",
-                                field="password" if kind == "sign" else "pin", tries_left=0,
+                                field=PIN_FIELDS[kind], tries_left=0,
                                 allowed="an operator unlocks it (`jpki-mock card unlock`) or resets it "
                                         "(`jpki-mock card reset`)")
             key = open_key(getattr(card, f"{kind}_key"), pin, self._passphrase, state.holder.id, kind)
@@ -275,7 +277,7 @@ class CardService:
                 failure = WrongPin(
                     f"wrong {PIN_NAMES[kind]}: {tries} of {MAX_TRIES[kind]} tries left"
                     + ("; it is now locked" if tries == 0 else ""),
-                    field="password" if kind == "sign" else "pin", tries_left=tries)
+                    field=PIN_FIELDS[kind], tries_left=tries)
             else:
                 tries = MAX_TRIES[kind]
             if tries != getattr(card, f"{kind}_tries"):

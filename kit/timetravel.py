@@ -7,24 +7,20 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
 from jpki_mock.commands import open_runtime
 from jpki_mock.travel import TravellingClock, _iso, parse_delta, parse_time, travelling
-from jpki_mock.web import args_dict, body
+from jpki_mock.web import args_dict, body, runtime
 
 # ---------------------------------------------------------------- admin API (/admin/api/clock)
 bp = Blueprint("clock", __name__)
 
 
-def _runtime():
-    return current_app.extensions["jpki_runtime"]
-
-
 @bp.get("/clock")
 def show_clock() -> Response:
     args_dict()
-    clock = _runtime().clock
+    clock = runtime().clock
     if not isinstance(clock, TravellingClock):
         now = _iso(clock.now())
         return jsonify({"enabled": False, "real_now": now, "now": now, "offset_seconds": 0})
@@ -34,7 +30,7 @@ def show_clock() -> Response:
 def _operator_call(field: str | None, apply: Callable[[TravellingClock, Any], Any]) -> Response:
     """Validate the body (only ``field`` allowed), refuse when time travel is off, apply, describe."""
     data = body((field,) if field else ())
-    clock = travelling(_runtime().clock)
+    clock = travelling(runtime().clock)
     apply(clock, data.get(field) if field else None)
     return jsonify(clock.describe())
 
