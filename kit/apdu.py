@@ -8,7 +8,7 @@ sealed keys, the certificates) is behind the :class:`CardPort`, which :mod:`.rea
 with the same software card (``CardService``) the REST API and CLI use: a wrong PIN sent
 here costs the same stored try.
 
-The command set (docs/sources.md section 5 [S, OPENSC]): SELECT the application by its DF
+The command set (docs/sources.md sections 5 and 8 [S, OPENSC, MYNA]): SELECT the application by its DF
 name, SELECT an EF by file id (``00 A4 02 0C``), READ BINARY at an offset, VERIFY against
 the selected PIN EF (``00 20 00 80``; without data it reports the tries left), and
 COMPUTE DIGITAL SIGNATURE on the selected key EF (``80 2A 00 80`` + DigestInfo).  Status
