@@ -69,6 +69,7 @@ SW_REFERENCE_NOT_FOUND = 0x6A88    # referenced data not found
 SW_OFFSET = 0x6B00                 # wrong parameters P1-P2 (offset outside the EF)
 SW_INS = 0x6D00                    # instruction code not supported or invalid
 SW_CLA = 0x6E00                    # class not supported
+SW_UNKNOWN = 0x6F00                # no precise diagnosis
 
 INS_SELECT, INS_READ_BINARY, INS_VERIFY, INS_SIGN = 0xA4, 0xB0, 0x20, 0x2A
 #: the class byte each instruction is sent with: ISO interindustry (00) except the JPKI

@@ -167,7 +167,7 @@ def card_reset(holder_id: str, kind: str, new_pin: str | None) -> None:
 @holder_arg
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
               help="The vpcd slot's port: reader k of `card reader start --port BASE` is BASE + k "
-                   "(default 35963, vpcd's own default: the first reader).")
+                   "(default: the first reader, BASE; 35963, vpcd's own default, with --system).")
 @click.option("--reader-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The private pcscd's directory (default: DATA_DIR/pcsc, as `card reader start`).")
 @click.option("--system", is_flag=True,
@@ -183,15 +183,13 @@ def card_insert(holder_id: str, port: int | None, reader_dir: Path | None, syste
 
     service = _service()
     holder = service.state(holder_id).holder.id
-    port = port or reader.DEFAULT_PORT
     data_dir = service.authority.config.data_dir.resolve()
     directory = None if system else (reader_dir or data_dir / "pcsc").resolve()
+    daemon = None if directory is None else pcsc.running(directory)  # a clear error now, not in the card's log
+    port = port or (daemon.base_port if daemon else reader.DEFAULT_PORT)
     if foreground:
-        netns = None if directory is None else pcsc.running(directory).netns
-        reader.run_foreground(service, holder, port, netns, trace, click.echo)
+        reader.run_foreground(service, holder, port, daemon.netns if daemon else None, trace, click.echo)
         return
-    if directory is not None:
-        pcsc.running(directory)  # a clear error now rather than in the card's log
     entry = reader.insert(data_dir, holder, port, directory, env={"JPKI_MOCK_DATA": str(data_dir)}, trace=trace)
     click.echo(f"inserted holder {holder}'s card in the vpcd slot at port {entry.port} "
                f"(pid {entry.pid}, log {entry.log})")

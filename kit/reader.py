@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +138,11 @@ class ChipCard:
 
     def transmit(self, command: bytes) -> bytes:
         with self._lock:
-            response, self.session = apdu.process(self.port, self.session, command)
+            try:
+                response, self.session = apdu.process(self.port, self.session, command)
+            except Exception:  # a store error must not take the card out of the reader
+                traceback.print_exc()
+                response = apdu.respond(apdu.SW_UNKNOWN)
         if self.trace:
             self.trace(f"> {redact(command)}")
             self.trace(f"< {_hex(response)}")

@@ -322,3 +322,16 @@ def test_vpcd_frames_over_a_socket(cards, holder):
     thread.join(timeout=5)
     assert not thread.is_alive()
     card_end.close()
+
+
+def test_a_store_failure_answers_6f00_and_keeps_the_card(cards, holder, capsys):
+    class Broken(StoredCard):
+        def tries_left(self, kind: str) -> int:
+            raise RuntimeError("database went away")
+
+    card = ChipCard(Broken(cards, holder))
+    assert card.transmit(SELECT_AP)[-2:] == b"\x90\x00"
+    assert card.transmit(select_ef(apdu.EF_AUTH_PIN))[-2:] == b"\x90\x00"
+    assert card.transmit(verify_cmd(None)) == b"\x6f\x00"
+    assert "database went away" in capsys.readouterr().err
+    assert card.transmit(select_ef(apdu.EF_TOKEN))[-2:] == b"\x90\x00"  # the session goes on

@@ -232,6 +232,7 @@ def test_pkcs11_signature_key_after_the_signature_password(bench):
 def pyscard(bench) -> Iterator:
     """A pyscard connection to reader 0 (pcsc-lite reads PCSCLITE_CSOCK_NAME once per process:
     this module's pcscd is the only one it talks to)."""
+    before = os.environ.get("PCSCLITE_CSOCK_NAME")
     os.environ["PCSCLITE_CSOCK_NAME"] = bench.env["PCSCLITE_CSOCK_NAME"]
     from smartcard.System import readers
 
@@ -243,6 +244,10 @@ def pyscard(bench) -> Iterator:
     yield conn
     conn.disconnect()
     conn.release()
+    if before is None:
+        del os.environ["PCSCLITE_CSOCK_NAME"]
+    else:
+        os.environ["PCSCLITE_CSOCK_NAME"] = before
 
 
 def tx(conn, command: bytes) -> tuple[bytes, int]:
