@@ -134,9 +134,13 @@ def start(directory: Path, base_port: int, readers: int = 2, apdu_log: bool = Fa
         path.mkdir(parents=True, exist_ok=True)
     (conf / "jpki-mock").write_text(reader_config(base_port, readers))
     sock = run / "pcscd" / "pcscd.comm"
-    if sock.exists():
-        raise Conflict(f"{sock} exists: a pcscd already runs in {directory}", field="directory",
+    state = directory / "pcscd.json"
+    if state.exists() and alive(json.loads(state.read_text())["pid"]):
+        raise Conflict(f"a pcscd already runs in {directory}", field="directory",
                        allowed="`jpki-mock card reader stop` first")
+    # left by a pcscd that was killed: pcscd itself would refuse to start next to it
+    sock.unlink(missing_ok=True)
+    (run / "pcscd" / "pcscd.pid").unlink(missing_ok=True)
     args = [pcscd, "--foreground", "--config", str(conf)] + (["--apdu", "--debug"] if apdu_log else [])
     ip = shutil.which("ip") or "/usr/sbin/ip"
     script = '"$1" link set lo up && mount --bind "$2" /run && shift 2 && exec "$@"'
