@@ -5,6 +5,9 @@
 - :mod:`ca.card.scenarios`: ``jpki-mock scenarios build``, every certificate state a verifier
   must handle, with a manifest of expected outcomes.
 - :mod:`ca.card.api` / :mod:`ca.card.cli`: the admin API blueprint and the click commands.
+- :mod:`jpki_mock.kit.apdu`, :mod:`~jpki_mock.kit.vpcd`, :mod:`~jpki_mock.kit.reader`,
+  :mod:`~jpki_mock.kit.pcsc`: the same card in a virtual PC/SC reader (the JPKI application
+  over APDUs, vpcd's socket protocol, ``card insert / remove``, a private pcscd).
 
 It lives inside ``ca/`` because creating a card issues certificates and the scenario
 catalog's deliberately broken artefacts need CA and responder signers.

@@ -254,6 +254,12 @@ class CardService:
         state = self.state(holder_id)
         return state.certificates["auth"]
 
+    def verify(self, holder_id: Any, kind: Any, pin: Any) -> tuple[rsa.RSAPrivateKey, Certificate]:
+        """The card's VERIFY, as the virtual reader (kit/reader.py) sends it: the key the PIN
+        opens and its certificate; a wrong PIN costs a try (:class:`WrongPin`), a locked one
+        raises :class:`PinLocked`."""
+        return self._open(holder_id, check_kind(kind), pin)
+
     def _open(self, holder_id: Any, kind: str, pin: Any) -> tuple[rsa.RSAPrivateKey, Certificate]:
         """VERIFY then use the key: a wrong PIN costs a try, the right one restores the count."""
         state = self.state(holder_id)

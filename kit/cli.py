@@ -163,6 +163,94 @@ def card_reset(holder_id: str, kind: str, new_pin: str | None) -> None:
     _echo_state(_service().reset(holder_id, kind, _secret(new_pin, "new PIN / password")))
 
 
+@card.command("insert")
+@holder_arg
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="The vpcd slot's port: reader k of `card reader start --port BASE` is BASE + k "
+                   "(default: the first reader, BASE; 35963, vpcd's own default, with --system).")
+@click.option("--reader-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The private pcscd's directory (default: DATA_DIR/pcsc, as `card reader start`).")
+@click.option("--system", is_flag=True,
+              help="Connect to a vpcd in this network namespace (the system pcscd with vpcd's own "
+                   "configuration) instead of the private pcscd.")
+@click.option("--trace", is_flag=True, help="Log every APDU (PINs masked) to the card's log file.")
+@click.option("--foreground", is_flag=True, help="Serve the card in this process until interrupted.")
+def card_insert(holder_id: str, port: int | None, reader_dir: Path | None, system: bool, trace: bool,
+                foreground: bool) -> None:
+    """Put HOLDER's card in a virtual PC/SC reader (vpcd): the JPKI application over APDUs,
+    on the same card state (tries, keys) the REST API and these commands use."""
+    from jpki_mock.kit import pcsc, reader
+
+    service = _service()
+    holder = service.state(holder_id).holder.id
+    data_dir = service.authority.config.data_dir.resolve()
+    directory = None if system else (reader_dir or data_dir / "pcsc").resolve()
+    daemon = None if directory is None else pcsc.running(directory)  # a clear error now, not in the card's log
+    port = port or (daemon.base_port if daemon else reader.DEFAULT_PORT)
+    if foreground:
+        reader.run_foreground(service, holder, port, daemon.netns if daemon else None, trace, click.echo)
+        return
+    entry = reader.insert(data_dir, holder, port, directory, env={"JPKI_MOCK_DATA": str(data_dir)}, trace=trace)
+    click.echo(f"inserted holder {holder}'s card in the vpcd slot at port {entry.port} "
+               f"(pid {entry.pid}, log {entry.log})")
+
+
+@card.command("remove")
+@click.argument("holder_id", metavar="[HOLDER]", required=False)
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Take out the card on this port.")
+def card_remove(holder_id: str | None, port: int | None) -> None:
+    """Take a card out of its virtual reader (HOLDER's, or the one on --port; alone: every card)."""
+    from jpki_mock.kit import reader
+
+    service = _service()
+    holder = service.authority.get_holder(holder_id).id if holder_id is not None else None
+    for entry in reader.remove(service.authority.config.data_dir.resolve(), holder=holder, port=port):
+        click.echo(f"removed holder {entry.holder}'s card from port {entry.port}")
+
+
+@card.group("reader")
+def card_reader() -> None:
+    """A private pcscd with vpcd reader slots on 127.0.0.1 (reader k = port BASE + k)."""
+
+
+reader_dir_opt = click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+                              help="Where pcscd's configuration, socket and log live (default: DATA_DIR/pcsc).")
+
+
+def _reader_dir(directory: Path | None) -> Path:
+    if directory is not None:
+        return directory
+    from jpki_mock.config import load_config
+
+    return load_config().data_dir / "pcsc"
+
+
+@card_reader.command("start")
+@reader_dir_opt
+@click.option("--port", type=click.IntRange(1, 65535), default=35963, show_default=True,
+              help="Port of the first slot.")
+@click.option("--readers", type=click.IntRange(1, 16), default=2, show_default=True)
+@click.option("--apdu-log", is_flag=True, help="pcscd logs every APDU too (to its log file).")
+def card_reader_start(directory: Path | None, port: int, readers: int, apdu_log: bool) -> None:
+    """Start the private pcscd and print the line that points PC/SC clients at it."""
+    from jpki_mock.kit import pcsc
+
+    daemon = pcsc.start(_reader_dir(directory), port, readers, apdu_log)
+    click.echo(f"export PCSCLITE_CSOCK_NAME={daemon.socket}")
+    click.echo(f"# pcscd pid {daemon.pid}: {readers} reader slot(s) at 127.0.0.1:{port}-{port + readers - 1}", err=True)
+
+
+@card_reader.command("stop")
+@reader_dir_opt
+def card_reader_stop(directory: Path | None) -> None:
+    """Stop the private pcscd (by its PID)."""
+    from jpki_mock.kit import pcsc
+
+    daemon = pcsc.running(_reader_dir(directory))
+    pcsc.stop(daemon)
+    click.echo(f"stopped pcscd (pid {daemon.pid})")
+
+
 @click.group("scenarios")
 def scenarios() -> None:
     """The scenario catalog: every certificate state a verifier must handle, with expected outcomes."""
