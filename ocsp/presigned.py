@@ -21,8 +21,8 @@ CertID and unlinks the other's requests, so nothing stays reachable that invalid
 Memory: ``ocsp.cache_mb`` per process.  Answers are evicted one at a time by CLOCK (second
 chance): the hand passes over the entries in the order they were stored; one used since the
 hand last passed is kept for another round, any other is dropped.  At national scale almost
-every lookup names a certificate nobody asked about recently (issue 19: 71.6 million lookups
-a year over 84 million certificates), so an answer used once must not push out the ones
+every lookup names a certificate nobody asked about recently (docs/sources.md section 1: about
+71.6 million user-authentication lookups in FY2020, 42.01 million cards issued), so an answer used once must not push out the ones
 relying parties keep asking about.  "Used" costs the hot path nothing: its once-a-second
 :meth:`Entry.renew` sets ``hot_until``, which is the reference bit; the hand clears it to 0.0,
 so the next hit renews (and marks) again.  Eviction is not invalidation: an evicted answer was
