@@ -18,17 +18,18 @@ a slow signer cannot put a stale "good" back.  Concurrent first lookups of one c
 (by GET and by POST, say) each sign and store: an entry that replaces another takes over the
 CertID and unlinks the other's requests, so nothing stays reachable that invalidation misses.
 
-Memory: ``ocsp.cache_mb`` per process.  Answers are evicted one at a time by CLOCK (second
+Memory: ``ocsp.cache_mb`` per process. Answers are evicted one at a time by CLOCK (second
 chance): the hand passes over the entries in the order they were stored; one used since the
-hand last passed is kept for another round, any other is dropped.  At national scale almost
+hand last passed is kept for another round, any other is dropped. At national scale almost
 every lookup names a certificate nobody asked about recently (docs/sources.md section 1: about
-71.6 million user-authentication lookups in FY2020, 42.01 million cards issued), so an answer used once must not push out the ones
-relying parties keep asking about.  "Used" costs the hot path nothing: its once-a-second
-:meth:`Entry.renew` sets ``hot_until``, which is the reference bit; the hand clears it to 0.0,
-so the next hit renews (and marks) again.  Eviction is not invalidation: an evicted answer was
-correct, and the next lookup signs a fresh one from the status as it is then, under the same
-``seen`` guard.  Certificate statuses (:attr:`Presigned.statuses`) get :data:`STATUS_SHARE` of
-the budget and are forgotten oldest first.
+71.6 million user-authentication lookups in FY2020, 42.01 million cards issued), so an answer
+used once must not push out the ones relying parties keep asking about. "Used" costs the hot
+path nothing: its once-a-second :meth:`Entry.renew` sets ``hot_until``, which is the reference
+bit; the hand clears it to 0.0, so the next hit renews (and marks) again. Eviction is not
+invalidation: an evicted answer was correct, and the next lookup signs a fresh one from the
+status as it is then, under the same ``seen`` guard. Certificate statuses
+(:attr:`Presigned.statuses`) get 1/:data:`STATUS_SHARE` of the budget and are forgotten oldest
+first.
 """
 
 from __future__ import annotations
