@@ -193,7 +193,7 @@ class Issuance:
         row = Certificate(
             ca_id=issuer.id, kind=kind, serial=serial, holder_id=holder.id, municipality=holder.municipality,
             subject_cn=cn, not_before=not_before, not_after=not_after, status=CertState.GOOD, status_seq=0,
-            der=cert.public_bytes(serialization.Encoding.DER), issued_at=now,
+            stored_der=cert.public_bytes(serialization.Encoding.DER), issued_at=now,
         )
         s.add(row)
         s.flush()

@@ -115,7 +115,30 @@ class Certificate(Base):
     #: value of the global revocation sequence when this row last changed status; responders
     #: use it to invalidate pre-signed responses (``StatusReader.changes_since``).
     status_seq: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
-    der: Mapped[bytes] = mapped_column(LargeBinary)
+    #: the certificate's DER, or NULL for a lazily seeded record (``jpki-mock seed --lazy``) not
+    #: used yet: read it through :meth:`ca.certificates.Certificates.der_of`, which signs and stores
+    #: it on first use; :attr:`der` refuses a record that has none.
+    stored_der: Mapped[bytes | None] = mapped_column("der", LargeBinary, nullable=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: the :class:`SeedKey` whose public key a lazily seeded record certifies (NULL otherwise)
+    seed_key: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
 
     holder: Mapped[Holder | None] = relationship(back_populates="certificates")
+
+    @property
+    def der(self) -> bytes:
+        """The stored DER; a lazily seeded record not signed yet raises (no caller gets None)."""
+        if self.stored_der is None:
+            raise LookupError(f"{self.kind} certificate {self.serial} is a lazily seeded record not signed yet: "
+                              "read it through Certificates.der_of")
+        return self.stored_der
+
+
+class SeedKey(Base):
+    """A subject public key of the lazy seeding pool: the records that name it certify this key, so
+    the certificate signed on first use is the same whichever process signs it."""
+
+    __tablename__ = "seed_keys"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    spki_der: Mapped[bytes] = mapped_column(LargeBinary)

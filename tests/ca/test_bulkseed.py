@@ -1,0 +1,192 @@
+"""National-scale seeding (``jpki-mock seed --lazy``): records now, certificates signed on first use.
+
+Every certificate is checked with implementations other than the writer's: the signature with
+pyca/cryptography against the CA certificate, the fields with asn1crypto; OCSP answers and CRLs
+are parsed back with asn1crypto."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from asn1crypto import ocsp as a_ocsp
+from asn1crypto import x509 as ax509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from sqlalchemy import func, select
+
+from jpki_mock.ca.bulkseed import seed_records
+from jpki_mock.ca.models import Certificate, Holder
+from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream
+from jpki_mock.vocab import CertState, Kind
+from tests.support import HOLDER
+from tests.support.crl import entries
+from tests.support.ocsp import call, cert_id, multi_request, ocsp_app
+
+N = 400
+
+
+def _seed(rt, n: int = N, **kw):
+    return seed_records(rt, n, rng_seed=7, key_pool=3, progress=False, workers=0, **kw)
+
+
+def _rows(rt, **where) -> list[Certificate]:
+    with rt.store.session() as s:
+        q = select(Certificate).order_by(Certificate.serial)
+        for k, v in where.items():
+            q = q.where(getattr(Certificate, k) == v)
+        return list(s.scalars(q).all())
+
+
+def _verify_against_ca(rt, row: Certificate, der: bytes) -> ax509.Certificate:
+    issuer = rt.authority.issuer_by_id(row.ca_id).certificate
+    cert = ax509.Certificate.load(der)
+    issuer.public_key().verify(cert["signature_value"].native, cert["tbs_certificate"].dump(),
+                               padding.PKCS1v15(), hashes.SHA256())
+    tbs = cert["tbs_certificate"]
+    assert tbs["serial_number"].native == row.serial
+    assert cert.subject.native["common_name"] == row.subject_cn
+    assert tbs["validity"]["not_before"].native == row.not_before
+    assert tbs["validity"]["not_after"].native == row.not_after
+    assert cert.issuer.dump() == ax509.Certificate.load(rt.authority.issuer_by_id(row.ca_id).der).subject.dump()
+    return cert
+
+
+def test_records_are_seeded_unsigned_with_the_mix_and_consistent_counters(db_rt):
+    result = _seed(db_rt)
+    assert result.holders == N and result.certificates > N  # adults hold two certificates
+    rows = _rows(db_rt)
+    assert len(rows) == result.certificates
+    assert all(r.stored_der is None and r.seed_key is not None for r in rows)
+    with pytest.raises(LookupError):
+        _ = rows[0].der  # never None by accident
+    revoked = [r for r in rows if r.status == CertState.REVOKED]
+    assert len(revoked) == result.revoked and 0 < len(revoked) < len(rows) // 3
+    assert len({r.status_seq for r in revoked}) == len(revoked)
+    for kind in Kind:
+        serials = [r.serial for r in rows if r.kind == kind]
+        assert len(serials) == len(set(serials))
+
+    # Later issuance and revocation carry on after the seeded numbers.
+    holder = db_rt.authority.create_holder(HOLDER)
+    issued = db_rt.authority.issue(holder.id, "auth", pkcs12_passphrase="a passphrase")[0].certificate
+    assert issued.serial > max(r.serial for r in rows if r.kind == Kind.AUTH)
+    assert holder.id > max(r.holder_id for r in rows if r.holder_id is not None)
+    good = next(r for r in rows if r.kind == Kind.AUTH and r.status == CertState.GOOD)
+    db_rt.authority.revoke("auth", good.serial, "keyCompromise")
+    after = _rows(db_rt, kind=Kind.AUTH, serial=good.serial)[0]
+    assert after.status_seq > max(r.status_seq for r in revoked)
+
+
+def test_a_record_is_signed_on_first_download_and_stored(db_rt):
+    _seed(db_rt)
+    for kind in Kind:
+        row = next(r for r in _rows(db_rt, kind=kind) if r.status == CertState.GOOD)
+        looked_up = db_rt.authority.get_certificate(kind, row.serial)
+        der = db_rt.authority.der_of(looked_up)
+        cert = _verify_against_ca(db_rt, row, der)
+        assert _rows(db_rt, kind=kind, serial=row.serial)[0].stored_der == der  # stored: signed once
+        assert db_rt.authority.der_of(db_rt.authority.get_certificate(kind, row.serial)) == der
+        if kind == Kind.SIGN:
+            with db_rt.store.session() as s:
+                holder = s.get(Holder, row.holder_id)
+                assert holder is not None
+                name, address = holder.name, holder.address
+            san = [n.chosen.native for n in cert.subject_alt_name_value]
+            values = [v["value"] for v in san]
+            assert name in values and address in values
+
+
+def test_the_api_download_of_a_lazy_record_verifies(db_rt):
+    from jpki_mock.app import create_admin_app
+
+    _seed(db_rt, 40)
+    row = next(r for r in _rows(db_rt, kind=Kind.SIGN))
+    client = create_admin_app(db_rt).test_client()
+    resp = client.get(f"/admin/api/certificates/sign/{row.serial}?format=der",
+                      headers={"Authorization": f"Bearer {db_rt.token}"})
+    assert resp.status_code == 200, resp.data
+    _verify_against_ca(db_rt, row, resp.data)
+
+
+def test_racing_first_uses_store_one_der(db_rt, rt_factory):
+    _seed(db_rt, 60)
+    other = rt_factory(db_rt.config.data_dir, database_url=db_rt.config.database_url, init=False)
+    row = _rows(db_rt, kind=Kind.SIGN)[0]
+    barrier, got = threading.Barrier(4), []
+
+    def first_use(rt):
+        cert = rt.authority.get_certificate("sign", row.serial)
+        barrier.wait()
+        got.append(rt.authority.der_of(cert))
+
+    threads = [threading.Thread(target=first_use, args=(rt,)) for rt in (db_rt, other, db_rt, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 4 and len(set(got)) == 1
+    assert _rows(db_rt, kind=Kind.SIGN, serial=row.serial)[0].stored_der == got[0]
+    _verify_against_ca(db_rt, row, got[0])
+
+
+def test_a_basic_four_change_keeps_the_issued_subject(db_rt):
+    _seed(db_rt, 60)
+    row = next(r for r in _rows(db_rt, kind=Kind.SIGN) if r.status == CertState.GOOD)
+    with db_rt.store.session() as s:
+        holder = s.get(Holder, row.holder_id)
+        assert holder is not None
+        old_name = holder.name
+    db_rt.authority.event(row.holder_id, "change", changes={"name": "試験\u3000花子"})
+    cert = db_rt.authority.get_certificate("sign", row.serial)
+    assert cert.status == CertState.REVOKED and cert.stored_der is not None  # signed before the change
+    san = ax509.Certificate.load(db_rt.authority.der_of(cert)).subject_alt_name_value
+    values = [n.chosen.native["value"] for n in san]
+    assert old_name in values and "試験\u3000花子" not in values
+
+
+def test_ocsp_and_crls_answer_for_lazy_records(db_rt):
+    _seed(db_rt)
+    rows = [r for r in _rows(db_rt) if r.not_after > db_rt.clock.now()]
+    revoked = next(r for r in rows if r.status == CertState.REVOKED and r.kind == Kind.SIGN)
+    good = next(r for r in rows if r.status == CertState.GOOD and r.kind == Kind.SIGN)
+    issuer = db_rt.authority.issuer(Kind.SIGN).certificate
+    app = ocsp_app(db_rt)
+    body = multi_request([cert_id(issuer, good.serial), cert_id(issuer, revoked.serial)])
+    resp = call(app, "POST", "/", body).asn1
+    assert resp["response_status"].native == "successful"
+    singles = {s["cert_id"]["serial_number"].native: s
+               for s in resp["response_bytes"]["response"].parsed["tbs_response_data"]["responses"]}
+    assert singles[good.serial]["cert_status"].name == "good"
+    status = singles[revoked.serial]["cert_status"]
+    assert status.name == "revoked"
+    assert status.chosen["revocation_time"].native == revoked.revoked_at
+    assert isinstance(resp, a_ocsp.OCSPResponse)
+
+    pub = Publisher(CrlDeps.of(db_rt))
+    pub.publish_many(pub.streams())
+    crl = pub.current_file(Stream(db_rt.authority.issuer(Kind.SIGN), "full", False)).read_bytes()
+    listed = entries(crl)
+    expected = {r.serial for r in _rows(db_rt, kind=Kind.SIGN, status=CertState.REVOKED)
+                if r.not_after > db_rt.clock.now()}
+    assert expected <= set(listed) and good.serial not in listed
+    # Nothing was signed to answer: status needs only the records.
+    with db_rt.store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Certificate).where(Certificate.stored_der.is_not(None))) == 0
+
+
+def test_the_cli_seeds_lazily(tmp_path):
+    from click.testing import CliRunner
+
+    from jpki_mock.cli import main
+
+    env = {"JPKI_MOCK_DATA": str(tmp_path / "d"), "JPKI_MOCK_KEY_PASSPHRASE": "a passphrase for tests"}
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], env=env).exit_code == 0
+    out = runner.invoke(main, ["seed", "--lazy", "--holders", "50", "--keys", "2", "--no-progress", "--seed", "3"],
+                        env=env)
+    assert out.exit_code == 0, out.output
+    assert out.output.strip().splitlines()[-1].startswith("holders=50 certificates=")
+    shown = runner.invoke(main, ["cert", "show", "--issuer", "auth", "--serial", "1000001", "--der"], env=env)
+    assert shown.exit_code == 0
+    assert ax509.Certificate.load(shown.stdout_bytes).serial_number == 1000001
