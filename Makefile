@@ -8,7 +8,7 @@ PORT ?= 8080
 JPKI_MOCK_DATA ?= ./var
 export PORT JPKI_MOCK_DATA
 
-.PHONY: run test lint venv bench-crl bench-ocsp bench-ocsp-python bench-seed bench-propagation clean
+.PHONY: run test lint venv bench-crl bench-ocsp bench-ocsp-python bench-seed bench-scale bench-propagation clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench-ocsp-python: $(STAMP)
 
 bench-seed: $(STAMP)
 	$(PY) -m jpki_mock.loadtest.bench.seed
+
+## The responder over 10,000 and 10,000,000 lazily seeded certificate records (docs/loadtest.md "National scale").
+bench-scale: $(STAMP)
+	$(PY) -m jpki_mock.loadtest.bench.scale $(BENCH_SCALE_ARGS)
 
 ## Revocation propagation to two PostgreSQL-backed responders (own cluster; docs/ocsp.md "Propagation").
 bench-propagation: $(STAMP)

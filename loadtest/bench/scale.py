@@ -1,0 +1,224 @@
+"""Scale benchmark: the OCSP responder over a small and a national-scale population.
+
+``make bench-scale`` (``python -m jpki_mock.loadtest.bench.scale [--small 10000] [--large 10000000]``):
+for each size, in a temporary data directory,
+
+1. ``jpki-mock init`` and ``jpki-mock seed --lazy`` (certificate records, none signed: docs/loadtest.md
+   "National scale") until the store holds about that many certificate records;
+2. ``jpki-mock ocsp serve`` on 127.0.0.1 (``--workers``, default 2), then with wrk (``bench/wrk.py``,
+   every answer checked by ``wrk_scripts/ocsp.lua``):
+   * cached GET: a fixed set of ``--hot`` serials, warmed by an unmeasured run, then measured;
+   * cold GET: serials never asked before, one wrk thread walking a shuffled list longer than
+     the run can reach, so every request is a first lookup (status read, answer signed);
+   * RSS: a paced run over up to ``--rss-serials`` distinct serials (bounded by ``--rss-seconds``), after
+     which the resident set of each responder worker (``/proc/<pid>/status`` VmRSS) and the
+     worker's cache bytes per answer (``/metrics``) are read;
+3. the responder is stopped by its PID and the directory removed.
+
+Prints one table and, last, ``small= large= cached_ratio= cold_ratio= cached_p99_ratio=
+cold_p99_ratio= rss_mb_per_worker= bytes_per_answer= seed_records_per_s=`` (ratios large/small;
+RSS, bytes per answer and the seeding rate from the large run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from jpki_mock.loadtest import ocsp_requests as oreq
+from jpki_mock.loadtest.bench.ocsp import HOST, Server, bench_lock, fetch, http, jpki, write_lines
+from jpki_mock.loadtest.bench.wrk import WrkResult, run_wrk, wrk_binary
+
+PORT = 18092
+#: wrk lines written per second of the RSS run: above any cold rate seen on this machine
+RSS_LINES_PER_S = 5_000
+#: certificate records per seeded holder (adults hold two: ca/seed.py MIX and the age spread)
+RECORDS_PER_HOLDER = 1.83
+
+
+@dataclass
+class SizeResult:
+    records: int
+    seed_rate: float
+    cached: WrkResult
+    cold: WrkResult
+    rss_mb: list[float]
+    rss_serials: int
+    bytes_per_answer: float
+
+
+def workers_of(pid: int) -> list[int]:
+    """The PIDs of ``pid``'s child processes (granian's workers)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    m = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
+    return int(m.group(1)) / 1024 if m else float("nan")
+
+
+def targets_of(env: dict, count: int, rng: random.Random, kind: str = "auth"
+               ) -> tuple[bytes, bytes, list[oreq.Target]]:
+    """(name hash, key hash, up to ``count`` distinct live records of ``kind``'s current CA, in
+    random order): serials drawn from the seeded range and looked up in batches, so a national
+    population is never loaded whole."""
+    from sqlalchemy import func, select
+
+    from jpki_mock.ca.models import Certificate
+    from jpki_mock.config import load_config
+    from jpki_mock.runtime import Runtime
+
+    rt = Runtime.open(load_config(env))
+    try:
+        issuer = rt.authority.issuer(kind)
+        now = rt.clock.now()
+        with rt.store.session() as s:
+            low, high = s.execute(select(func.min(Certificate.serial), func.max(Certificate.serial))
+                                  .where(Certificate.ca_id == issuer.id)).one()
+        drawn = rng.sample(range(low, high + 1), min(high - low + 1, int(count * 1.1) + 100))
+        out: list[oreq.Target] = []
+        for at in range(0, len(drawn), 5000):
+            found = rt.status.lookup_many(issuer.id, drawn[at:at + 5000])
+            out += [oreq.Target(st.serial, st.status, st.reason) for st in found.values() if st.not_after > now]
+            if len(out) >= count:
+                break
+        return issuer.name_hash["sha1"], issuer.key_hash["sha1"], out[:count]
+    finally:
+        rt.close()
+
+
+def lines_for(name_hash: bytes, key_hash: bytes, targets: list[oreq.Target]) -> list[str]:
+    return [oreq.get_line(oreq.get_path("", oreq.request_der(name_hash, key_hash, t.serial)), key_hash, t)
+            for t in targets]
+
+
+def metric(text: str, name: str) -> float:
+    m = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.M)
+    return float(m.group(1)) if m else float("nan")
+
+
+def measure_size(records: int, args: argparse.Namespace, wrk: str, rng: random.Random) -> SizeResult:
+    work = Path(tempfile.mkdtemp(prefix="jpki-bench-scale-"))
+    server = None
+    try:
+        env = dict(os.environ, JPKI_MOCK_DATA=str(work / "data"), JPKI_MOCK_KEY_PASSPHRASE="bench-passphrase",
+                   JPKI_MOCK_HOST=HOST, JPKI_MOCK_OCSP_WORKERS=str(args.workers),
+                   JPKI_MOCK_OCSP_ACCESS_CONTROL="false", JPKI_MOCK_OCSP_CACHE_MB=str(args.cache_mb))
+        jpki(env, "init")
+        holders = max(1, round(records / RECORDS_PER_HOLDER))
+        print(f"seeding {holders} holders (~{records} certificate records, lazy) ...", flush=True)
+        line = jpki(env, "seed", "--lazy", "--holders", str(holders), "--seed", "20261204",
+                    *([] if args.progress else ["--no-progress"])).strip().splitlines()[-1]
+        print(line, flush=True)
+        seeded = {k: float(v) for k, v in (kv.split("=") for kv in line.split())}
+        # The RSS run reaches at most a few thousand new serials a second: only those get lines.
+        reachable = min(args.rss_serials, args.rss_seconds * RSS_LINES_PER_S)
+        name_hash, key_hash, targets = targets_of(env, args.hot + args.cold_serials + reachable, rng)
+        hot = targets[:args.hot]
+        rest = targets[args.hot:]
+        files = {"hot": write_lines(work / "hot.txt", lines_for(name_hash, key_hash, hot))}
+        cold = rest[:args.cold_serials]
+        files["cold"] = write_lines(work / "cold.txt", lines_for(name_hash, key_hash, cold))
+        rss_targets = rest[len(cold):]
+        if rss_targets:
+            files["rss"] = write_lines(work / "rss.txt", lines_for(name_hash, key_hash, rss_targets))
+        base = f"http://{HOST}:{PORT}"
+        probe_path = oreq.get_path("", oreq.request_der(name_hash, key_hash, hot[0].serial))
+        server = Server("responder", [sys.executable, "-m", "jpki_mock.cli", "ocsp", "serve", "--workers",
+                                      str(args.workers), "--port", str(PORT)], env, work)
+        server.wait_ready(lambda: http(base + probe_path))
+
+        def bounded(name: str, seconds: int, threads: int, connections: int, rate: float = 0.0) -> WrkResult:
+            result, _ = run_wrk(base + "/", files[name], threads=threads, connections=connections,
+                                duration=seconds, rate=rate, wrk=wrk)
+            if result.errors:
+                raise RuntimeError(f"{name}: {result.errors} wrong answers of {result.requests}")
+            return result
+
+        bounded("hot", args.warm_seconds, 1, args.connections)  # every worker signs and keeps the hot set
+        cached = bounded("hot", args.seconds, 2, args.connections)
+        cold_result = bounded("cold", args.cold_seconds, 1, args.connections)
+        if cold_result.requests > len(cold):
+            raise RuntimeError(f"cold run made {cold_result.requests} requests over {len(cold)} serials: "
+                               "some were repeats; lower --cold-seconds or raise --cold-serials")
+        asked = 0
+        if rss_targets:  # a small population may have no serial left over
+            asked = min(bounded("rss", args.rss_seconds, 1, args.connections).requests, len(rss_targets))
+        worker_pids = workers_of(server.proc.pid)
+        rss = [rss_mb(p) for p in worker_pids]
+        _, _, text = fetch(base + "/metrics")
+        page = text.decode()
+        answers = max(1.0, metric(page, "jpki_ocsp_process_presigned"))
+        per_answer = metric(page, "jpki_ocsp_process_cache_bytes") / answers
+        return SizeResult(int(seeded["certificates"]), seeded["certs_per_s"], cached, cold_result, rss, asked,
+                          per_answer)
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def table(results: dict[str, SizeResult]) -> str:
+    rows = [("size   records    seed/s   cached/s  cached_p99_ms  cold/s  cold_p99_ms  rss_serials  rss_mb/worker"
+            "  B/answer")]
+    for label, r in results.items():
+        rows.append(f"{label:6} {r.records:>9} {r.seed_rate:>9.0f} {r.cached.rps:>9.0f} {r.cached.p99:>14.2f} "
+                    f"{r.cold.rps:>7.0f} {r.cold.p99:>12.2f} {r.rss_serials:>12} "
+                    f"{statistics.mean(r.rss_mb) if r.rss_mb else float('nan'):>14.1f} {r.bytes_per_answer:>9.0f}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--large", type=int, default=10_000_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--hot", type=int, default=512, help="serials of the cached run")
+    parser.add_argument("--seconds", type=int, default=10, help="each measured cached run")
+    parser.add_argument("--warm-seconds", type=int, default=5)
+    parser.add_argument("--cold-seconds", type=int, default=2)
+    parser.add_argument("--cold-serials", type=int, default=6_000,
+                        help="distinct serials for the cold run (more than it can reach)")
+    parser.add_argument("--rss-serials", type=int, default=1_000_000)
+    parser.add_argument("--rss-seconds", type=int, default=60)
+    parser.add_argument("--cache-mb", type=int, default=256)
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args(argv)
+    wrk = wrk_binary()
+    started = time.monotonic()
+    with bench_lock():
+        results = {"small": measure_size(args.small, args, wrk, random.Random(1)),
+                   "large": measure_size(args.large, args, wrk, random.Random(2))}
+    small, large = results["small"], results["large"]
+    print(table(results))
+    print(f"minutes={(time.monotonic() - started) / 60:.1f}")
+    print(f"small={args.small} large={args.large} cached_ratio={large.cached.rps / small.cached.rps:.2f} "
+          f"cold_ratio={large.cold.rps / small.cold.rps:.2f} "
+          f"cached_p99_ratio={large.cached.p99 / small.cached.p99:.2f} "
+          f"cold_p99_ratio={large.cold.p99 / small.cold.p99:.2f} "
+          f"rss_mb_per_worker={max(large.rss_mb) if large.rss_mb else float('nan'):.0f} "
+          f"bytes_per_answer={large.bytes_per_answer:.0f} seed_records_per_s={large.seed_rate:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
