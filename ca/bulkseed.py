@@ -317,8 +317,8 @@ def seed_records(rt: SeedRuntime, n: int, *, rng_seed: int | None = None, key_po
                  ) -> SeedResult:
     """Seed ``n`` holders with unsigned certificate records (``jpki-mock seed --lazy``).
 
-    ``workers``: processes generating rows while this one writes them (default: one when the
-    machine has more than one core); each chunk has its own random stream, so a given
+    ``workers``: processes generating rows while this one writes them (default: the cores but
+    one, at most two; 0: generate here); each chunk has its own random stream, so a given
     ``rng_seed`` seeds the same population whatever the number of workers."""
     from tqdm import tqdm
 

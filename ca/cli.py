@@ -290,7 +290,8 @@ def cert_release(c: Ctx, issuer: str, serial: str) -> None:
 # ------------------------------------------------------------------ seeding
 @click.command()
 @click.option("--holders", type=click.IntRange(1, 50_000_000), required=True)
-@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Signing processes (default: CPU count).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Signing processes (default: CPU count); with --lazy, row-generating processes.")
 @click.option("--seed", "rng_seed", type=int, default=None, help="Random seed for a reproducible mix.")
 @click.option("--keys", "key_pool", type=click.IntRange(1, 4096), default=16, show_default=True,
               help="Size of the reused subject-key pool (seeding only).")
@@ -310,7 +311,7 @@ def seed(c: Ctx, holders: int, workers: int | None, rng_seed: int | None, key_po
         from jpki_mock.ca.bulkseed import seed_records
 
         result = seed_records(c.ready(), holders, rng_seed=rng_seed, key_pool=key_pool, public_keys=supplied,
-                              progress=progress)
+                              progress=progress, workers=workers)
     else:
         result = seed_holders(c.ready(), holders, workers=workers, rng_seed=rng_seed, key_pool=key_pool,
                               public_keys=supplied, progress=progress)

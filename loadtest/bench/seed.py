@@ -1,6 +1,9 @@
 """Seeding benchmark: `jpki-mock seed --holders N` three times in fresh data directories.
 
-    python -m jpki_mock.loadtest.bench.seed [--holders 100000] [--runs 3]
+    python -m jpki_mock.loadtest.bench.seed [--holders 100000] [--runs 3] [--lazy]
+
+``--lazy`` seeds certificate records without signing them (``jpki-mock seed --lazy``, national
+scale: docs/loadtest.md "National scale").
 
 Beside each run it measures the machine's single-thread RSA-2048 signing rate (the floor of
 any certificate's cost), so a figure taken on a busy shared machine can be read as a ratio.
@@ -33,11 +36,11 @@ def rsa_sign_rate(seconds: float = 2.0) -> float:
     return count / (time.perf_counter() - start)
 
 
-def run_once(holders: int, workers: int | None) -> dict[str, float]:
+def run_once(holders: int, workers: int | None, lazy: bool = False) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="jpki-seed-") as data:
         env = {**os.environ, "JPKI_MOCK_DATA": data, "JPKI_MOCK_KEY_PASSPHRASE": "bench-passphrase"}
         run_jpki(env, "init")
-        args = ["seed", "--holders", str(holders), "--seed", "1"]
+        args = ["seed", "--holders", str(holders), "--seed", "1", *(["--lazy"] if lazy else [])]
         if workers:
             args += ["--workers", str(workers)]
         out = run_jpki(env, *args).stdout
@@ -51,11 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--holders", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--lazy", action="store_true", help="records only, each signed on first use")
     args = parser.parse_args(argv)
     results, signs = [], []
     for _ in range(args.runs):
         signs.append(rsa_sign_rate())
-        results.append(run_once(args.holders, args.workers))
+        results.append(run_once(args.holders, args.workers, args.lazy))
         print(f"rsa_sign_per_s={signs[-1]:.0f}", flush=True)
     rate = statistics.median(r["certs_per_s"] for r in results)
     secs = statistics.median(r["seconds"] for r in results)
