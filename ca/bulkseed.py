@@ -23,6 +23,8 @@ import struct
 import time
 from base64 import b32encode
 from bisect import bisect_right
+from collections import deque
+from collections.abc import Iterator
 from datetime import date, timedelta
 from itertools import accumulate
 from typing import Any
@@ -312,6 +314,23 @@ def _generate(job: tuple[int, int, int]) -> tuple[list[tuple[Any, ...]], list[tu
     return _GEN[0].chunk(index, first_holder, size)
 
 
+def _in_order(pool: Any, jobs: list[tuple[int, int, int]], window: int
+              ) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
+    """Each job's rows, in order, with at most ``window`` chunks generated ahead of the writer:
+    ``Pool.imap`` would queue every finished chunk, and memory would grow with the population
+    whenever the generators outpace the database."""
+    if pool is None:
+        yield from map(_generate, jobs)
+        return
+    pending: deque[Any] = deque()
+    for job in jobs:
+        pending.append(pool.apply_async(_generate, (job,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
 def seed_records(rt: SeedRuntime, n: int, *, rng_seed: int | None = None, key_pool: int = 16,
                  public_keys: list[bytes] | None = None, progress: bool = True, workers: int | None = None
                  ) -> SeedResult:
@@ -343,8 +362,7 @@ def seed_records(rt: SeedRuntime, n: int, *, rng_seed: int | None = None, key_po
     pool = mp.get_context("fork").Pool(workers) if workers > 0 else None
     try:
         jobs = [(i, first_holder + i * CHUNK, min(CHUNK, n - i * CHUNK)) for i in range(-(-n // CHUNK))]
-        chunks = pool.imap(_generate, jobs) if pool is not None else map(_generate, jobs)
-        for holders, certs in chunks:
+        for holders, certs in _in_order(pool, jobs, 2 * workers + 1):
             writer.write(holders, certs)
             writer.conn.commit()
             revoked = [row[11] for row in certs if row[11]]

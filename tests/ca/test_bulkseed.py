@@ -190,3 +190,23 @@ def test_the_cli_seeds_lazily(tmp_path):
     shown = runner.invoke(main, ["cert", "show", "--issuer", "auth", "--serial", "1000001", "--der"], env=env)
     assert shown.exit_code == 0
     assert ax509.Certificate.load(shown.stdout_bytes).serial_number == 1000001
+
+
+def test_the_population_is_the_same_whatever_the_generating_processes(rt_factory, tmp_path):
+    from jpki_mock.ca import bulkseed
+
+    def rows(rt):
+        with rt.store.session() as s:
+            return s.execute(select(Certificate.kind, Certificate.serial, Certificate.subject_cn,
+                                    Certificate.not_before, Certificate.not_after, Certificate.status,
+                                    Certificate.reason).order_by(Certificate.kind, Certificate.serial)).all()
+
+    one, two = rt_factory(tmp_path / "one"), rt_factory(tmp_path / "two")
+    chunk = bulkseed.CHUNK
+    bulkseed.CHUNK = 50  # several chunks in flight through the bounded window
+    try:
+        seed_records(one, 400, rng_seed=5, key_pool=2, progress=False, workers=0)
+        seed_records(two, 400, rng_seed=5, key_pool=2, progress=False, workers=2)
+    finally:
+        bulkseed.CHUNK = chunk
+    assert rows(one) == rows(two) and len(rows(one)) > 400
