@@ -1,0 +1,195 @@
+"""The console's pages through Flask's test client: sign-in, sessions, CSRF, languages, bad
+input, and writes that land in the same store the admin API reads."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from asn1crypto import ocsp as aocsp
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from jpki_mock.app import create_app
+from jpki_mock.ca.models import Holder
+from tests.support.pki import HOLDER
+
+BASIC = {k: HOLDER[k] for k in ("name", "date_of_birth", "gender", "address") if k in HOLDER}
+
+
+def csrf(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+@pytest.fixture
+def app(rt: Any) -> Any:
+    return create_app(rt).default
+
+
+@pytest.fixture
+def token(rt: Any) -> str:
+    return str(rt.registry.create_token("console-test"))
+
+
+def sign_in(client: FlaskClient, token: str) -> str:
+    page = client.get("/console/login").get_data(as_text=True)
+    resp = client.post("/console/login", data={"csrf_token": csrf(page), "token": token, "next": "/console/"})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/console/"
+    return csrf(client.get("/console/").get_data(as_text=True))
+
+
+def holders(rt: Any) -> int:
+    with rt.store.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Holder)) or 0)
+
+
+def test_pages_other_than_the_explainer_need_sign_in(app: Any) -> None:
+    client = app.test_client()
+    for path in ("/console/", "/console/holders", "/console/crls", "/console/clock", "/console/scenarios",
+                 "/console/reports", "/console/holders/new"):
+        resp = client.get(path)
+        assert resp.status_code == 302 and resp.headers["Location"].startswith("/console/login"), path
+    assert client.get("/console/explain").status_code == 200
+
+
+def test_session_cookie_is_httponly_samesite_strict_and_holds_no_token(app: Any, token: str) -> None:
+    client = app.test_client()
+    page = client.get("/console/login").get_data(as_text=True)
+    resp = client.post("/console/login", data={"csrf_token": csrf(page), "token": token})
+    cookie = next(h for h in resp.headers.getlist("Set-Cookie") if h.startswith("jpki_mock_console="))
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
+    assert token not in cookie
+
+
+def test_wrong_token_is_refused_and_signs_nobody_in(app: Any) -> None:
+    client = app.test_client()
+    page = client.get("/console/login").get_data(as_text=True)
+    resp = client.post("/console/login", data={"csrf_token": csrf(page), "token": "jpkim_wrong"})
+    assert resp.status_code == 401
+    assert "not a live admin token" in resp.get_data(as_text=True)
+    assert client.get("/console/").status_code == 302
+
+
+def test_revoking_the_token_ends_its_sessions(app: Any, rt: Any, token: str) -> None:
+    client = app.test_client()
+    sign_in(client, token)
+    assert client.get("/console/").status_code == 200
+    rt.registry.revoke_token("console-test")
+    assert client.get("/console/").status_code == 302
+
+
+def test_post_without_or_with_a_wrong_csrf_token_is_403_and_changes_nothing(app: Any, rt: Any, token: str) -> None:
+    client = app.test_client()
+    sign_in(client, token)
+    before = holders(rt)
+    for form in ({**BASIC}, {**BASIC, "csrf_token": "forged"}):
+        resp = client.post("/console/holders/new", data=form)
+        assert resp.status_code == 403
+        assert "CSRF" in resp.get_data(as_text=True)
+    assert holders(rt) == before
+
+
+def test_holder_created_in_the_console_is_the_apis_holder(app: Any, rt: Any, token: str) -> None:
+    client = app.test_client()
+    token_csrf = sign_in(client, token)
+    resp = client.post("/console/holders/new", data={"csrf_token": token_csrf, **BASIC})
+    assert resp.status_code == 302
+    holder_id = resp.headers["Location"].rsplit("/", 1)[1]
+    api = client.get(f"/admin/api/holders/{holder_id}", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert api["name"] == HOLDER["name"] and api["address"] == HOLDER["address"]
+
+
+def test_bad_holder_input_names_the_field_and_writes_nothing(app: Any, rt: Any, token: str) -> None:
+    client = app.test_client()
+    token_csrf = sign_in(client, token)
+    before = holders(rt)
+    resp = client.post("/console/holders/new", data={"csrf_token": token_csrf, **BASIC, "date_of_birth": "1990-13-45"})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert "<code>date_of_birth</code>" in page and 'value="1990-13-45"' in page  # the form as it was
+    assert holders(rt) == before
+
+
+def test_move_house_revokes_the_signature_certificate_and_ocsp_says_so(app: Any, rt: Any, token: str) -> None:
+    client = app.test_client()
+    token_csrf = sign_in(client, token)
+    holder_id = client.post("/console/holders/new", data={"csrf_token": token_csrf, **BASIC}) \
+        .headers["Location"].rsplit("/", 1)[1]
+    resp = client.post(f"/console/holders/{holder_id}/card",
+                       data={"csrf_token": token_csrf, "auth_pin": "1234", "sign_password": "ABC123"})
+    assert resp.status_code == 302
+    page = client.post(f"/console/holders/{holder_id}/events",
+                       data={"csrf_token": token_csrf, "button": "move", "address": "東京都中央区銀座1-1",
+                             "municipality": "13102"}).get_data(as_text=True)
+    assert "affiliationChanged" in page
+    sign = next(c for c in rt.authority.get_holder(holder_id).certificates if c.kind == "sign")
+    assert sign.status == "revoked"
+    page = client.post(f"/console/certificates/sign-g1/{sign.serial}/ocsp",
+                       data={"csrf_token": token_csrf, "method": "POST", "hash": "sha1"}).get_data(as_text=True)
+    assert 'id="ocsp-status">revoked' in page and 'id="ocsp-reason">affiliationChanged' in page
+
+
+def test_ocsp_probe_shows_the_exact_response_bytes(app: Any, rt: Any, token: str) -> None:
+    client = app.test_client()
+    token_csrf = sign_in(client, token)
+    holder = rt.authority.create_holder(HOLDER)
+    cert = rt.authority.issue(holder.id, "auth", pkcs12_passphrase="p-123456")[0].certificate
+    page = client.post(f"/console/certificates/auth-g1/{cert.serial}/ocsp",
+                       data={"csrf_token": token_csrf, "method": "GET", "hash": "sha256", "nonce": "on"}) \
+        .get_data(as_text=True)
+    view = page.split('id="hex-resp"')[1].split("</div></div>")[0]
+    hexed = "".join(re.findall(r'<span class="b" data-i="\d+">([0-9a-f]{2})</span>', view))
+    # The hex view of the response is a whole OCSP response asn1crypto reads back, with our nonce.
+    resp = aocsp.OCSPResponse.load(bytes.fromhex(hexed))
+    assert resp["response_status"].native == "successful"
+    basic = resp.basic_ocsp_response["tbs_response_data"]
+    assert basic["responses"][0]["cert_status"].name == "good"
+    assert basic["response_extensions"][0]["extn_id"].native == "nonce"
+
+
+@pytest.mark.parametrize(("form", "field"), [
+    ({"method": "PUT"}, "method"),
+    ({"hash": "md5"}, "hash"),
+])
+def test_ocsp_probe_bad_choices(app: Any, rt: Any, token: str, form: dict[str, str], field: str) -> None:
+    client = app.test_client()
+    token_csrf = sign_in(client, token)
+    holder = rt.authority.create_holder(HOLDER)
+    cert = rt.authority.issue(holder.id, "auth", pkcs12_passphrase="p-123456")[0].certificate
+    resp = client.post(f"/console/certificates/auth-g1/{cert.serial}/ocsp", data={"csrf_token": token_csrf, **form})
+    assert resp.status_code == 400 and f"<code>{field}</code>" in resp.get_data(as_text=True)
+
+
+def test_language_switch(app: Any, token: str) -> None:
+    client = app.test_client()
+    sign_in(client, token)
+    assert "Overview" in client.get("/console/").get_data(as_text=True)
+    resp = client.get("/console/lang/ja?next=/console/")
+    assert resp.status_code == 302
+    page = client.get("/console/").get_data(as_text=True)
+    assert 'lang="ja"' in page and "概要" in page and "署名用電子証明書" in page
+    assert client.get("/console/lang/fr").status_code == 404
+    # Accept-Language picks Japanese for a first visit.
+    fresh = app.test_client()
+    assert 'lang="ja"' in fresh.get("/console/explain", headers={"Accept-Language": "ja,en;q=0.5"}).get_data(
+        as_text=True)
+
+
+def test_unknown_pages_and_numbers_are_404_pages_not_tracebacks(app: Any, token: str) -> None:
+    client = app.test_client()
+    sign_in(client, token)
+    for path in ("/console/holders/999999", "/console/certificates/sign-g1/123456789",
+                 "/console/crls/sign/g1/full", "/console/holders?page=0", "/console/nowhere"):
+        resp = client.get(path)
+        assert resp.status_code in (400, 404), path
+        assert "Traceback" not in resp.get_data(as_text=True)
+
+
+def test_report_files_cannot_escape_their_folder(app: Any, token: str) -> None:
+    client = app.test_client()
+    sign_in(client, token)
+    assert client.get("/console/reports/x/..%2F..%2Fpyproject.toml").status_code == 404
+    assert client.get("/console/scenarios/files/../jpki-mock.toml").status_code == 404
