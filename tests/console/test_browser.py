@@ -18,6 +18,9 @@ from typing import Any
 import pytest
 import requests
 from asn1crypto import crl as acrl
+from cryptography import x509 as pyx509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp as pyocsp
 
 from tests.support.pki import HOLDER, ROOT
 from tests.support.server import Server
@@ -161,6 +164,20 @@ def test_explainer_on_each_artefact_kind(page: Any, srv: Server, tmp_path: Path)
     crl_file = tmp_path / "full.crl"
     crl_file.write_bytes(requests.get(f"{srv.base}/crl/sign/g1/full.crl", timeout=10).content)
     ca_pem = requests.get(f"{srv.base}/ca/sign-g1.pem", timeout=10).text
+    # A CMS signature made by the holder's software card, and an OCSP exchange for the certificate.
+    holder2 = requests.post(f"{srv.base}/admin/api/holders", json={**HOLDER, "municipality": "13101"},
+                            headers=auth, timeout=10).json()
+    requests.post(f"{srv.base}/admin/api/holders/{holder2['id']}/card",
+                  json={"auth_pin": "1234", "sign_password": "ABC123"}, headers=auth, timeout=30).raise_for_status()
+    cms = requests.post(f"{srv.base}/admin/api/holders/{holder2['id']}/card/sign",
+                        json={"password": "ABC123", "data_base64": base64.b64encode(b"application").decode()},
+                        headers=auth, timeout=30).json()["signature_base64"]
+    cert = pyx509.load_pem_x509_certificate(issued[0]["pem"].encode())
+    issuer = pyx509.load_pem_x509_certificate(ca_pem.encode())
+    ocsp_request = pyocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build() \
+        .public_bytes(serialization.Encoding.DER)
+    ocsp_response = requests.post(f"{srv.base}/ocsp", data=ocsp_request, timeout=10,
+                                  headers={"Content-Type": "application/ocsp-request"}).content
 
     def explain(text: str = "", file: Path | None = None, passphrase: str = "") -> str:
         pg.goto("/console/explain")
@@ -178,6 +195,18 @@ def test_explainer_on_each_artefact_kind(page: Any, srv: Server, tmp_path: Path)
     assert explain(ca_pem) == "certificate"
     shot(pg, "explainer.png")
     assert explain(file=crl_file) == "crl"
+    assert explain(cms) == "cms"
+    assert pg.locator("text=signer certificate 1").count() >= 1
+    assert explain(base64.b64encode(ocsp_request).decode()) == "ocsp-request"
+    assert explain(base64.b64encode(ocsp_response).decode()) == "ocsp-response"
+    assert pg.locator("text=responder certificate 1").count() >= 1
+    # Keyboard: Tab reaches the tree's nodes, and focusing one highlights its bytes.
+    first = pg.locator(".tree .node").nth(2)
+    first.focus()
+    assert pg.evaluate("document.activeElement.classList.contains('node')")
+    li = first.locator("xpath=..")
+    start, end = int(li.get_attribute("data-s")), int(li.get_attribute("data-e"))
+    assert pg.locator(".explained").first.locator(".hex .b.h, .hex .b.c").count() == end - start
     assert explain(file=p12, passphrase="p12-pass") == "pkcs12"
     assert pg.locator("text=certificate 1").count() >= 1
     assert not pg.problems, pg.problems

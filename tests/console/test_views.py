@@ -41,6 +41,13 @@ def sign_in(client: FlaskClient, token: str) -> str:
     return csrf(client.get("/console/").get_data(as_text=True))
 
 
+def fetch(client: FlaskClient, path: str) -> bytes:
+    """A file response's body, the response closed (send_file keeps the file open until then)."""
+    with client.get(path) as resp:
+        assert resp.status_code == 200, path
+        return resp.get_data()
+
+
 def holders(rt: Any) -> int:
     with rt.store.session() as s:
         return int(s.scalar(select(func.count()).select_from(Holder)) or 0)
@@ -193,3 +200,74 @@ def test_report_files_cannot_escape_their_folder(app: Any, token: str) -> None:
     sign_in(client, token)
     assert client.get("/console/reports/x/..%2F..%2Fpyproject.toml").status_code == 404
     assert client.get("/console/scenarios/files/../jpki-mock.toml").status_code == 404
+
+
+def test_crl_page_lists_entries_and_the_difference_between_two_numbers(app: Any, rt: Any, token: str) -> None:
+    from jpki_mock.crl.publisher import CrlDeps, Publisher
+
+    client = app.test_client()
+    sign_in(client, token)
+    pub = Publisher(CrlDeps.of(rt))
+    full = [s for s in pub.select("sign", "full") if not s.delta]
+    pub.publish_many(full)
+    holder = rt.authority.create_holder(HOLDER)
+    cert = rt.authority.issue(holder.id, "sign", pkcs12_passphrase="p-123456")[0].certificate
+    rt.authority.revoke("sign-g1", cert.serial, "keyCompromise")
+    pub.publish_many(full)
+    page = client.get(f"/console/crls/sign/g1/full?number=2&compare=1&serial={cert.serial}").get_data(as_text=True)
+    assert f"<code>{cert.serial}</code> (keyCompromise)" in page.split('id="diff"')[1]
+    assert "keyCompromise" in page.split('id="serial-result"')[1].split("</p>")[0]
+    # The CRL's own tree: its cRLNumber named and explained.
+    assert "crl_number" in page and "RFC 5280 §5.2.3" in page
+    assert client.get("/console/crls/sign/g1/full?number=99").status_code == 404
+
+
+def test_clock_page_moves_the_travelling_clock(rt_factory: Any, tmp_path: Any) -> None:
+    from jpki_mock.travel import TravellingClock
+
+    runtime = rt_factory(tmp_path / "travel", time_travel=True)
+    assert isinstance(runtime.clock, TravellingClock)
+    client = create_app(runtime).default.test_client()
+    token_csrf = sign_in(client, runtime.registry.create_token("t"))
+    before = runtime.clock.now()
+    resp = client.post("/console/clock", data={"csrf_token": token_csrf, "action": "advance", "by": "2d"})
+    assert resp.status_code == 302
+    assert (runtime.clock.now() - before).days >= 2
+    resp = client.post("/console/clock", data={"csrf_token": token_csrf, "action": "advance", "by": "soon"})
+    assert resp.status_code == 400 and "<code>by</code>" in resp.get_data(as_text=True)
+    client.post("/console/clock", data={"csrf_token": token_csrf, "action": "reset"})
+    assert runtime.clock.describe()["offset_seconds"] == 0
+
+
+def test_clock_page_without_time_travel_says_how_to_enable_it(app: Any, token: str) -> None:
+    client = app.test_client()
+    token_csrf = sign_in(client, token)
+    assert 'id="clock-disabled"' in client.get("/console/clock").get_data(as_text=True)
+    resp = client.post("/console/clock", data={"csrf_token": token_csrf, "action": "advance", "by": "1d"})
+    assert resp.status_code == 409 and "JPKI_MOCK_TIME_TRAVEL" in resp.get_data(as_text=True)
+
+
+def test_scenarios_and_reports_pages_serve_their_files(app: Any, rt: Any, token: str, tmp_path: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    from pathlib import Path
+
+    from jpki_mock.kit.scenarios import CATALOG_NAME
+
+    client = app.test_client()
+    sign_in(client, token)
+    built = Path(rt.config.data_dir) / "scenarios"
+    (built / "certs").mkdir(parents=True)
+    (built / "certs" / "valid-sign.pem").write_text("PEM")
+    manifest = {"catalog": CATALOG_NAME, "built_at": "2026-12-04T00:00:00Z",
+                "items": [{"name": "valid-sign", "files": {"pem": "certs/valid-sign.pem"}}]}
+    (built / "manifest.json").write_text(json.dumps(manifest))
+    page = client.get("/console/scenarios").get_data(as_text=True)
+    assert "valid-sign" in page and "/console/scenarios/files/scenarios/certs/valid-sign.pem" in page
+    assert fetch(client, "/console/scenarios/files/scenarios/certs/valid-sign.pem") == b"PEM"
+    monkeypatch.chdir(tmp_path)
+    report = tmp_path / "loadtest" / "reports" / "smoke-20261204T000000Z"
+    report.mkdir(parents=True)
+    (report / "summary.txt").write_text("ok=1")
+    assert "smoke-20261204T000000Z" in client.get("/console/reports").get_data(as_text=True)
+    assert fetch(client, "/console/reports/smoke-20261204T000000Z/summary.txt") == b"ok=1"
