@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from jpki_mock import errors, server
+from jpki_mock import audit_views, errors, server
 from jpki_mock.ca import cli as ca_cli
 from jpki_mock.commands import Ctx, JpkiGroup, pass_ctx, set_runtime_opener
 from jpki_mock.config import load_config, write_initial_config
@@ -149,7 +149,8 @@ def ocsp_serve(workers: int | None, port: int | None, threads: int | None) -> No
 
 
 for _command in (ca_cli.ca, ca_cli.holder, ca_cli.cert, ca_cli.seed, crl_cli.crl, ocsp_cli.ocsp,
-                 loadtest_cli.loadtest, kit_cli.card, kit_cli.scenarios, kit_timetravel.clock_cli):
+                 loadtest_cli.loadtest, kit_cli.card, kit_cli.scenarios, kit_timetravel.clock_cli,
+                 audit_views.audit_cli):
     main.add_command(_command)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Every part's ``models`` import declares its tables on jpki_mock.db.Base (F401: imported for that).
+from jpki_mock import audit
 from jpki_mock.access import Registry
 from jpki_mock.ca import models as _ca_models  # noqa: F401
 from jpki_mock.ca.authority import Authority
@@ -52,6 +53,7 @@ class Runtime:
         keyring = Keyring(store, config, clock)
         epoch = RevocationEpoch(Path(config.data_dir) / "revocation.epoch")
         authority = Authority(config, store, clock, keyring, epoch)
+        audit.bind(store, clock)  # a CLI command acting before it opened its runtime records here
         return cls(config, clock, store, keyring, StatusReader(store), authority, epoch, Registry(store, clock, epoch))
 
     def close(self) -> None:

@@ -40,6 +40,8 @@ JPKI_MOCK_MODULES: dict[str, str] = {
     "municipalities": "kernel",
     "private": "kernel",
     "rsgi": "kernel",
+    "audit": "kernel",
+    "audit_views": "kernel",
     "runtime": "root",
     "app": "root",
     "server": "root",
