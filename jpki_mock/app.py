@@ -19,6 +19,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from jpki_mock import audit, audit_views, errors
+from jpki_mock.accesslog import REASON
 from jpki_mock.ca import api as ca_api
 from jpki_mock.crl import admin as crl_admin
 from jpki_mock.crl import http as crl_http
@@ -101,6 +102,7 @@ def create_admin_app(rt: Runtime) -> Flask:
 
     @app.errorhandler(errors.JpkiError)
     def _domain_error(err: errors.JpkiError) -> Response:
+        request.environ[REASON] = str(err)  # the access log says why (jpki_mock.accesslog)
         status = http_status(err)
         resp = jsonify(err.to_dict())
         resp.status_code = status
@@ -117,6 +119,7 @@ def create_admin_app(rt: Runtime) -> Flask:
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException) -> tuple[Response, int]:
+        request.environ[REASON] = err.description
         return jsonify({"error": (err.name or "error").lower().replace(" ", "_"), "message": err.description}), \
             err.code or 500
 

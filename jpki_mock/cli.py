@@ -7,6 +7,7 @@ adds each part's commands by name: nothing is discovered from a table of module 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -71,16 +72,27 @@ def init(hierarchy: str | None, if_needed: bool) -> None:
     click.echo(token)
 
 
+def log_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--log-format`` and ``--access-log/--no-access-log`` (log.format, log.access)."""
+    command = click.option("--access-log/--no-access-log", "access_log", default=None,
+                           help="A line per request on stderr (default: log.access, on).")(command)
+    return click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+                        help="Access log lines as text or JSON (default: log.format, text).")(command)
+
+
 @main.command()
 @click.option("--workers", type=int, default=None, help="Worker processes (default: config workers).")
 @click.option("--no-background", is_flag=True, help="Do not run the CRL schedule in this server.")
 @click.option("--init/--no-init", "do_init", default=False, help="Initialise the CA first if needed (make run).")
-def serve(workers: int | None, no_background: bool, do_init: bool) -> None:
+@log_options
+def serve(workers: int | None, no_background: bool, do_init: bool, log_format: str | None,
+          access_log: bool | None) -> None:
     """Run the combined server (admin API, CRLs, OCSP) under granian on HOST:PORT."""
     if do_init:
         ctx = click.get_current_context()
         ctx.invoke(init, hierarchy=None, if_needed=True)
-    server.serve(load_config(), workers=workers, background=not no_background)
+    config = server.with_log_flags(load_config(), log_format, access_log)
+    server.serve(config, workers=workers, background=not no_background)
 
 
 @main.command()
@@ -135,9 +147,11 @@ def rp_remove(c: Ctx, name: str) -> None:
 @click.option("--threads", type=int, default=None,
               help="Python threads per worker (default: ocsp.threads; automatic: 1 with revocation_check "
                    "= epoch, 8 with database); live signing is capped by ocsp.live_sign_concurrency.")
-def ocsp_serve(workers: int | None, port: int | None, threads: int | None) -> None:
+@log_options
+def ocsp_serve(workers: int | None, port: int | None, threads: int | None, log_format: str | None,
+               access_log: bool | None) -> None:
     """Run the responder alone under granian on HOST (127.0.0.1) and its own port; the root path answers."""
-    config = load_config()
+    config = server.with_log_flags(load_config(), log_format, access_log)
     port = port or config.ocsp.port
     if not 0 < port < 65536:
         raise click.BadParameter(f"{port} is not a TCP port (1-65535)", param_hint="--port")
