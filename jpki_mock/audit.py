@@ -134,8 +134,8 @@ class Scope:
             with self.store.session() as s:
                 ensure_table(s)
                 s.add(self.entry(action, target, result, detail))
-        except SQLAlchemyError as exc:
-            if self._initialised():
+        except Exception as exc:  # never instead of the caller's answer
+            if not isinstance(exc, SQLAlchemyError) or self._initialised():
                 log.warning("could not record %s %s (%s) in the audit log: %s", action, target, result,
                             outage_reason(exc) or exc)
             return
