@@ -113,6 +113,7 @@ def ocsp_app_factory() -> Any:
     app = ocsp_http.make_app(rt.config, rt.clock, rt.store, rt.status, rt.keyring, rt.epoch)
     threads = int(os.environ.get(THREADS_ENV) or rt.config.ocsp.serve_threads)
     access = access_log(rt.config)
+    served: Any
     if rt.config.guards_slow_clients:
         served = RsgiBridge(app, ocsp_limits(rt.config), threads, access=access)
     else:

@@ -41,6 +41,7 @@ JPKI_MOCK_MODULES: dict[str, str] = {
     "private": "kernel",
     "rsgi": "kernel",
     "audit": "kernel",
+    "accesslog": "kernel",
     "audit_views": "kernel",
     "runtime": "root",
     "app": "root",

@@ -104,12 +104,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         from sqlalchemy import select
 
+        from jpki_mock.accesslog import AccessLog, Writer
         from jpki_mock.ca.models import Certificate
         from jpki_mock.ca.signer import ResponderSigner
         from jpki_mock.config import load_config
         from jpki_mock.loadtest.bench import ceiling
         from jpki_mock.loadtest.ocsp_requests import get_path, request_der
-        from jpki_mock.accesslog import AccessLog, Writer
         from jpki_mock.ocsp.http import OcspApp
         from jpki_mock.runtime import Runtime
 
