@@ -16,12 +16,12 @@ a JSON string, as the reason always is.  The parts say what they know through th
 (:data:`LABEL`, :data:`REASON`); the servers write the lines (:meth:`AccessLog.wrap` for granian's
 WSGI interface, :class:`jpki_mock.rsgi.RsgiBridge` for its RSGI one).
 
-The cached OCSP answer costs microseconds, so the line is cheap on purpose: the second's time
-stamp is formatted once per second, the line is one f-string, and lines go to a buffer that
-one write empties when it holds :attr:`Writer.MAX_PENDING` lines, or a background thread
-every :attr:`Writer.INTERVAL` seconds; each write is whole lines of at most :data:`CHUNK`
-octets, under PIPE_BUF, so that the lines of several worker processes sharing a pipe never
-interleave mid-line (POSIX write(2): writes of at most PIPE_BUF octets to a pipe are atomic).
+The cached OCSP answer costs about a microsecond of Python, so the line is cheap on purpose: the
+time stamp is formatted once per millisecond, a path's logged form once per path, the line is
+one f-string, and lines are written in batches (:class:`Writer`), never one write(2) per
+request.  To a pipe, each write is whole lines of at most :data:`CHUNK` octets (PIPE_BUF), so
+that the lines of several worker processes sharing it never interleave mid-line (POSIX
+write(2): writes of at most PIPE_BUF octets to a pipe are atomic).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import stat
 import threading
 import time
 from collections import deque
@@ -53,15 +54,14 @@ Format = Literal["text", "json"]
 
 
 class Writer:
-    """Lines to a file descriptor (2: stderr), written by a background thread every
-    :attr:`INTERVAL` seconds, in batches: a request only appends its line."""
+    """Lines to a file descriptor (2: stderr), in batches: the request that queues the
+    :attr:`BATCH`-th waiting line writes them all; a background thread writes what waited
+    :attr:`INTERVAL` seconds with no batch written (a quiet server's last lines)."""
 
+    #: lines per write by a request thread (one write(2) per BATCH lines, none per line)
+    BATCH = 64
     #: the longest a line waits
     INTERVAL = 0.05
-    #: a request writes the batch itself once this many lines wait (stderr not keeping up)
-    MAX_PENDING = 20_000
-    #: lines joined at once (a join of everything waiting allocated megabytes at a time)
-    BATCH = 512
 
     def __init__(self, fd: int = 2):
         self.fd = fd
@@ -69,6 +69,13 @@ class Writer:
         # without a lock; the lock only keeps two flushes from reordering lines.
         self._pending: deque[str] = deque()
         self._lock = threading.Lock()
+        self._flushed = time.monotonic()
+        try:
+            #: lines to a pipe go in writes of at most PIPE_BUF octets; to a file or a terminal,
+            #: a batch in one write (each write(2) lets another thread take the GIL)
+            self._pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+        except OSError:
+            self._pipe = True
         self._start()
         # A thread does not survive fork: a forked child starts its own.
         os.register_at_fork(after_in_child=self._forked)
@@ -77,7 +84,7 @@ class Writer:
     def write(self, line: str) -> None:
         pending = self._pending
         pending.append(line)
-        if len(pending) > self.MAX_PENDING:
+        if len(pending) >= self.BATCH:
             self.flush()
 
     def _start(self) -> None:
@@ -91,7 +98,7 @@ class Writer:
     def _run(self) -> None:
         while True:
             time.sleep(self.INTERVAL)
-            if self._pending:
+            if self._pending and time.monotonic() - self._flushed >= self.INTERVAL:
                 self.flush()
 
     def flush(self) -> None:
@@ -99,8 +106,10 @@ class Writer:
             pending = self._pending
             popleft = pending.popleft
             while pending:
-                data = "".join([popleft() for _ in range(min(len(pending), self.BATCH))]).encode(
-                    "utf-8", "backslashreplace")
+                data = "".join([popleft() for _ in range(min(len(pending), 512))]).encode("utf-8", "backslashreplace")
+                if not self._pipe:
+                    self._out(data)
+                    continue
                 total = len(data)
                 start = 0
                 while start < total:
@@ -110,6 +119,7 @@ class Writer:
                         end = data.find(b"\n", start + CHUNK) + 1 or total
                     self._out(data[start:end])
                     start = end
+            self._flushed = time.monotonic()
 
     def _out(self, data: bytes) -> None:
         try:
@@ -196,16 +206,18 @@ class AccessLog:
         return line
 
     def _json_line(self) -> Line:
-        clock, cell, new_stamp, paths, new_path = time.time, self._stamp, self._new_stamp, self._paths, self._new_path
+        clock, cell, new_stamp, paths, new_path, plain = (time.time, self._stamp, self._new_stamp, self._paths,
+                                                         self._new_path, _PLAIN_METHODS)
 
         def line(environ: dict[str, Any], path: str, status: str, size: int, start: float) -> str:
             now = clock()
             ms = int(now * 1000)
             stamp = cell[0]
+            method = environ.get("REQUEST_METHOD", "-")
+            method = f'"{method}"' if method in plain else _json_string(method, 32)
             label = environ.get(LABEL)
             reason = environ.get(REASON)
-            text = (f'{{"time":"{stamp[1] if stamp[0] == ms else new_stamp(ms)}",'
-                    f'"method":{_json_string(environ.get("REQUEST_METHOD", "-"), 32)},'
+            text = (f'{{"time":"{stamp[1] if stamp[0] == ms else new_stamp(ms)}","method":{method},'
                     f'"path":{paths.get(path) or new_path(path)},"status":{status[:3]},"bytes":{size},'
                     f'"duration_us":{int((now - start) * 1e6)}')
             if label is not None:

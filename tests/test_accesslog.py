@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import re
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -200,7 +201,7 @@ def test_lazy_bodies_are_logged_once_closed_with_what_was_sent():
     assert parse(line.rstrip("\n"), "text")["bytes"] == 15
 
 
-def test_the_writer_writes_whole_lines_of_at_most_pipe_buf(tmp_path, monkeypatch):
+def test_the_writer_writes_whole_lines_of_at_most_pipe_buf_to_a_pipe(monkeypatch):
     sizes = []
     real = os.write
 
@@ -210,11 +211,32 @@ def test_the_writer_writes_whole_lines_of_at_most_pipe_buf(tmp_path, monkeypatch
         return real(fd, data)
 
     monkeypatch.setattr(os, "write", recording)
-    with open(tmp_path / "log", "wb") as fh:
-        writer = Writer(fh.fileno())
+    read, write = os.pipe()
+    received = []
+    reader = threading.Thread(target=lambda: received.extend(iter(lambda: os.read(read, 65536), b"")))
+    reader.start()
+    try:
+        writer = Writer(write)
         lines = [f"line {i} " + "x" * (i % 300) + "\n" for i in range(2000)]
         for line in lines:
             writer.write(line)
         writer.flush()
-    assert (tmp_path / "log").read_text() == "".join(lines)
+    finally:
+        os.close(write)
+        reader.join(10)
+        os.close(read)
+    assert b"".join(received).decode() == "".join(lines)
     assert max(sizes) <= CHUNK and len(sizes) > 1
+
+
+def test_the_writer_writes_a_batch_at_once_to_a_file(tmp_path):
+    with open(tmp_path / "log", "wb") as fh:
+        writer = Writer(fh.fileno())
+        for i in range(Writer.BATCH - 1):
+            writer.write(f"{i}\n")
+        assert (tmp_path / "log").read_bytes() == b""  # queued, not one write per line
+        writer.write("last\n")  # the batch is full: written by the request that filled it
+        assert (tmp_path / "log").read_text().splitlines()[-1] == "last"
+        writer.write("alone\n")
+        time.sleep(Writer.INTERVAL * 4)  # a quiet server's last line: the background thread writes it
+        assert (tmp_path / "log").read_text().splitlines()[-1] == "alone"
