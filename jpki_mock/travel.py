@@ -136,7 +136,7 @@ class TravellingClock:
         self._write(_check_offset(at - self.base.now(), "at"))
         return self.now()
 
-    @audit.operation("clock.advance", "{delta}")
+    @audit.operation("clock.advance", lambda a: f"{a['delta'].total_seconds():+.0f}s")
     def advance(self, delta: timedelta) -> datetime:
         self._write(_check_offset(self.offset() + delta, "by"))
         return self.now()
