@@ -236,3 +236,27 @@ def test_text_that_could_forge_a_line_is_stored_harmlessly(db_rt, client):
     assert 400 <= r.status_code < 500
     (entry,) = rows(db_rt)
     assert "\n" not in entry.target and "\n" not in audit.text_line(entry)
+
+
+def test_clock_moves_crl_publication_and_card_actions_are_recorded(rt_factory, db_config):
+    rt = rt_factory(db_config.data_dir, database_url=db_config.database_url, time_travel=True)
+    c = create_admin_app(rt).test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {rt.token}"
+    hid = c.post("/admin/api/holders", json=HOLDER).json["id"]
+    assert c.post("/admin/api/clock/advance", json={"by": "1d"}).status_code == 200
+    assert c.post("/admin/api/crl/publish", json={"ca": "auth-g1", "partition": "full"}).status_code == 201
+    assert c.post(f"/admin/api/holders/{hid}/card", json={"auth_pin": "12", "sign_password": "ABC123"}).status_code \
+        == 400
+    assert c.post(f"/admin/api/holders/{hid}/card", json={"auth_pin": "1234", "sign_password": "ABC123"}).status_code \
+        == 201
+    assert c.post("/admin/api/clock/reset").status_code == 200
+    got = rows(rt)[1:]
+    assert [(e.action, e.target, e.result) for e in got] == [
+        ("clock.advance", "+86400s", "ok"),
+        ("crl.publish", "auth-g1/full", "ok"),
+        ("card.create", f"holder {hid}", "invalid_input"),
+        ("card.create", f"holder {hid}", "ok"),
+        ("clock.reset", "", "ok"),
+    ]
+    # the mock's clock as each change saw it: moved a day, then back
+    assert [e.at - T0 for e in got] == [timedelta(days=1)] * 4 + [timedelta(0)]
