@@ -122,6 +122,30 @@ def card_sign(holder_id: str, infile, scheme: str, password: str | None, out: Pa
     _write(out, signature, f"{scheme} signature by certificate {cert.serial}")
 
 
+@card.command("sign-pdf")
+@holder_arg
+@click.option("--in", "infile", type=click.File("rb"), required=True, help="The PDF ('-' for stdin).")
+@click.option("--password", default=None, help="Signature password.")
+@click.option("--ltv", is_flag=True,
+              help="Embed the certificate's OCSP response and CRL, fetched from the mock (with --tsa-url: PAdES B-LT).")
+@click.option("--tsa-url", default=None, help="An RFC 3161 time-stamping authority: adds a signature timestamp (B-T).")
+@click.option("--tsa-cert", "tsa_certs", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
+              help="A certificate (PEM or DER) anchoring the TSA's, for --ltv; repeatable.")
+@click.option("--reason", default=None, help="The signature dictionary's /Reason.")
+@out_opt
+def card_sign_pdf(holder_id: str, infile, password: str | None, ltv: bool, tsa_url: str | None,
+                  tsa_certs: tuple[Path, ...], reason: str | None, out: Path | None) -> None:
+    """Sign a PDF with the signature key: PAdES baseline (B-B; B-T with --tsa-url; --ltv embeds
+    revocation data)."""
+    from jpki_mock.kit.pdf import read_certificate, sign_pdf
+
+    data = infile.read(MAX_DATA + 1)
+    roots = [read_certificate(p.read_bytes(), "--tsa-cert") for p in tsa_certs]
+    signed, cert = sign_pdf(_service(), holder_id, data, _secret(password, "signature password"), ltv=ltv,
+                            tsa_url=tsa_url, tsa_roots=roots, reason=reason)
+    _write(out, signed, f"PAdES signature by certificate {cert.serial}")
+
+
 @card.command("auth")
 @holder_arg
 @click.option("--challenge", "infile", type=click.File("rb"), required=True, help="The service's challenge bytes.")
