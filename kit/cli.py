@@ -146,6 +146,21 @@ def card_sign_pdf(holder_id: str, infile, password: str | None, ltv: bool, tsa_u
     _write(out, signed, f"PAdES signature by certificate {cert.serial}")
 
 
+@card.command("sign-xml")
+@holder_arg
+@click.option("--in", "infile", type=click.File("rb"), required=True, help="The XML document ('-' for stdin).")
+@click.option("--password", default=None, help="Signature password.")
+@out_opt
+def card_sign_xml(holder_id: str, infile, password: str | None, out: Path | None) -> None:
+    """Sign an XML document with the signature key: an enveloped XMLDSig (RSA-SHA256, the
+    certificate in KeyInfo/X509Data)."""
+    from jpki_mock.kit.xmldsig import sign_xml
+
+    data = infile.read(MAX_DATA + 1)
+    signed, cert = sign_xml(_service(), holder_id, data, _secret(password, "signature password"))
+    _write(out, signed, f"XML signature by certificate {cert.serial}")
+
+
 @card.command("auth")
 @holder_arg
 @click.option("--challenge", "infile", type=click.File("rb"), required=True, help="The service's challenge bytes.")

@@ -37,7 +37,7 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import signers
 from pyhanko.sign.fields import SigSeedSubFilter
 from pyhanko.sign.general import SigningError
-from pyhanko.sign.signers.pdf_signer import PdfCMSSignedAttributes
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
@@ -78,6 +78,7 @@ class CardSigner(signers.Signer):
         if digest_algorithm != "sha256":
             raise SigningError(f"the card signs SHA-256 hashes, not {digest_algorithm}")
         if dry_run:  # pyHanko sizes the placeholder with a signature of the right length
+            assert self.signing_cert is not None  # given to __init__
             return bytes(self.signing_cert.public_key.bit_size // 8)
         signature, _ = self.service.sign(self.holder_id, data, self.password, "pkcs1")
         return signature
