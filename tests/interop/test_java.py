@@ -12,7 +12,6 @@ critical policy qualifiers.
 
 from __future__ import annotations
 
-import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,11 @@ from typing import Any
 import pytest
 
 from jpki_mock.vocab import Reason
-from tests.support import ROOT
 from tests.support.catalog import catalog_server
+from tests.support.java import compile_verifier, run_verifier
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
-SOURCE = ROOT / "tests" / "interop" / "java" / "JpkiVerify.java"
 MODES = ("ocsp", "crl")
 #: catalog items whose broken CRL or OCSP response is a file: the JDK fetches its own from the mock
 SKIPPED_FILES = ("crl", "ocsp_response")
@@ -64,22 +62,12 @@ def java_cases(out: Path, manifest: dict[str, Any]) -> list[tuple[str, str, Path
 def java_run(tmp_path_factory):
     """Compile once, run every case in one JVM; returns (cases, {(name, mode): (outcome, reason)}, table)."""
     work = tmp_path_factory.mktemp("java")
-    classes = work / "classes"
-    done = subprocess.run(["javac", "-d", str(classes), str(SOURCE)], capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr
+    classes = compile_verifier(work / "classes")
     with catalog_server(work / "data") as (_srv, out, manifest):
         cases = java_cases(out, manifest)
-        listing = work / "cases.tsv"
-        listing.write_text("".join(f"{n}\t{m}\t{c}\t{','.join(map(str, a))}\t{d}\n" for n, m, c, a, d, _ in cases))
-        done = subprocess.run(["java", "-cp", str(classes), "JpkiVerify", str(listing)], capture_output=True,
-                              text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    print(done.stdout)  # the table of outcomes, in the test log (`pytest -s` shows it)
-    rows = {}
-    for line in done.stdout.splitlines()[1:]:
-        name, mode, outcome, reason = line.split(None, 3)
-        rows[name, mode] = (outcome, reason)
-    return cases, rows, done.stdout
+        rows, table = run_verifier(classes, work / "cases.tsv", [c[:5] for c in cases])
+    print(table)  # the table of outcomes, in the test log (`pytest -s` shows it)
+    return cases, rows, table
 
 
 def test_every_case_has_a_row(java_run):
