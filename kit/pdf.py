@@ -1,6 +1,6 @@
 """PDF signatures by the software card (``jpki-mock card sign-pdf``): PAdES baseline through pyHanko.
 
-pyHanko lays out the signature (ETSI EN 319 142-1, docs/sources.md section 9: subfilter
+pyHanko lays out the signature (ETSI EN 319 142-1, docs/sources.md section 8: subfilter
 ``ETSI.CAdES.detached``, the signing-certificate-v2 attribute, the signing time in the
 signature dictionary's ``/M`` rather than a signingTime attribute); the card signs the CMS
 signed attributes with its signature key, as a real card's middleware hands the card a hash.

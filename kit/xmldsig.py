@@ -1,6 +1,6 @@
 """XML signatures by the software card (``jpki-mock card sign-xml``): enveloped XMLDSig through signxml.
 
-The shape e-government XML applications take (docs/sources.md section 9): an enveloped
+An application document signed in place (docs/sources.md section 8): an enveloped
 signature (W3C XML Signature 1.1 section 6.6.4) over the whole document (``URI=""``),
 canonical XML 1.0, RSA-SHA256 (RFC 6931 section 2.3.2) with SHA-256 digests, and the signer's
 certificate in ``KeyInfo/X509Data`` so a receiver that trusts the JPKI signature CA can check

@@ -186,9 +186,12 @@ def test_gnutls(lab):
     for extra in ([], ["--nonce"]):
         out = lab.run("ocsptool", "--ask", *extra, "--load-issuer", ca, "--load-cert", lab.f("good.pem"),
                       "--load-trust", ca)
-        assert "Verifying OCSP Response: Success" in out
+        assert "Verifying OCSP Response: Success" in out and "Certificate Status: good" in out, out
+    out = lab.run("ocsptool", "--ask", "--load-issuer", ca, "--load-cert", lab.f("late.pem"), "--load-trust", ca)
+    assert "Certificate Status: revoked" in out and "Revocation time:" in out, out  # it prints no reason
     assert lab.ocsp_requests() == [{"nonce": False, "hashes": ["sha1"], "method": "POST"},
-                                   {"nonce": True, "hashes": ["sha1"], "method": "POST"}]
+                                   {"nonce": True, "hashes": ["sha1"], "method": "POST"},
+                                   {"nonce": False, "hashes": ["sha1"], "method": "POST"}]
 
 
 # ---------------------------------------------------------------- NSS
