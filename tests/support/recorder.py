@@ -12,22 +12,13 @@ from __future__ import annotations
 import threading
 from base64 import b64decode
 from dataclasses import dataclass
-from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import unquote
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import requests
 from asn1crypto import ocsp as asn1_ocsp
 
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-class _Threading(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+from tests.support.wsgi import LocalServer
 
 
 @dataclass
@@ -60,9 +51,8 @@ class Recorder:
         self.target = ""
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
-        self.server = make_server("127.0.0.1", 0, self.app, server_class=_Threading, handler_class=_Quiet)
-        self.base = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server = LocalServer(self.app)
+        self.base = self.server.base
 
     def app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         method = environ["REQUEST_METHOD"]
@@ -89,9 +79,8 @@ class Recorder:
         return out
 
     def __enter__(self) -> Recorder:
-        self.thread.start()
+        self.server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()

@@ -6,11 +6,8 @@ requires, and the tests trust it directly."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from datetime import UTC, datetime, timedelta
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import tsp
@@ -21,14 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-class _Threading(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+from tests.support.wsgi import LocalServer
 
 
 def tsa_certificate() -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
@@ -57,9 +47,8 @@ class LocalTsa:
         self.stamper = DummyTimeStamper(asn1_x509.Certificate.load(self.der),
                                         asn1_keys.PrivateKeyInfo.load(key_der))
         self.requests = 0
-        self.server = make_server("127.0.0.1", 0, self.app, server_class=_Threading, handler_class=_Quiet)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/tsa"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server = LocalServer(self.app)
+        self.url = f"{self.server.base}/tsa"
 
     def app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         if environ["REQUEST_METHOD"] != "POST":
@@ -73,9 +62,8 @@ class LocalTsa:
         return [body]
 
     def __enter__(self) -> LocalTsa:
-        self.thread.start()
+        self.server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
