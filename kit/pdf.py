@@ -38,7 +38,7 @@ from pyhanko.sign import signers
 from pyhanko.sign.fields import SigSeedSubFilter
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
-from pyhanko.sign.timestamps import HTTPTimeStamper
+from pyhanko.sign.timestamps import HTTPTimeStamper, TimestampRequestError
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationCheckingPolicy, RevocationCheckingRule
@@ -121,8 +121,11 @@ def sign_pdf(service: CardService, holder_id: Any, pdf: Any, password: Any, *, l
         out = asyncio.run(_sign(pdf_signer, writer, now))
     except SigningError as err:
         # pyHanko refuses to embed validation data that says the certificate is revoked, and
-        # reports unreachable responders and TSAs the same way.
-        raise Conflict(f"pyHanko could not sign: {err}", field="ltv" if ltv else "pdf") from None
+        # reports unreachable responders the same way.
+        why = f"{err}: {err.__cause__}" if err.__cause__ is not None else str(err)
+        raise Conflict(f"pyHanko could not sign: {why}", field="ltv" if ltv else "pdf") from None
+    except TimestampRequestError as err:
+        raise Conflict(f"the time-stamping authority did not answer: {err}", field="tsa_url") from None
     return out, cert
 
 

@@ -45,11 +45,11 @@ from pyhanko_certvalidator.policy_decl import (
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from jpki_mock.config import load_config
-from jpki_mock.errors import InvalidInput
+from jpki_mock.errors import Conflict, InvalidInput
 from jpki_mock.kit.card import CardService, WrongPin
 from jpki_mock.kit.pdf import sign_pdf
 from jpki_mock.runtime import Runtime
-from tests.support import HOLDER, Server
+from tests.support import HOLDER, Server, free_port
 from tests.support.tsa import LocalTsa
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -164,6 +164,9 @@ def test_card_rules_apply_to_pdf_signing(mock):
     with pytest.raises(InvalidInput) as err:
         sign_pdf(service, holder, b"not a pdf", PASSWORD)
     assert err.value.field == "pdf"
+    with pytest.raises(Conflict) as err:  # nothing listens there
+        sign_pdf(service, holder, minimal_pdf(), PASSWORD, tsa_url=f"http://127.0.0.1:{free_port()}/tsa")
+    assert err.value.field == "tsa_url"
 
 
 def test_signed_before_revocation_still_validates_with_ltv_data(mock, tsa):
@@ -209,6 +212,12 @@ def test_signed_before_revocation_still_validates_with_ltv_data(mock, tsa):
     # Embedded data but no timestamp: nothing trusted dates the signature before the revocation.
     result_bb = lta(bb, RevinfoOnlineFetchingRule.NO_HISTORICAL_FETCH)
     assert result_bb.ades_subindic != AdESPassed.OK and result_bb.api_status.revoked, result_bb.failure_msg
+
+    # The card still signs (B-B), but revocation data saying "revoked" is not embedded.
+    assert sign_pdf(service, holder, document, PASSWORD)[0].startswith(b"%PDF-")
+    with pytest.raises(Conflict) as err:
+        sign_pdf(service, holder, document, PASSWORD, ltv=True)
+    assert err.value.field == "ltv" and "revoked" in str(err.value)
     assert srv.proc is not None and srv.proc.poll() is None
 
 
