@@ -15,7 +15,8 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding, PKCS1v15
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.verification import Criticality, ExtensionPolicy
 from lxml import etree
@@ -52,14 +53,12 @@ class CardKey:
     def public_key(self) -> rsa.RSAPublicKey:
         return self._public
 
-    def sign(self, data: bytes, padding: padding.AsymmetricPadding, algorithm: hashes.HashAlgorithm) -> bytes:
-        if not isinstance(padding, _PKCS1) or not isinstance(algorithm, hashes.SHA256):
+    def sign(self, data: bytes, padding: AsymmetricPadding, algorithm: hashes.HashAlgorithm) -> bytes:
+        # signxml passes ``padding=`` and ``algorithm=`` by keyword, as to a pyca private key
+        if not isinstance(padding, PKCS1v15) or not isinstance(algorithm, hashes.SHA256):
             raise InvalidInput("the card signs RSASSA-PKCS1-v1_5 with SHA-256 only", field="signature_method")
         signature, _ = self.service.sign(self.holder_id, data, self.password, "pkcs1")
         return signature
-
-
-_PKCS1 = padding.PKCS1v15
 
 
 class _Utf8Serialising:
