@@ -90,6 +90,10 @@ def reset(yes: bool) -> None:
     and card keys, CRLs, admin token, clock offset, scenario catalog); config.toml is kept.
     Refuses while a server runs on the directory, and in a directory jpki-mock did not make."""
     config = load_config()
+    if not config.data_dir.exists():
+        # Without the data directory nothing says a configured database is jpki-mock's to empty.
+        click.echo(f"nothing to reset: {config.data_dir} does not exist")
+        return
     plan = datadir.plan_reset(config.data_dir)
     database = config.database_url if config.database_url and not config.database_url.startswith("sqlite") else ""
     if not plan.remove and not database:

@@ -126,3 +126,10 @@ def test_reset_drops_the_tables_in_postgresql(tmp_path):
     finally:
         engine.dispose()
     assert cli(data, "init", env_extra=pg).returncode == 0
+
+
+def test_reset_of_a_missing_data_directory_does_nothing(tmp_path):
+    done = cli(tmp_path / "never-made", "reset", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "nothing to reset" in done.stdout
+    assert not (tmp_path / "never-made").exists()
