@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any
 
-from jpki_mock import accesslog
+from jpki_mock import accesslog, datadir
 from jpki_mock.app import create_app
 from jpki_mock.config import Config, load_config
 from jpki_mock.crl import schedule
@@ -165,6 +165,8 @@ def serve(config: Config, workers: int | None = None, background: bool = True) -
 
     rt = Runtime.open(config)
     rt.store.require_initialised()
+    # Held until this process ends: `jpki-mock reset` refuses while it is held.
+    datadir.hold_server_lock(config.data_dir)
     stop = schedule.start(CrlDeps.of(rt)) if background else None
     print_urls(config, rt)
     _pass_on(config)
@@ -186,6 +188,7 @@ def serve_ocsp(config: Config, port: int, workers: int | None = None, threads: i
     rt = Runtime.open(config)
     rt.store.require_initialised()
     rt.close()
+    datadir.hold_server_lock(config.data_dir)  # as serve() does
     _pass_on(config)
     if threads:
         os.environ[THREADS_ENV] = str(threads)

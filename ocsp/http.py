@@ -54,8 +54,9 @@ JSON = ("Content-Type", "application/json")
 #: the probes routed before the revocation check and OCSP decoding
 PROBES = frozenset(("/healthz", "/readyz"))
 BANNER = b"jpki-mock OCSP responder: POST application/ocsp-request or GET /<base64 request>\n"
-#: the status a tally slot counts (ocsp.stats.SLOTS), the access log's label of a nonced answer
-SLOT_STATUS = [status for (_kind, status), _slot in sorted(stats.SLOTS.items(), key=lambda item: item[1])]
+#: the status a tally slot counts (ocsp.stats.SLOTS, and the same + HIT for the cache's hits):
+#: the access log's label of an answer the hot path sent
+SLOT_STATUS = [status for _kind, status in stats.LABELS] * 2
 
 
 class Pass:
@@ -208,7 +209,7 @@ class OcspApp:
                             if kinds is not None and entry.kind not in kinds:
                                 return respond(environ, start_response, key, method == "GET")
                             tally[entry.slot] += 1
-                            environ[LABEL] = entry.status  # the access log's label (jpki_mock.accesslog)
+                            environ[LABEL] = slot_status[entry.slot]  # the access log's label (jpki_mock.accesslog)
                         else:
                             assert shape is not None  # no entry: the branch was taken for the shape
                             try:
@@ -229,7 +230,7 @@ class OcspApp:
                             return [entry.der]
                         headers = entry.header_list
                         inm = environ.get("HTTP_IF_NONE_MATCH")
-                        if inm is not None and etag_matches(inm, entry.etag):
+                        if inm is not None and etag_matches(inm, headers[-1][1]):  # the ETag is last
                             start_response("304 Not Modified", headers[2:])
                             return [b""]
                         start_response("200 OK", headers)
@@ -286,7 +287,8 @@ class OcspApp:
                 return [BANNER]
             if key == "/metrics":
                 self.counters.flush()
-                text = stats.prometheus(self.store, {f"process_{k}": v for k, v in self.chain.stats().items()})
+                text = stats.prometheus(self.store, {f"process_{k}": v for k, v in self.chain.stats().items()},
+                                        self.chain.counters(self.counters.hits()))
                 start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
                 return [text.encode()]
         now = self._now()
@@ -358,7 +360,7 @@ class OcspApp:
         if answer.entry is not None:
             headers = answer.entry.headers(int(now))
             inm = environ.get("HTTP_IF_NONE_MATCH")
-            if inm is not None and etag_matches(inm, answer.entry.etag):
+            if inm is not None and etag_matches(inm, headers[-1][1]):  # the ETag is last
                 start_response("304 Not Modified", headers[2:])
                 return [b""]
         else:
