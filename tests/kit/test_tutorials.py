@@ -64,14 +64,30 @@ def script(path: Path, base: str) -> str:
 
 
 def tutorial_files() -> list[Path]:
+    """Every tutorial, English and Japanese (``N-name.md`` and ``N-name.ja.md``): both are run."""
     return sorted(p for p in TUTORIALS.glob("[0-9]*.md"))
 
 
+def english_tutorials() -> list[Path]:
+    return [p for p in tutorial_files() if not p.name.endswith(".ja.md")]
+
+
 def test_every_tutorial_has_runnable_blocks():
-    files = tutorial_files()
+    files = english_tutorials()
     assert len(files) == 6
-    for path in files:
+    for path in tutorial_files():
         assert blocks(path), f"{path.name} has no ```sh tutorial blocks"
+
+
+@pytest.mark.parametrize("path", english_tutorials(), ids=lambda p: p.stem)
+def test_japanese_twin_runs_the_same_commands_and_links_back(path):
+    twin = path.with_name(path.stem + ".ja.md")
+    assert twin.exists(), f"{path.name} has no Japanese version {twin.name}"
+    english, japanese = blocks(path), blocks(twin)
+    assert [(b.code, b.fails, b.expects) for b in japanese] == [(b.code, b.fails, b.expects) for b in english], \
+        f"{twin.name}'s commands differ from {path.name}'s: copy the blocks again after changing the English"
+    assert f"({twin.name})" in path.read_text(encoding="utf-8"), f"{path.name} does not link to {twin.name}"
+    assert f"({path.name})" in twin.read_text(encoding="utf-8"), f"{twin.name} does not link to {path.name}"
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +104,7 @@ def tutorial_server(tmp_path_factory):
 @pytest.mark.parametrize("path", tutorial_files(), ids=lambda p: p.stem)
 def test_tutorial_runs(tutorial_server, tmp_path, path):
     srv = tutorial_server
-    if path.stem == "6-card-reader":
+    if path.name.startswith("6-card-reader"):
         if os.geteuid() != 0:
             pytest.skip("the card reader tutorial's private pcscd needs root (mount and network namespaces)")
         # whatever the tutorial leaves running if a block fails, stopped by PID
