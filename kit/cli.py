@@ -48,6 +48,12 @@ def _write(out: Path | None, data: bytes, what: str, private: bool = False) -> N
 
 
 holder_arg = click.argument("holder_id", metavar="HOLDER")
+sign_password_opt = click.option("--password", default=None, help="Signature password.")
+
+
+def document_opt(what: str) -> Any:
+    return click.option("--in", "infile", type=click.File("rb"), required=True, help=f"{what} ('-' for stdin).")
+
 out_opt = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
                        help="Write here instead of standard output.")
 
@@ -110,16 +116,56 @@ def card_cert(holder_id: str, kind: str, password: str | None, der: bool, out: P
 
 @card.command("sign")
 @holder_arg
-@click.option("--in", "infile", type=click.File("rb"), required=True, help="The document ('-' for stdin).")
+@document_opt("The document")
 @click.option("--scheme", type=click.Choice(SCHEMES), default="cms", show_default=True,
               help="cms: detached CMS SignedData (DER); pkcs1: RSASSA-PKCS1-v1_5 SHA-256; pss: RSASSA-PSS SHA-256.")
-@click.option("--password", default=None, help="Signature password.")
+@sign_password_opt
 @out_opt
 def card_sign(holder_id: str, infile, scheme: str, password: str | None, out: Path | None) -> None:
     """Sign a document with the signature key."""
     data = infile.read(MAX_DATA + 1)
     signature, cert = _service().sign(holder_id, data, _secret(password, "signature password"), scheme)
     _write(out, signature, f"{scheme} signature by certificate {cert.serial}")
+
+
+@card.command("sign-pdf")
+@holder_arg
+@document_opt("The PDF")
+@sign_password_opt
+@click.option("--ltv", is_flag=True,
+              help="Embed the certificate's OCSP response and CRL fetched from the mock "
+                   "(B-LT; with --tsa-url also timestamped: B-LTA).")
+@click.option("--tsa-url", default=None, help="An RFC 3161 time-stamping authority: adds a signature timestamp (B-T).")
+@click.option("--tsa-cert", "tsa_certs", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
+              help="A certificate (PEM or DER) anchoring the TSA's, for --ltv; repeatable.")
+@click.option("--reason", default=None, help="The signature dictionary's /Reason.")
+@out_opt
+def card_sign_pdf(holder_id: str, infile, password: str | None, ltv: bool, tsa_url: str | None,
+                  tsa_certs: tuple[Path, ...], reason: str | None, out: Path | None) -> None:
+    """Sign a PDF with the signature key: PAdES baseline (B-B; B-T with --tsa-url; --ltv embeds
+    revocation data)."""
+    from jpki_mock.kit.pdf import read_certificate, sign_pdf
+
+    data = infile.read(MAX_DATA + 1)
+    roots = [read_certificate(p.read_bytes(), "--tsa-cert") for p in tsa_certs]
+    signed, cert = sign_pdf(_service(), holder_id, data, _secret(password, "signature password"), ltv=ltv,
+                            tsa_url=tsa_url, tsa_roots=roots, reason=reason)
+    _write(out, signed, f"PAdES signature by certificate {cert.serial}")
+
+
+@card.command("sign-xml")
+@holder_arg
+@document_opt("The XML document")
+@sign_password_opt
+@out_opt
+def card_sign_xml(holder_id: str, infile, password: str | None, out: Path | None) -> None:
+    """Sign an XML document with the signature key: an enveloped XMLDSig (RSA-SHA256, the
+    certificate in KeyInfo/X509Data)."""
+    from jpki_mock.kit.xmldsig import sign_xml
+
+    data = infile.read(MAX_DATA + 1)
+    signed, cert = sign_xml(_service(), holder_id, data, _secret(password, "signature password"))
+    _write(out, signed, f"XML signature by certificate {cert.serial}")
 
 
 @card.command("auth")

@@ -64,8 +64,9 @@ def script(path: Path, base: str) -> str:
 
 
 def tutorial_files() -> list[Path]:
-    """Every tutorial, English and Japanese (``N-name.md`` and ``N-name.ja.md``): both are run."""
-    return sorted(p for p in TUTORIALS.glob("[0-9]*.md"))
+    """Every tutorial, English and Japanese (``name.md`` and ``name.ja.md``; both are run): the
+    numbered ones, then the topical ones (``verify-in-<language>.md``)."""
+    return sorted(TUTORIALS.glob("[0-9]*.md")) + sorted(TUTORIALS.glob("verify-in-*.md"))
 
 
 def english_tutorials() -> list[Path]:
@@ -74,7 +75,7 @@ def english_tutorials() -> list[Path]:
 
 def test_every_tutorial_has_runnable_blocks():
     files = english_tutorials()
-    assert len(files) == 6
+    assert len(files) == 7
     for path in tutorial_files():
         assert blocks(path), f"{path.name} has no ```sh tutorial blocks"
 
