@@ -47,4 +47,4 @@ bench-propagation: $(STAMP)
 	$(PY) -m jpki_mock.loadtest.bench.propagation
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var work .pytest_cache

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from jpki_mock import errors, server
+from jpki_mock import datadir, errors, server
 from jpki_mock.ca import cli as ca_cli
 from jpki_mock.commands import Ctx, JpkiGroup, pass_ctx, set_runtime_opener
 from jpki_mock.config import load_config, write_initial_config
@@ -81,6 +81,44 @@ def serve(workers: int | None, no_background: bool, do_init: bool) -> None:
         ctx = click.get_current_context()
         ctx.invoke(init, hierarchy=None, if_needed=True)
     server.serve(load_config(), workers=workers, background=not no_background)
+
+
+@main.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts).")
+def reset(yes: bool) -> None:
+    """Start over: delete everything this instance created in its data directory (database, CA
+    and card keys, CRLs, admin token, clock offset, scenario catalog); config.toml is kept.
+    Refuses while a server runs on the directory, and in a directory jpki-mock did not make."""
+    config = load_config()
+    if not config.data_dir.exists():
+        # Without the data directory nothing says a configured database is jpki-mock's to empty.
+        click.echo(f"nothing to reset: {config.data_dir} does not exist")
+        return
+    plan = datadir.plan_reset(config.data_dir)
+    database = config.database_url if config.database_url and not config.database_url.startswith("sqlite") else ""
+    if not plan.remove and not database:
+        click.echo(f"nothing to reset in {config.data_dir}")
+        return
+    click.echo(f"jpki-mock reset of {config.data_dir.resolve()}:")
+    for line in plan.describe():
+        click.echo(line)
+    if database:
+        click.echo(f"  drop   jpki-mock's tables in {database.rsplit('@', 1)[-1]}")
+    if not yes:
+        if not ca_cli.stdin_is_terminal():
+            raise errors.InvalidInput("needs confirmation: pass --yes (standard input is not a terminal)",
+                                      field="yes", allowed="--yes")
+        click.confirm("This cannot be undone. Reset?", default=False, abort=True)
+    if database:
+        from jpki_mock.db import Base, make_engine
+
+        engine = make_engine(database)
+        try:
+            Base.metadata.drop_all(engine)  # Runtime's import declared every part's tables
+        finally:
+            engine.dispose()
+    datadir.remove(plan)
+    click.echo(f"reset {config.data_dir}: run `jpki-mock init` (or `make run`) to create a new CA")
 
 
 @main.command()

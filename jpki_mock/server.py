@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any
 
+from jpki_mock import datadir
 from jpki_mock.app import PrefixDispatcher, create_app
 from jpki_mock.config import Config, load_config
 from jpki_mock.crl import schedule
@@ -139,6 +140,8 @@ def serve(config: Config, workers: int | None = None, background: bool = True) -
 
     rt = Runtime.open(config)
     rt.store.require_initialised()
+    # Held until this process ends: `jpki-mock reset` refuses while it is held.
+    datadir.hold_server_lock(config.data_dir)
     stop = schedule.start(CrlDeps.of(rt)) if background else None
     print_urls(config, rt)
     _pass_on(config)
@@ -160,6 +163,7 @@ def serve_ocsp(config: Config, port: int, workers: int | None = None, threads: i
     rt = Runtime.open(config)
     rt.store.require_initialised()
     rt.close()
+    datadir.hold_server_lock(config.data_dir)  # as serve() does
     _pass_on(config)
     if threads:
         os.environ[THREADS_ENV] = str(threads)

@@ -8,6 +8,7 @@ a wrong PIN exits 6 and says how many tries are left, a locked PIN exits 4.
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import click
 
 from jpki_mock.commands import open_runtime
+from jpki_mock.errors import InvalidInput
 from jpki_mock.kit.card import KINDS as KIND_NAMES
 from jpki_mock.kit.card import MAX_DATA, SCHEMES, CardService, CardState
 from jpki_mock.private import write_private
@@ -311,19 +313,58 @@ def scenarios_list() -> None:
         click.echo(f"{item.name:28s} {item.expected_text():26s} {item.description}")
 
 
+#: the catalog's server port by default: beside 8080 (the mock) and 8081 (a standalone responder)
+CATALOG_PORT = 8090
+
+
 @scenarios.command("build")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Where the manifest, certificates and PKCS#12 files go.")
+@click.option("--data-dir", "catalog_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The catalog's own data directory, with its own CA (default: <your data directory>/scenarios).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help=f"Port the catalog's server will listen on, written into its certificates' CRL and OCSP URLs "
+                   f"(default {CATALOG_PORT}; fixed when its data directory is created).")
+@click.option("--into-my-ca", is_flag=True,
+              help="Build into your own CA instead: adds holders and may roll both CAs over (asks first).")
+@click.option("--yes", is_flag=True, help="With --into-my-ca: do not ask (scripts).")
 @click.option("--progress/--no-progress", default=True)
-def scenarios_build(out_dir: Path, progress: bool) -> None:
-    """Create the catalog's holders and certificates in the configured CA; write bundles and
-    OUT/manifest.json."""
+def scenarios_build(out_dir: Path, catalog_dir: Path | None, port: int | None, into_my_ca: bool, yes: bool,
+                    progress: bool) -> None:
+    """Build the catalog's holders and certificates, and write bundles and OUT/manifest.json.
 
-    from jpki_mock.kit.scenarios import build
+    By default in a data directory of its own with its own CA, so your CA's generations and
+    certificates stay as they are; serve it with the command printed at the end."""
+    from jpki_mock.config import load_config
+    from jpki_mock.kit.scenarios import build, planned_changes
 
-    rt = open_runtime()
-    rt.store.require_initialised()
+    user = load_config()
+    if into_my_ca:
+        if catalog_dir is not None or port is not None:
+            raise InvalidInput("--data-dir and --port are for the catalog's own CA, not with --into-my-ca",
+                               field="into_my_ca")
+        rt = open_runtime(user)
+        rt.store.require_initialised()
+        click.echo(f"scenarios build --into-my-ca will change the CA in {user.data_dir}:")
+        for change in planned_changes(rt.authority):
+            click.echo(f"  - {change}")
+        if not yes:
+            if not sys.stdin.isatty():
+                rt.close()
+                raise InvalidInput("changes your CA: pass --yes to confirm (standard input is not a terminal), "
+                                   "or leave out --into-my-ca to build into the catalog's own CA", field="yes",
+                                   allowed="--yes")
+            if not click.confirm("Change your CA?", default=False):
+                rt.close()
+                raise click.Abort()
+        where = f"your CA in {user.data_dir}"
+    else:
+        catalog_dir = catalog_dir or Path(user.data_dir) / "scenarios"
+        rt = _catalog_runtime(user, catalog_dir, port)
+        where = f"the catalog's own CA in {catalog_dir} (your CA in {user.data_dir} is unchanged)"
     try:
         manifest = build(rt, out_dir, progress=progress)
+        catalog_port = rt.config.port
     finally:
         rt.close()
     counts: dict[str, Any] = {}
@@ -331,4 +372,34 @@ def scenarios_build(out_dir: Path, progress: bool) -> None:
         counts[item["expected"]["outcome"]] = counts.get(item["expected"]["outcome"], 0) + 1
     click.echo(f"catalog {manifest['catalog']}: {len(manifest['items'])} items "
                f"({', '.join(f'{n} {k}' for k, n in counts.items())})")
+    click.echo(f"built into {where}")
     click.echo(f"manifest: {out_dir / 'manifest.json'}")
+    if not into_my_ca:
+        # The server publishes the CRLs that are due when it starts: the first time, all of them.
+        click.echo(f"serve it (CRLs and OCSP for the catalog): JPKI_MOCK_DATA={catalog_dir} PORT={catalog_port} "
+                   "jpki-mock serve")
+
+
+
+def _catalog_runtime(user: Any, catalog_dir: Path, port: int | None) -> Any:
+    """The catalog's own instance in ``catalog_dir``: created (configuration, CA, admin token)
+    on first use, reused after (a second build adds a new set of holders, as into any CA)."""
+    from jpki_mock.config import load_config
+    from jpki_mock.kit.scenarios import catalog_config_text
+    from jpki_mock.private import private_dir
+
+    config_file = catalog_dir / "config.toml"
+    if not config_file.exists():
+        private_dir(catalog_dir)
+        passphrase = user.key_passphrase or secrets.token_urlsafe(24)
+        write_private(config_file, catalog_config_text(user.replace(key_passphrase=passphrase), port or CATALOG_PORT))
+    # Only its own file: the environment's PORT or database URL belong to the user's instance.
+    config = load_config({}, data_dir=catalog_dir)
+    if port is not None and port != config.port:
+        raise InvalidInput(f"the catalog in {catalog_dir} was made for port {config.port}", field="--port",
+                           allowed=f"--port {config.port}, or another --data-dir")
+    rt = open_runtime(config)
+    if not rt.store.is_initialised():
+        token = rt.authority.init(config.hierarchy)
+        write_private(catalog_dir / "admin-token", token + "\n")
+    return rt

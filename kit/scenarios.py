@@ -19,6 +19,11 @@ revocations), and writes:
 The catalog is reproducible: the same items, holders, PINs and states on every build (keys and
 serials are new each time).  When a CA kind has a single generation, the build rolls it over
 so that previous-generation certificates exist, as after a real key renewal.
+
+That rollover changes which CA certificate is current, so ``jpki-mock scenarios build`` builds
+into a data directory of its own (:func:`open_catalog_instance`, by default
+``<data_dir>/scenarios``) with its own CA, never into the user's; building into the user's CA
+(``--into-my-ca``) first lists what it will change (:func:`planned_changes`) and asks.
 """
 
 from __future__ import annotations
@@ -267,8 +272,7 @@ class Builder:
 
     def previous_generation(self) -> None:
         """Certificates from the generation before the current one; roll over when there is none."""
-        gens = {k: sorted(i.generation for i in self.a.issuers() if i.kind == k and i.revoked_at is None)
-                for k in names.KINDS}
+        gens = _generations(self.a)
         previous = {k: (g[-2] if len(g) >= 2 else None) for k, g in gens.items()}
         use = {k: previous[k] if previous[k] is not None else gens[k][-1] for k in names.KINDS}
         if use[Kind.SIGN] != use[Kind.AUTH]:
@@ -417,6 +421,46 @@ class Builder:
         rel = self.write("broken/stale.ocsp", stale)
         self.add("broken-ocsp-stale", der=_der(self.out, valid), issuer=issuer, serial=valid["serial"])
         self.items["broken-ocsp-stale"]["files"]["ocsp_response"] = rel
+
+
+def _generations(authority: Authority) -> dict[str, list[int]]:
+    return {k: sorted(i.generation for i in authority.issuers() if i.kind == k and i.revoked_at is None)
+            for k in names.KINDS}
+
+
+def planned_changes(authority: Authority) -> list[str]:
+    """What :func:`build` will change in ``authority``'s CA, one sentence each (the same
+    decisions :meth:`Builder.previous_generation` takes)."""
+    gens = _generations(authority)
+    use = {k: g[-2] if len(g) >= 2 else g[-1] for k, g in gens.items()}
+    # previous generation: one card, or two when the kinds' generations differ, plus a revoked
+    # one; current generation: 11 cards; time-shifted: 2 (see Builder).
+    holders = (3 if use[Kind.SIGN] != use[Kind.AUTH] else 2) + 11 + 2
+    out = [(f"add {holders} holders with software cards and their certificates (some revoked, put on hold, "
+            "or locked; one moved house)")]
+    for kind in names.KINDS:
+        g = gens[kind]
+        if len(g) < 2:
+            label = f"{kind}-g{g[-1]}"
+            out.append(f"roll the {kind} CA over from {label} to {kind}-g{g[-1] + 1}: new certificates are issued by "
+                       f"{kind}-g{g[-1] + 1} and `jpki-mock ca show --kind {kind} --pem` prints it; certificates "
+                       f"issued before verify only against {label} (`--generation {g[-1]}`)")
+    return out
+
+
+def catalog_config_text(user: Any, port: int) -> str:
+    """The catalog instance's ``config.toml``: the user's certificate shape (hierarchy,
+    faithful, OCSP policy for unknown serials) and key passphrase, its own port."""
+    return (
+        "# jpki-mock configuration of the scenario catalog's own CA, written by `jpki-mock scenarios build`.\n"
+        "# The passphrase protects its CA keys at rest (the same as the instance it was built beside).\n"
+        f"key_passphrase = {user.key_passphrase!r}\n"
+        f"hierarchy = {user.hierarchy!r}\n"
+        f"faithful = {'true' if user.faithful else 'false'}\n"
+        f"port = {port}\n"
+        "\n[ocsp]\n"
+        f"unknown_serial = {user.ocsp.unknown_serial!r}\n"
+    )
 
 
 def _der(out: Path, item: dict[str, Any]) -> bytes:

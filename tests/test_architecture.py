@@ -39,6 +39,7 @@ JPKI_MOCK_MODULES: dict[str, str] = {
     "names": "kernel",
     "municipalities": "kernel",
     "private": "kernel",
+    "datadir": "kernel",
     "rsgi": "kernel",
     "runtime": "root",
     "app": "root",
