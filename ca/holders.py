@@ -99,7 +99,7 @@ class Holders:
         limit, offset = page(limit, offset)
         q = select(Holder).order_by(Holder.id)
         if municipality:
-            municipalities.get(municipality)
+            municipality = municipalities.get(municipality).code  # the 6-digit form finds the same rows
             q = q.where(Holder.municipality == municipality)
         if state:
             if state not in tuple(HolderState):
