@@ -12,8 +12,8 @@ JIS X 0402 check digit is accepted wherever a code is.  Romanisation follows the
 
 A holder lives in a municipality, never in a prefecture.  An address names its municipality
 (``東京都文京区…``, also with the district or island of a town or village: ``北海道虻田郡洞爺湖町…``);
-in a designated city it names the city, the municipality that keeps the resident register, and
-the ward's code (e.g. 27127 for 大阪市北区) may be given explicitly for a ward's own partition.
+in a designated city it is filed under the city, and the ward's code (e.g. 27127 for 大阪市北区)
+may be given explicitly for a ward's own partition (our choice: docs/sources.md section 3).
 """
 
 from __future__ import annotations

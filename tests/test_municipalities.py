@@ -112,7 +112,7 @@ def test_a_prefecture_is_not_a_municipality():
     ("福岡県糟屋郡須惠町1", "40344"),  # Japan Post's spelling of 須恵町
     ("福岡県須恵町1", "40344"),
     ("高知県高岡郡梼原町1", "39405"),
-    ("大阪府大阪市北区梅田1-1", "27100"),  # a designated city: the city keeps the register
+    ("大阪府大阪市北区梅田1-1", "27100"),  # a designated city: filed under the city
     ("北海道札幌市中央区北1条西2", "01100"),
     ("東京都府中市1", "13206"),  # not 広島県府中市 (34208)
     ("広島県府中市1", "34208"),
