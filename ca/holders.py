@@ -86,9 +86,11 @@ class Holders:
             return self.load(s, holder_id)
 
     @staticmethod
-    def load(s: Session, holder_id: int) -> Holder:
-        """The holder as session ``s`` sees it, with its certificates loaded."""
-        holder = s.get(Holder, holder_id)
+    def load(s: Session, holder_id: int, *, lock: bool = False) -> Holder:
+        """The holder as session ``s`` sees it, with its certificates loaded.  ``lock``: the row is
+        locked (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's one writer at a time does the same)
+        until the transaction ends, so two operations replacing one holder's certificates queue."""
+        holder = s.get(Holder, holder_id, with_for_update=lock)
         if holder is None:
             raise NotFound(f"no holder with id {holder_id}", field="holder")
         _ = holder.certificates
