@@ -11,6 +11,7 @@ of issue 15.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -26,7 +27,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from jpki_mock.ca.authority import Authority
 from jpki_mock.ca.models import Certificate
 from jpki_mock.errors import Conflict
-from jpki_mock.kit.card import CardService
+from jpki_mock.kit.card import CardService, WrongPin
 from jpki_mock.runtime import Runtime
 from jpki_mock.vocab import HolderState
 from tests.support import HOLDER
@@ -180,6 +181,39 @@ def test_a_minor_card_renews_auth_only_and_gets_a_signature_key_at_15(db_rt, car
     state = cards.renew(h.id, auth_pin=h.pin, sign_password=h.password)
     assert set(state.certificates) == {"sign", "auth"}
     check_one_card(db_rt, cards, h)
+
+
+def test_two_resets_at_once_leave_one_valid_certificate(db_rt, cards):
+    """Two operators reset the same key at the same moment: the holder's row lock queues them, the
+    second supersedes the first's certificate, and the card holds the second's."""
+    h = new_card(db_rt, cards)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def reset(pin: str) -> None:
+        barrier.wait()
+        try:
+            cards.reset(h.id, "auth", pin)
+        except BaseException as exc:  # reported below, with the invariant
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reset, args=(pin,)) for pin in ("1111", "2222")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert len(valid(db_rt, h.id, "auth")) == 1
+    h.pin = "1111" if _opens(cards, h.id, "1111") else "2222"  # whichever reset committed last
+    check_one_card(db_rt, cards, h)
+
+
+def _opens(cards: CardService, holder_id: int, pin: str) -> bool:
+    try:
+        cards.authenticate(holder_id, b"which", pin)
+    except WrongPin:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- every life event, in any order
