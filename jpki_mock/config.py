@@ -80,6 +80,10 @@ class OcspConfig:
     live_sign_wait_ms: int = 1000
     #: lookups are counted in memory per process and added to the shared table this often.
     stats_flush_seconds: int = 10
+    #: memory for pre-signed answers and certificate statuses, per worker process, in MiB; past
+    #: it the least recently used answers are evicted one at a time (CLOCK, ocsp/presigned.py).
+    #: An answer costs about 2 KiB, so 256 MiB keeps about 115,000 answers per worker.
+    cache_mb: int = 256
 
     @property
     def serve_threads(self) -> int:
@@ -177,7 +181,7 @@ class Config:
 _POSITIVE = {
     "port", "workers", "max_body_bytes", "max_certids", "max_request_bytes", "validity_seconds",
     "refresh_seconds", "responder_cert_days", "live_sign_concurrency", "period_seconds",
-    "delta_period_seconds", "stats_flush_seconds", "body_timeout_ms",
+    "delta_period_seconds", "stats_flush_seconds", "body_timeout_ms", "cache_mb",
 }
 _NON_NEGATIVE = {
     "threads", "live_sign_wait_ms", "backdate_seconds", "responder_renew_days", "grace_seconds", "archive_keep",

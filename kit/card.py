@@ -287,6 +287,12 @@ class CardService:
         state = self.state(holder_id)
         return state.certificates["auth"]
 
+    def verify(self, holder_id: Any, kind: Any, pin: Any) -> tuple[rsa.RSAPrivateKey, Certificate]:
+        """The card's VERIFY, as the virtual reader (kit/reader.py) sends it: the key the PIN
+        opens and its certificate; a wrong PIN costs a try (:class:`WrongPin`), a locked one
+        raises :class:`PinLocked`."""
+        return self._open(holder_id, check_kind(kind), pin)
+
     def _open(self, holder_id: Any, kind: str, pin: Any) -> tuple[rsa.RSAPrivateKey, Certificate]:
         """VERIFY then use the key: a wrong PIN costs a try, the right one restores the count."""
         state = self.state(holder_id)
@@ -328,7 +334,7 @@ class CardService:
         (a detached CMS SignedData, RFC 5652, as e-application systems receive)."""
         if scheme not in SCHEMES:
             raise InvalidInput(f"{scheme!r} is not a signature scheme", field="scheme", allowed=list(SCHEMES))
-        _check_bytes(data, "data", MAX_DATA)
+        check_bytes(data, "data", MAX_DATA)
         # The card signs whatever the certificate's status: telling a revoked one is the verifier's job.
         key, cert_row = self._open(holder_id, "sign", password)
         if scheme == "pkcs1":
@@ -346,7 +352,7 @@ class CardService:
     def authenticate(self, holder_id: Any, challenge: Any, pin: Any) -> tuple[bytes, Certificate]:
         """Sign a service's login challenge with the user-authentication key (RSASSA-PKCS1-v1_5
         SHA-256): the service verifies it with the public key of the user-auth certificate."""
-        _check_bytes(challenge, "challenge", MAX_CHALLENGE)
+        check_bytes(challenge, "challenge", MAX_CHALLENGE)
         if not challenge:
             raise InvalidInput("is empty", field="challenge", allowed=f"1-{MAX_CHALLENGE} bytes")
         key, cert_row = self._open(holder_id, "auth", pin)
@@ -369,7 +375,7 @@ class CardService:
         )
 
 
-def _check_bytes(value: Any, field: str, limit: int) -> bytes:
+def check_bytes(value: Any, field: str, limit: int) -> bytes:
     if not isinstance(value, bytes):
         raise InvalidInput("must be bytes", field=field)
     if len(value) > limit:

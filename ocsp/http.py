@@ -221,7 +221,7 @@ class OcspApp:
                             return [entry.der]
                         headers = entry.header_list
                         inm = environ.get("HTTP_IF_NONE_MATCH")
-                        if inm is not None and etag_matches(inm, entry.etag):
+                        if inm is not None and etag_matches(inm, headers[-1][1]):  # the ETag is last
                             start_response("304 Not Modified", headers[2:])
                             return [b""]
                         start_response("200 OK", headers)
@@ -274,7 +274,8 @@ class OcspApp:
                 return [BANNER]
             if key == "/metrics":
                 self.counters.flush()
-                text = stats.prometheus(self.store, {f"process_{k}": v for k, v in self.chain.stats().items()})
+                text = stats.prometheus(self.store, {f"process_{k}": v for k, v in self.chain.stats().items()},
+                                        self.chain.counters(self.counters.hits()))
                 start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
                 return [text.encode()]
         now = self._now()
@@ -339,7 +340,7 @@ class OcspApp:
         if answer.entry is not None:
             headers = answer.entry.headers(int(now))
             inm = environ.get("HTTP_IF_NONE_MATCH")
-            if inm is not None and etag_matches(inm, answer.entry.etag):
+            if inm is not None and etag_matches(inm, headers[-1][1]):  # the ETag is last
                 start_response("304 Not Modified", headers[2:])
                 return [b""]
         else:

@@ -35,12 +35,19 @@ STATUSES = (CertState.GOOD.value, CertState.REVOKED.value, "unknown", "unauthori
             "internalError")
 #: (kind, status) -> its index in a tally (:meth:`Counters.tally`)
 SLOTS: dict[tuple[str, str], int] = {ks: i for i, ks in enumerate((k, s) for k in KINDS for s in STATUSES)}
+#: SLOTS index -> (kind, status)
+LABELS: list[tuple[str, str]] = list(SLOTS)
+#: An answer served from the pre-signed cache by the hot path counts at ``SLOTS[...] + HIT``:
+#: the one increment it makes records the answer and that it was a cache hit (a second counter
+#: there would cost every cached answer another increment).  :meth:`Counters.totals` adds both
+#: halves; :meth:`Counters.hits` sums the second.
+HIT = len(SLOTS)
 
 
 class Counters:
     """Per-process counts by (day, kind, status, relying party).
 
-    Each (day, relying party) has a tally: a list with one item per :data:`SLOTS` entry.  The
+    Each (day, relying party) has a tally: a list with two items per :data:`SLOTS` entry (:data:`HIT`).  The
     hot paths hold on to their party's tally (:meth:`tally`, :attr:`anonymous`) and add to
     ``tally[slot]``, one list item: building and hashing a four-part key per answer cost a
     cached GET about 4 % of its throughput under granian.  :meth:`add` is the same for callers
@@ -75,7 +82,7 @@ class Counters:
         key = (self.day, party)
         tally = self._tallies.get(key)
         if tally is None:
-            tally = self._tallies.setdefault(key, [0] * len(SLOTS))
+            tally = self._tallies.setdefault(key, [0] * (2 * HIT))
         return tally
 
     def add(self, now_ts: float, kind: str, status: str, party: str = "-") -> None:
@@ -88,9 +95,14 @@ class Counters:
         out = {}
         for (day, party), tally in list(self._tallies.items()):  # a C-level copy: atomic under the GIL
             for (kind, status), slot in SLOTS.items():
-                if tally[slot]:
-                    out[(day, kind, status, party)] = tally[slot]
+                count = tally[slot] + tally[slot + HIT]
+                if count:
+                    out[(day, kind, status, party)] = count
         return out
+
+    def hits(self) -> int:
+        """Answers the hot path served from the pre-signed cache so far (the ``HIT`` half)."""
+        return sum(sum(tally[HIT:]) for tally in list(self._tallies.values()))
 
     def flush(self) -> int:
         """Add the increments since the last flush to the shared table; returns how many keys."""
@@ -178,8 +190,9 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def prometheus(store: Store, extra: dict[str, int] | None = None) -> str:
-    """Prometheus text exposition format 0.0.4."""
+def prometheus(store: Store, extra: dict[str, int] | None = None, counters: dict[str, int] | None = None) -> str:
+    """Prometheus text exposition format 0.0.4: the shared lookup counts, then this process's
+    gauges (``extra``) and counters (``counters``, named without ``_total``)."""
     lines = [
         "# HELP jpki_ocsp_lookups_total OCSP answers by certificate kind, status, relying party and JST day.",
         "# TYPE jpki_ocsp_lookups_total counter",
@@ -192,4 +205,7 @@ def prometheus(store: Store, extra: dict[str, int] | None = None) -> str:
     for name, value in (extra or {}).items():
         lines.append(f"# TYPE jpki_ocsp_{name} gauge")
         lines.append(f"jpki_ocsp_{name} {value}")
+    for name, value in (counters or {}).items():
+        lines.append(f"# TYPE jpki_ocsp_{name}_total counter")
+        lines.append(f"jpki_ocsp_{name}_total {value}")
     return "\n".join(lines) + "\n"
