@@ -15,7 +15,7 @@ import click
 from jpki_mock import errors, server
 from jpki_mock.ca import cli as ca_cli
 from jpki_mock.commands import Ctx, JpkiGroup, echo_json, pass_ctx, set_runtime_opener
-from jpki_mock.config import load_config, record, resolve, write_initial_config, write_settings
+from jpki_mock.config import load_config, record, resolve, toml_value, write_initial_config, write_settings
 from jpki_mock.crl import cli as crl_cli
 from jpki_mock.kit import cli as kit_cli
 from jpki_mock.kit import timetravel as kit_timetravel
@@ -106,7 +106,7 @@ def serve(host: str | None, port: int | None, base_url: str | None, time_travel:
     resolved = resolve(flags=flags)  # init may have written the key passphrase
     changes = record(resolved)
     if changes:
-        listed = ", ".join(f"{name} = {value!r}" for name, value in changes.items())
+        listed = ", ".join(f"{name} = {toml_value(value)}" for name, value in changes.items())
         click.echo(f"recorded in {resolved.file}: {listed} (every jpki-mock command on this data directory "
                    "now uses them; see `jpki-mock config show`)")
     server.serve(resolved.config, background=not no_background)

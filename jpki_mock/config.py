@@ -422,7 +422,7 @@ RECORD_HEADER = (
 )
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -450,10 +450,10 @@ def _edit(text: str, changes: Mapping[str, Any]) -> str:
             continue
         dotted = f"{table_of[i]}.{match.group(1)}" if table_of[i] else match.group(1)
         if dotted in pending:
-            lines[i] = f"{match.group(1)} = {_toml_value(pending.pop(dotted))}"
+            lines[i] = f"{match.group(1)} = {toml_value(pending.pop(dotted))}"
     for dotted, value in pending.items():
         section, _, name = dotted.rpartition(".")
-        entry = f"{name} = {_toml_value(value)}"
+        entry = f"{name} = {toml_value(value)}"
         ends = [i for i, t in enumerate(table_of) if t == section]
         if section and not ends:
             lines += ["", f"[{section}]", entry]
@@ -521,10 +521,10 @@ def write_settings(path: Path, changes: Mapping[str, Any]) -> Path:
         parsed = None
     if parsed != expected:
         flat = {k: v for k, v in expected.items() if not isinstance(v, dict)}
-        text = RECORD_HEADER + "".join(f"{k} = {_toml_value(v)}\n" for k, v in flat.items())
+        text = RECORD_HEADER + "".join(f"{k} = {toml_value(v)}\n" for k, v in flat.items())
         for section, values in expected.items():
             if isinstance(values, dict):
-                text += f"\n[{section}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items())
+                text += f"\n[{section}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_private(path, text)
 

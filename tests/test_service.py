@@ -149,7 +149,7 @@ def test_make_run_port_reaches_the_cli_and_ctrl_c_stops_everything(tmp_path):
                      processes=4)  # make, the launcher, two workers
     try:
         first = server.log.read_text()
-        assert f"recorded in {data / 'config.toml'}: port = {port}, time_travel = True" in first
+        assert f"recorded in {data / 'config.toml'}: port = {port}, time_travel = true" in first
         assert requests.get(server.base + "/").json()["metrics"] == f"{server.base}/metrics"
 
         shown = json.loads(cli(data, "config", "show", "--json").stdout)
@@ -249,3 +249,18 @@ def test_standalone_responder_sigterm_keeps_its_counts(tmp_path):
         raise
     assert server.stop(signal.SIGTERM) < 2
     assert ocsp_total(data) == 25
+
+
+def test_make_run_installs_what_running_needs_and_make_test_the_extras(tmp_path):
+    """Two stamps (Makefile): `make run` installs the package alone; `make test` adds the extras."""
+    venv = tmp_path / "venv"
+
+    def plan(target: str) -> list[str]:
+        proc = subprocess.run(["make", "--no-print-directory", "-n", "-B", target, f"VENV={venv}"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return [line for line in proc.stdout.splitlines() if "pip install" in line and "--upgrade pip" not in line]
+
+    assert plan("run") == [f"{venv}/bin/python -m pip install --quiet -e ."]
+    assert plan("test") == [f"{venv}/bin/python -m pip install --quiet -e .",
+                            f"{venv}/bin/python -m pip install --quiet -e '.[test,loadtest]'"]
