@@ -84,21 +84,44 @@ def _stop_on_signal(worker: bool = True) -> None:
 
     CPython runs signal handlers on the main thread only, when that thread wakes up.  When
     the kernel delivers the signal to another thread (granian's Rust threads, our own), a main
-    thread blocked on a lock (granian's WSGI worker waits on an Event; the launcher joins its
-    workers) does not wake: that is how Ctrl-C, which sends SIGINT to the whole process group
-    while the launcher sends SIGTERM to each worker, left workers serving.  The C handler still
-    writes the signal number to the wakeup fd, from whichever thread it ran on; this relay
+    thread blocked on a lock (the launcher joins its workers) does not wake.  The C handler
+    still writes the signal number to the wakeup fd, from whichever thread it ran on; a relay
     thread reads it, flushes the counters, and sends the signal to the main thread itself
-    (once per signal: that second delivery writes to the fd again).  A ``worker`` that granian
-    has still not wound down after :data:`WORKER_EXIT_SECONDS` (its shutdown can miss the
-    signal, measured about once in ten Ctrl-Cs under granian 2.8) flushes again and exits,
-    rather than wait for the launcher's SIGKILL, which would lose those last counts."""
+    (once per signal: that second delivery writes to the fd again).
+
+    A WSGI ``worker`` goes further: granian's WSGI worker was seen to deadlock in its shutdown
+    (every thread waiting for the GIL) when its signal handler ran twice, as Ctrl-C makes it
+    (SIGINT to the whole process group, then the launcher's SIGTERM), and not to wake at all
+    when the signal landed on another thread.  So its threads block both signals (the mask is
+    set first, before the app and granian start their threads, which inherit it), and the relay takes them
+    with ``sigwait``, flushes the counters, and runs granian's handler once.  An RSGI worker's
+    event loop takes the wakeup fd over (asyncio's signal handling wakes its loop); its counts
+    are flushed as it exits (jpki_mock.ocsp.stats).  A worker still alive
+    :data:`WORKER_EXIT_SECONDS` after the signal flushes again and exits; the launcher kills
+    any left after :data:`STOP_GRACE_SECONDS`."""
     if threading.current_thread() is not threading.main_thread():
         return  # pragma: no cover - granian loads apps on the main thread
+    main = threading.main_thread().ident
+    if worker:
+        signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
+
+        def take() -> None:
+            signum = signal.sigwait(set(STOP_SIGNALS))
+            deadline = threading.Timer(WORKER_EXIT_SECONDS, _exit_worker)
+            deadline.daemon = True  # a worker that leaves in time is not held up by it
+            deadline.start()
+            ocsp_stats.flush_all()
+            handler = signal.getsignal(signum)  # granian's, installed after this factory ran
+            if callable(handler):
+                handler(signum, None)
+            else:  # pragma: no cover - granian always installs one
+                _exit_worker()
+
+        threading.Thread(target=take, name="stop-signal", daemon=True).start()
+        return
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    main = threading.main_thread().ident
     wanted = {int(s) for s in STOP_SIGNALS}
 
     def relay() -> None:
@@ -106,10 +129,6 @@ def _stop_on_signal(worker: bool = True) -> None:
         while True:
             for signum in os.read(read_fd, 64):
                 if signum in wanted and signum not in forwarded:
-                    if not forwarded and worker:
-                        deadline = threading.Timer(WORKER_EXIT_SECONDS, _exit_worker)
-                        deadline.daemon = True  # a worker that leaves in time is not held up by it
-                        deadline.start()
                     forwarded.add(signum)
                     ocsp_stats.flush_all()
                     if main is not None:
@@ -178,8 +197,8 @@ def ocsp_limits(config: Config) -> Callable[[str], BodyLimits]:
 def app_factory() -> RsgiBridge | PrefixDispatcher:
     """Entry point for the combined server's granian workers (``--factory``)."""
     config = load_config()
+    _stop_on_signal(worker=not config.guards_slow_clients)  # before the app starts any thread
     app: PrefixDispatcher = create_app(Runtime.open(config))
-    _stop_on_signal()
     if not config.guards_slow_clients:
         return app
     return RsgiBridge(app, combined_limits(config), combined_threads(config), combined_inline(config))
@@ -187,9 +206,10 @@ def app_factory() -> RsgiBridge | PrefixDispatcher:
 
 def ocsp_app_factory() -> Any:
     """Entry point for granian workers of ``jpki-mock ocsp serve`` (configuration from the environment)."""
-    rt = Runtime.open(load_config())
+    config = load_config()
+    _stop_on_signal(worker=not config.guards_slow_clients)  # before the app starts any thread
+    rt = Runtime.open(config)
     app = ocsp_http.make_app(rt.config, rt.clock, rt.store, rt.status, rt.keyring, rt.epoch)
-    _stop_on_signal()
     threads = int(os.environ.get(THREADS_ENV) or rt.config.ocsp.serve_threads)
     served = RsgiBridge(app, ocsp_limits(rt.config), threads) if rt.config.guards_slow_clients else app
     # Everything loaded so far (SQLAlchemy, cryptography, the issuers) lives as long as the
