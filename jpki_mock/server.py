@@ -47,9 +47,8 @@ OCSP_PREFIX = "/ocsp"
 #: the environment variable passing ``jpki-mock ocsp serve --threads`` on to the workers
 THREADS_ENV = "JPKI_MOCK_SERVE_THREADS"
 #: how long the launcher waits for a worker to stop after SIGTERM before it kills it (seconds;
-#: granian waits forever by default).  A worker stops in milliseconds; its lookup counts were
-#: flushed when the signal arrived (:func:`_stop_on_signal`), so a kill loses at most the
-#: answers of that last second.
+#: granian waits forever by default).  A worker stops in milliseconds, flushing its lookup
+#: counts as it goes (:func:`_stop_on_signal`); this bounds the stop if it ever does not.
 STOP_GRACE_SECONDS = 1
 #: how long a worker told to stop may take to leave by itself (granian's shutdown) before
 #: :func:`_stop_on_signal` flushes its counters once more and ends it
@@ -79,7 +78,7 @@ def port_error(host: str, port: int, exc: OSError) -> errors.JpkiError:
     return errors.ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", field="host/port")
 
 
-def _stop_on_signal(worker: bool = True) -> None:
+def _stop_on_signal(worker: str | None) -> None:
     """Make SIGINT/SIGTERM stop this process at once, its lookup counts flushed first.
 
     CPython runs signal handlers on the main thread only, when that thread wakes up.  When
@@ -89,20 +88,26 @@ def _stop_on_signal(worker: bool = True) -> None:
     thread reads it, flushes the counters, and sends the signal to the main thread itself
     (once per signal: that second delivery writes to the fd again).
 
-    A WSGI ``worker`` goes further: granian's WSGI worker was seen to deadlock in its shutdown
-    (every thread waiting for the GIL) when its signal handler ran twice, as Ctrl-C makes it
-    (SIGINT to the whole process group, then the launcher's SIGTERM), and not to wake at all
-    when the signal landed on another thread.  So its threads block both signals (the mask is
-    set first, before the app and granian start their threads, which inherit it), and the relay takes them
-    with ``sigwait``, flushes the counters, and runs granian's handler once.  An RSGI worker's
-    event loop takes the wakeup fd over (asyncio's signal handling wakes its loop); its counts
-    are flushed as it exits (jpki_mock.ocsp.stats).  A worker still alive
-    :data:`WORKER_EXIT_SECONDS` after the signal flushes again and exits; the launcher kills
-    any left after :data:`STOP_GRACE_SECONDS`."""
+    A ``worker`` (granian's interface, ``"wsgi"`` or ``"rsgi"``) goes further.  granian's WSGI
+    worker was seen to deadlock in its shutdown (every thread waiting for the GIL) when its
+    signal handler ran twice, as Ctrl-C makes it (SIGINT to the whole process group, then the
+    launcher's SIGTERM), and not to wake at all when the signal landed on another thread.  So
+    a WSGI worker's threads block both signals (the mask is set first, before the app and
+    granian start their threads, which inherit it), and a thread takes them with ``sigwait``,
+    flushes the counters and runs granian's handler once; if the worker is still alive
+    :data:`WORKER_EXIT_SECONDS` later, it flushes again and exits.  An RSGI worker's event loop
+    takes the wakeup fd over (asyncio wakes its loop itself), so it blocks SIGINT only: the
+    launcher's SIGTERM is its one stop signal, and its counts are flushed as it exits
+    (jpki_mock.ocsp.stats).  The launcher kills a worker still running after
+    :data:`STOP_GRACE_SECONDS`."""
     if threading.current_thread() is not threading.main_thread():
         return  # pragma: no cover - granian loads apps on the main thread
     main = threading.main_thread().ident
-    if worker:
+    if worker == "rsgi":
+        # One stop signal, the launcher's SIGTERM: Ctrl-C's SIGINT to the group is not for us.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        return
+    if worker == "wsgi":
         signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
 
         def take() -> None:
@@ -135,6 +140,11 @@ def _stop_on_signal(worker: bool = True) -> None:
                         signal.pthread_kill(main, signum)
 
     threading.Thread(target=relay, name="stop-signal-relay", daemon=True).start()
+
+
+def _interface(config: Config) -> str:
+    """granian's interface for this configuration (:func:`_granian_options`)."""
+    return "rsgi" if config.guards_slow_clients else "wsgi"
 
 
 def exit_now(code: int = 0) -> None:
@@ -197,7 +207,7 @@ def ocsp_limits(config: Config) -> Callable[[str], BodyLimits]:
 def app_factory() -> RsgiBridge | PrefixDispatcher:
     """Entry point for the combined server's granian workers (``--factory``)."""
     config = load_config()
-    _stop_on_signal(worker=not config.guards_slow_clients)  # before the app starts any thread
+    _stop_on_signal(_interface(config))  # before the app starts any thread
     app: PrefixDispatcher = create_app(Runtime.open(config))
     if not config.guards_slow_clients:
         return app
@@ -207,7 +217,7 @@ def app_factory() -> RsgiBridge | PrefixDispatcher:
 def ocsp_app_factory() -> Any:
     """Entry point for granian workers of ``jpki-mock ocsp serve`` (configuration from the environment)."""
     config = load_config()
-    _stop_on_signal(worker=not config.guards_slow_clients)  # before the app starts any thread
+    _stop_on_signal(_interface(config))  # before the app starts any thread
     rt = Runtime.open(config)
     app = ocsp_http.make_app(rt.config, rt.clock, rt.store, rt.status, rt.keyring, rt.epoch)
     threads = int(os.environ.get(THREADS_ENV) or rt.config.ocsp.serve_threads)
@@ -264,7 +274,7 @@ def _pass_on(config: Config) -> None:
 def _run(granian: Any, host: str, port: int) -> None:
     """Serve until SIGINT/SIGTERM; a port taken between the check and granian's own bind is
     the same one-line error."""
-    _stop_on_signal(worker=False)
+    _stop_on_signal(None)
     try:
         granian.serve()
     except OSError as exc:

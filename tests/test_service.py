@@ -218,10 +218,11 @@ def test_port_held_by_another_program(tmp_path):
     assert "port" not in (data / "config.toml").read_text()
 
 
-@pytest.mark.parametrize("guard", ["off", "on"])
-def test_sigterm_to_the_launcher_flushes_every_worker(tmp_path, guard):
-    """As systemd or docker stop a service: SIGTERM to the launcher only.  Both of granian's
-    interfaces (WSGI, and RSGI with the slow-client guard)."""
+@pytest.mark.parametrize(("guard", "sig", "group"), [("off", signal.SIGTERM, False), ("on", signal.SIGINT, True),
+                                                     ("on", signal.SIGTERM, False)])
+def test_stop_flushes_every_worker(tmp_path, guard, sig, group):
+    """SIGTERM to the launcher only, as systemd or docker stop a service, and Ctrl-C; both of
+    granian's interfaces (WSGI, and RSGI with the slow-client guard)."""
     data, port = tmp_path / "var", free_port()
     env = serve_env(data, port, JPKI_MOCK_SLOW_CLIENT_GUARD=guard)
     server = Service([*JPKI, "serve", "--init"], env, port, tmp_path / "serve.log", processes=3)
@@ -230,7 +231,7 @@ def test_sigterm_to_the_launcher_flushes_every_worker(tmp_path, guard):
     except BaseException:
         server.kill()
         raise
-    assert server.stop(signal.SIGTERM, group=False) < 2
+    assert server.stop(sig, group=group) < 2
     assert ocsp_total(data) == 30
 
 
