@@ -92,5 +92,5 @@ class Revocation:
             raise Conflict(f"{cert.kind} certificate {cert.serial} is not on hold", field="serial")
         raise HoldNotReleasable(
             "a JPKI certificateHold is never released: revoke the held certificate and issue a new one "
-            "(event 'renewal' or revoke + issue)", field="serial",
+            "(jpki-mock card renew for a holder with a card; else the 'renewal' event)", field="serial",
         )

@@ -157,10 +157,30 @@ def create_admin_app(rt: Runtime) -> Flask:
     return app
 
 
+def metrics_at_root(ocsp: WSGIApp) -> WSGIApp:
+    """``GET /metrics`` of the combined server: the responder's Prometheus text (the lookup
+    counters every process shares and this process's responder gauges), where scrapers look
+    for it; ``/ocsp/metrics`` stays, as the standalone responder's ``/metrics``."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "") not in ("", "/"):
+            return _not_found(start_response)
+        return ocsp({**environ, "PATH_INFO": "/metrics"}, start_response)
+
+    return app
+
+
+def _not_found(start_response: Callable[..., Any]) -> Iterable[bytes]:
+    body = b'{"error": "not_found", "message": "not found"}'
+    start_response("404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def create_app(rt: Runtime | None = None) -> PrefixDispatcher:
     """The combined server's WSGI app for one worker process."""
     rt = rt or Runtime.open()
     ocsp = ocsp_http.make_app(rt.config, rt.clock, rt.store, rt.status, rt.keyring, rt.epoch)
-    app = PrefixDispatcher(create_admin_app(rt), [("/ocsp", ocsp), ("/crl", crl_http.make_app(CrlDeps.of(rt)))])
+    app = PrefixDispatcher(create_admin_app(rt), [("/ocsp", ocsp), ("/crl", crl_http.make_app(CrlDeps.of(rt))),
+                                                  ("/metrics", metrics_at_root(ocsp))])
     app.runtime = rt  # type: ignore[attr-defined]
     return app

@@ -211,6 +211,26 @@ def card_reset(holder_id: str, kind: str, new_pin: str | None) -> None:
     _echo_state(_service().reset(holder_id, kind, _secret(new_pin, "new PIN / password")))
 
 
+@card.command("renew")
+@holder_arg
+@click.option("--sign-password", default=None,
+              help="New signature password: 6-16 upper-case letters and digits (none under 15).")
+@click.option("--auth-pin", default=None, help="New user-authentication PIN: 4 digits.")
+def card_renew(holder_id: str, sign_password: str | None, auth_pin: str | None) -> None:
+    """Renew HOLDER's card: new key pairs on it, new certificates; every current certificate (valid or
+    on hold) revoked as superseded.  Also the way back for a lost card found, or re-issued."""
+    service = _service()
+    holder = service.authority.get_holder(holder_id)
+    from jpki_mock.ca.authority import MIN_SIGN_AGE
+    from jpki_mock.kit.card import age_today
+
+    if sign_password is None and age_today(holder, service.clock.now()) >= MIN_SIGN_AGE:
+        sign_password = click.prompt("new signature password (6-16 A-Z 0-9)", hide_input=True,
+                                     confirmation_prompt=True)
+    _echo_state(service.renew(holder_id, auth_pin=_secret(auth_pin, "new user-auth PIN (4 digits)"),
+                              sign_password=sign_password))
+
+
 @card.command("insert")
 @holder_arg
 @click.option("--port", type=click.IntRange(1, 65535), default=None,

@@ -147,7 +147,8 @@ def _holder_data(index: int, dob: date, address: str = "東京都千代田区千
 def _shifted(rt: Any, delta: timedelta) -> Authority:
     """The same CA with its clock moved: certificates issued 'back then' or 'later', the way
     time passes on the real service (no special validity rules needed)."""
-    return Authority(rt.config, rt.store, OffsetClock(rt.clock, delta), rt.keyring, rt.epoch)
+    return Authority(rt.config, rt.store, OffsetClock(rt.clock, delta), rt.keyring, rt.epoch,
+                     custody=rt.authority.issuance.custody)
 
 
 class Builder:

@@ -361,6 +361,7 @@ def default_out(profile: str) -> Path:
 
 
 def locust_installed() -> bool:
+    """Whether the load-test extra is installed: Locust drives the run, matplotlib draws the plot."""
     import importlib.util
 
-    return importlib.util.find_spec("locust") is not None
+    return all(importlib.util.find_spec(name) is not None for name in ("locust", "matplotlib"))

@@ -76,18 +76,35 @@ def script(path: Path) -> str:
 
 
 def tutorial_files() -> list[Path]:
-    """The numbered tutorials, then the topical ones (``verify-in-<language>.md``)."""
+    """Every tutorial, English and Japanese (``name.md`` and ``name.ja.md``; both are run): the
+    numbered ones, then the topical ones (``verify-in-<language>.md``)."""
     return sorted(TUTORIALS.glob("[0-9]*.md")) + sorted(TUTORIALS.glob("verify-in-*.md"))
 
 
+def english_tutorials() -> list[Path]:
+    return [p for p in tutorial_files() if not p.name.endswith(".ja.md")]
+
+
 def test_every_tutorial_has_runnable_blocks():
-    files = tutorial_files()
+    files = english_tutorials()
     assert len(files) == 7
-    for path in [*files, TIME_TRAVEL]:
+    for path in [*tutorial_files(), TIME_TRAVEL]:
         assert blocks(path), f"{path.name} has no ```sh tutorial blocks"
         for b in blocks(path):
             assert DEFAULT_PORT not in b.code, f"{path.name} line {b.line}: names port 8080; use $MOCK (PORT)"
 
+
+
+@pytest.mark.parametrize("path", english_tutorials(), ids=lambda p: p.stem)
+def test_japanese_twin_runs_the_same_commands_and_links_back(path):
+    twin = path.with_name(path.stem + ".ja.md")
+    assert twin.exists(), f"{path.name} has no Japanese version {twin.name}"
+    english, japanese = blocks(path), blocks(twin)
+    assert [(b.code, b.fails, b.expects, b.expects_not) for b in japanese] == \
+        [(b.code, b.fails, b.expects, b.expects_not) for b in english], \
+        f"{twin.name}'s commands differ from {path.name}'s: copy the blocks again after changing the English"
+    assert f"({twin.name})" in path.read_text(encoding="utf-8"), f"{path.name} does not link to {twin.name}"
+    assert f"({path.name})" in twin.read_text(encoding="utf-8"), f"{twin.name} does not link to {path.name}"
 
 def _files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
@@ -164,7 +181,7 @@ def travel_server(tmp_path_factory):
 
 @pytest.mark.parametrize("path", tutorial_files(), ids=lambda p: p.stem)
 def test_tutorial_runs(tutorial_server, tmp_path, path):
-    if path.stem == "6-card-reader":
+    if path.name.startswith("6-card-reader"):
         if os.geteuid() != 0:
             pytest.skip("the card reader tutorial's private pcscd needs root (mount and network namespaces)")
         # whatever the tutorial leaves running if a block fails, stopped by PID
