@@ -133,8 +133,8 @@ class LogConfig:
     """What the servers write on stderr besides errors (docs/configuration.md, "Logs")."""
 
     #: the access log: a line per request (method, path, status, octets, milliseconds; an OCSP
-    #: answer's label and why a request was refused).  On by default: about 2 µs of Python per
-    #: cached OCSP answer, a few per cent of its server CPU (docs/configuration.md, "Logs").
+    #: answer's label and why a request was refused).  On by default: about 3 µs of server CPU
+    #: per cached OCSP answer, a tenth of that path's throughput (docs/configuration.md, "Logs").
     access: bool = True
     #: ``text``: space-separated fields; ``json``: one JSON object per line.
     format: Literal["text", "json"] = "text"
