@@ -9,6 +9,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from jpki_mock import audit
 from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca import keys
 from jpki_mock.ca.holders import BASIC4_FIELDS, Holders, holder_id_of
@@ -45,6 +46,13 @@ def _reason_name(cert: Certificate) -> str:
     return REASON_NAMES[cert.reason]
 
 
+def _event_action(args: Mapping[str, Any]) -> str:
+    """``holder.loss``, ``holder.renewal``, ...: the event names the action (one not in the
+    vocabulary is recorded as ``holder.event``, refused)."""
+    event = args["event"]
+    return f"holder.{event}" if isinstance(event, str) and event in tuple(HolderEvent) else "holder.event"
+
+
 def summary(event: str, revoked: list[Certificate], **extra: Any) -> dict[str, Any]:
     return {"event": event, "revoked": [
         {"kind": c.kind, "serial": c.serial, "reason": _reason_name(c)} for c in revoked], **extra}
@@ -58,6 +66,7 @@ class Events:
         self.revocation = revocation
         self.begin = begin
 
+    @audit.operation(_event_action, "holder {holder_id}")
     def event(self, holder_id: Any, event: Any, **data: Any) -> dict[str, Any]:
         """Apply a resident-registry or card event (docs/lifecycle.md); returns what changed."""
         if not isinstance(event, str) or event not in tuple(HolderEvent):

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from jpki_mock import municipalities
+from jpki_mock import audit, municipalities
 from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca.inputs import MAX_INT32, page, whole_number
 from jpki_mock.ca.models import Holder
@@ -49,6 +49,7 @@ class Holders:
     def default_card_expiry(self, birth: date, today: date) -> date:
         return default_card_expiry(birth, today)
 
+    @audit.operation("holder.add")
     def create_holder(self, data: Mapping[str, Any]) -> Holder:
         info = b4.validate(data)
         today = self.clock.now().astimezone(JST).date()
@@ -77,6 +78,8 @@ class Holders:
             holder = Holder(**info.as_dict(), card_expiry=card_expiry, state=HolderState.ACTIVE,
                             created_at=now, updated_at=now)
             work.session.add(holder)
+            work.session.flush()
+            audit.note(f"holder {holder.id}")
         return holder
 
     def get_holder(self, holder_id: Any) -> Holder:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy.orm import Session
 
-from jpki_mock import municipalities, names
+from jpki_mock import audit, municipalities, names
 from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca import keys, profile
 from jpki_mock.ca.generations import Generations
@@ -237,6 +237,7 @@ class Issuance:
         s.flush()
         return row
 
+    @audit.operation("cert.issue", "holder {holder_id} {kinds}")
     def issue(self, holder_id: Any, kinds: Any = "both", **spec: Any) -> list[Issued]:
         """Issue certificates of ``kinds`` to a holder (docs/profile.md), in one transaction.
 

@@ -22,7 +22,7 @@ from asn1crypto import keys as asn1_keys
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Table, func, insert, select, text
 
-from jpki_mock import municipalities
+from jpki_mock import audit, municipalities
 from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca import fastcert, keys, profile
 from jpki_mock.ca.authority import Authority
@@ -271,6 +271,7 @@ def _table(model: type[Base]) -> Table:
     return model.metadata.tables[model.__tablename__]
 
 
+@audit.operation("seed", "{n} holders")
 def seed_holders(rt: SeedRuntime, n: int, *, workers: int | None = None, rng_seed: int | None = None,
                  key_pool: int = 16, public_keys: list[bytes] | None = None, progress: bool = True) -> SeedResult:
     """Seed ``n`` holders.  ``public_keys``: caller-supplied subject public keys (PEM or DER) used

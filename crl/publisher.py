@@ -44,7 +44,7 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from jpki_mock import der, municipalities, names, urls
+from jpki_mock import audit, der, municipalities, names, urls
 from jpki_mock.ca.signer import Keyring
 from jpki_mock.ca.status import Issuer, StatusReader
 from jpki_mock.clock import Clock
@@ -540,6 +540,7 @@ class Publisher:
         for rec in self.records(stream)[:-keep]:
             self.archive_file(stream, rec.number).unlink(missing_ok=True)
 
+    @audit.operation("crl.publish", lambda a: " ".join(s.label for s in a["streams"]) or "none")
     def publish_many(self, streams: list[Stream], progress: bool = False) -> list[tuple[Stream, PublishedCrl]]:
         from tqdm import tqdm
 

@@ -7,12 +7,13 @@ adds each part's commands by name: nothing is discovered from a table of module 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from jpki_mock import datadir, errors, server
+from jpki_mock import audit_views, datadir, errors, server
 from jpki_mock.ca import cli as ca_cli
 from jpki_mock.commands import Ctx, JpkiGroup, echo_json, pass_ctx, set_runtime_opener
 from jpki_mock.config import load_config, record, resolve, toml_value, write_initial_config, write_settings
@@ -78,6 +79,14 @@ def init(hierarchy: str | None, if_needed: bool) -> None:
     click.echo(token)
 
 
+def log_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--log-format`` and ``--access-log/--no-access-log`` (log.format, log.access)."""
+    command = click.option("--access-log/--no-access-log", "access_log", default=None,
+                           help="A line per request on stderr (default: log.access, on).")(command)
+    return click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+                        help="Access log lines as text or JSON (default: log.format, text).")(command)
+
+
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (setting host; default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="TCP port (setting port; default 8080, or PORT).")
@@ -86,8 +95,10 @@ def init(hierarchy: str | None, if_needed: bool) -> None:
 @click.option("--workers", type=int, default=None, help="Worker processes (setting workers; default 2).")
 @click.option("--no-background", is_flag=True, help="Do not run the CRL schedule in this server.")
 @click.option("--init/--no-init", "do_init", default=False, help="Initialise the CA first if needed (make run).")
+@log_options
 def serve(host: str | None, port: int | None, base_url: str | None, time_travel: bool | None,
-          workers: int | None, no_background: bool, do_init: bool) -> None:
+          workers: int | None, no_background: bool, do_init: bool, log_format: str | None,
+          access_log: bool | None) -> None:
     """Run the combined server (admin API, CRLs, OCSP) under granian on HOST:PORT.
 
     The settings given here by flag or environment are recorded in the data directory's
@@ -95,7 +106,8 @@ def serve(host: str | None, port: int | None, base_url: str | None, time_travel:
     travel and access control (`jpki-mock config show`; docs/configuration.md)."""
     given = {"host": ("--host", host), "port": ("--port", port), "base_url": ("--base-url", base_url),
              "time_travel": ("--time-travel" if time_travel else "--no-time-travel", time_travel),
-             "workers": ("--workers", workers)}
+             "workers": ("--workers", workers), "log.format": ("--log-format", log_format),
+             "log.access": ("--access-log" if access_log else "--no-access-log", access_log)}
     flags = {name: flag for name, flag in given.items() if flag[1] is not None}
     config = resolve(flags=flags).config
     # A taken port fails before anything is created or recorded: a second `make run` must not
@@ -234,9 +246,11 @@ def rp_remove(c: Ctx, name: str) -> None:
 @click.option("--threads", type=int, default=None,
               help="Python threads per worker (default: ocsp.threads; automatic: 1 with revocation_check "
                    "= epoch, 8 with database); live signing is capped by ocsp.live_sign_concurrency.")
-def ocsp_serve(workers: int | None, port: int | None, threads: int | None) -> None:
+@log_options
+def ocsp_serve(workers: int | None, port: int | None, threads: int | None, log_format: str | None,
+               access_log: bool | None) -> None:
     """Run the responder alone under granian on HOST (127.0.0.1) and its own port; the root path answers."""
-    config = load_config()
+    config = server.with_log_flags(load_config(), log_format, access_log)
     port = port or config.ocsp.port
     if not 0 < port < 65536:
         raise click.BadParameter(f"{port} is not a TCP port (1-65535)", param_hint="--port")
@@ -249,7 +263,8 @@ def ocsp_serve(workers: int | None, port: int | None, threads: int | None) -> No
 
 
 for _command in (ca_cli.ca, ca_cli.holder, ca_cli.cert, ca_cli.seed, crl_cli.crl, ocsp_cli.ocsp,
-                 loadtest_cli.loadtest, kit_cli.card, kit_cli.scenarios, kit_timetravel.clock_cli):
+                 loadtest_cli.loadtest, kit_cli.card, kit_cli.scenarios, kit_timetravel.clock_cli,
+                 audit_views.audit_cli):
     main.add_command(_command)
 
 

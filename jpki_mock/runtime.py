@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Every part's ``models`` import declares its tables on jpki_mock.db.Base (F401: imported for that).
+from jpki_mock import audit
 from jpki_mock.access import Registry
 from jpki_mock.ca import models as _ca_models  # noqa: F401
 from jpki_mock.ca.authority import Authority
@@ -54,6 +55,7 @@ class Runtime:
         epoch = RevocationEpoch(Path(config.data_dir) / "revocation.epoch")
         # The software card holds its holders' keys: the CA issues to them only through it.
         authority = Authority(config, store, clock, keyring, epoch, custody=card_custody)
+        audit.bind(store, clock)  # a CLI command acting before it opened its runtime records here
         return cls(config, clock, store, keyring, StatusReader(store), authority, epoch, Registry(store, clock, epoch))
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ second or two, after each worker has added its OCSP lookup counts to the shared 
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import gc
 import os
@@ -31,8 +32,8 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any
 
-from jpki_mock import datadir, errors
-from jpki_mock.app import PrefixDispatcher, create_app
+from jpki_mock import accesslog, datadir, errors
+from jpki_mock.app import create_app
 from jpki_mock.config import SECRETS, Config, env_variable, load_config, settings
 from jpki_mock.crl import schedule
 from jpki_mock.crl.publisher import CrlDeps
@@ -204,14 +205,31 @@ def ocsp_limits(config: Config) -> Callable[[str], BodyLimits]:
     return lambda _path: ocsp
 
 
-def app_factory() -> RsgiBridge | PrefixDispatcher:
+def access_log(config: Config) -> accesslog.AccessLog | None:
+    """The access log of a worker (``log.access``, ``log.format``), or None when it is off."""
+    return accesslog.from_settings(config.log.access, config.log.format)
+
+
+def with_log_flags(config: Config, log_format: str | None, access: bool | None) -> Config:
+    """``config`` with ``--log-format`` / ``--access-log`` applied (a flag wins over the
+    environment and the file)."""
+    changes: dict[str, Any] = {}
+    if log_format is not None:
+        changes["format"] = log_format
+    if access is not None:
+        changes["access"] = access
+    return config.replace(log=dataclasses.replace(config.log, **changes)) if changes else config
+
+
+def app_factory() -> Any:
     """Entry point for the combined server's granian workers (``--factory``)."""
     config = load_config()
     _stop_on_signal(_interface(config))  # before the app starts any thread
-    app: PrefixDispatcher = create_app(Runtime.open(config))
+    app = create_app(Runtime.open(config))
+    access = access_log(config)
     if not config.guards_slow_clients:
-        return app
-    return RsgiBridge(app, combined_limits(config), combined_threads(config), combined_inline(config))
+        return access.wrap(app) if access is not None else app
+    return RsgiBridge(app, combined_limits(config), combined_threads(config), combined_inline(config), access)
 
 
 def ocsp_app_factory() -> Any:
@@ -221,7 +239,12 @@ def ocsp_app_factory() -> Any:
     rt = Runtime.open(config)
     app = ocsp_http.make_app(rt.config, rt.clock, rt.store, rt.status, rt.keyring, rt.epoch)
     threads = int(os.environ.get(THREADS_ENV) or rt.config.ocsp.serve_threads)
-    served = RsgiBridge(app, ocsp_limits(rt.config), threads) if rt.config.guards_slow_clients else app
+    access = access_log(rt.config)
+    served: Any
+    if rt.config.guards_slow_clients:
+        served = RsgiBridge(app, ocsp_limits(rt.config), threads, access=access)
+    else:
+        served = access.wrap(app) if access is not None else app
     # Everything loaded so far (SQLAlchemy, cryptography, the issuers) lives as long as the
     # worker: move it out of the collector's generations so that the garbage collections the
     # per-request allocations trigger do not walk it again and again.

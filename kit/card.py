@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jpki_mock import vocab
+from jpki_mock import audit, vocab
 from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca import keys
 from jpki_mock.ca.authority import MIN_SIGN_AGE, Authority
@@ -159,6 +159,7 @@ class CardService:
         return self.authority.config.key_passphrase
 
     # ------------------------------------------------------------------ issuance
+    @audit.operation("card.create", "holder {holder_id}")
     def create(self, holder_id: Any, *, auth_pin: Any, sign_password: Any = None,
                generation: int | None = None) -> CardState:
         """Generate both key pairs on a new card and have the CA certify them.
@@ -196,6 +197,7 @@ class CardService:
             ))
         return self.state(holder.id)
 
+    @audit.operation("card.reset", "holder {holder_id} {kind}")
     def reset(self, holder_id: Any, kind: Any, new_pin: Any) -> CardState:
         """Operator action at the municipality: a new key pair under a new PIN / password and a
         new certificate for it; the previous certificate of that kind is revoked as superseded.
@@ -221,6 +223,7 @@ class CardService:
             card.updated_at = self.clock.now()
         return self.state(state.holder.id)
 
+    @audit.operation("card.renew", "holder {holder_id}")
     def renew(self, holder_id: Any, *, auth_pin: Any, sign_password: Any = None) -> CardState:
         """The renewal at the municipality, onto the card: new key pairs under the PINs the holder
         sets, certified, and every current certificate of the holder (valid or on hold) revoked as
@@ -255,6 +258,7 @@ class CardService:
             card.updated_at = self.clock.now()
         return self.state(state.holder.id)
 
+    @audit.operation("card.unlock", "holder {holder_id} {kind}")
     def unlock(self, holder_id: Any, kind: Any) -> CardState:
         """Operator action: restore the try counter (the holder still knows the PIN)."""
         kind = check_kind(kind)
@@ -358,6 +362,7 @@ class CardService:
         key, cert_row = self._open(holder_id, "auth", pin)
         return key.sign(challenge, padding.PKCS1v15(), hashes.SHA256()), cert_row
 
+    @audit.operation("card.export", "holder {holder_id} {kind}")
     def export_pkcs12(self, holder_id: Any, kind: Any, pin: Any, passphrase: Any = None) -> bytes:
         """One key with its certificate and CA certificate as PKCS#12, encrypted (AES-256) with
         ``passphrase`` (default: the PIN / password itself), for tools that cannot talk to the card."""

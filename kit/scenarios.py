@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import func, select
 from tqdm import tqdm
 
-from jpki_mock import municipalities, names, urls
+from jpki_mock import audit, municipalities, names, urls
 from jpki_mock.ca import keys, profile
 from jpki_mock.ca.authority import Authority
 from jpki_mock.ca.issuers import Issuer
@@ -502,6 +502,7 @@ def ocsp_response(signer: ResponderSigner, issuer: Issuer, serial: int, this_upd
     }).dump()
 
 
+@audit.operation("scenarios.build", "{out}")
 def build(rt: Any, out: Path, progress: bool = True) -> dict[str, Any]:
     """Build the catalog in ``rt``'s CA and write it under ``out``; returns the manifest."""
     return Builder(rt, Path(out), progress).build()
