@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -22,7 +22,7 @@ from sqlalchemy import func, or_, select
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from jpki_mock import errors
+from jpki_mock import audit, errors
 from jpki_mock.ca.api import cert_json
 from jpki_mock.ca.events import EVENT_FIELDS
 from jpki_mock.ca.issuance import der_to_pem
@@ -36,7 +36,7 @@ from jpki_mock.kit.scenarios import CATALOG, CATALOG_NAME
 from jpki_mock.ocsp import stats
 from jpki_mock.travel import TravellingClock, parse_delta, parse_time
 from jpki_mock.vocab import KINDS, HolderEvent
-from jpki_mock.web import OCSP_APP_KEY, RUNTIME_KEY, http_status, iso
+from jpki_mock.web import OCSP_APP_KEY, RUNTIME_KEY, http_status
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static")
 
@@ -77,12 +77,27 @@ def _jst(value: datetime | None) -> str:
     return "" if value is None else value.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S JST")
 
 
+#: the console's views that change the mock: each runs as the signed-in token in the audit log
+#: (jpki_mock.audit), as an admin API request does; reading views (the explainer, the OCSP probe)
+#: are not mutations and are not recorded
+MUTATIONS = frozenset({"console.new_holder", "console.issue_card", "console.holder_event", "console.crl_publish",
+                       "console.clock"})
+
+
 @bp.before_request
 def _guard() -> Response | None:
-    g.console_user = auth.signed_in(rt().store)
+    r = rt()
+    g.console_user = auth.signed_in(r.store)
+    if request.method == "POST" and request.endpoint in MUTATIONS and g.console_user is not None:
+        g.console_audit = audit.enter(f"console:{g.console_user}", r.store, r.clock)
     if request.method == "POST":
         auth.check_csrf()
     return None
+
+
+@bp.teardown_request
+def _done(_exc: BaseException | None) -> None:
+    audit.leave(g.pop("console_audit", None))
 
 
 def signed_in_only(view: Callable[P, R]) -> Callable[P, R | BaseResponse]:
@@ -168,11 +183,8 @@ def overview() -> str:
 
 
 def _recent_audit(r: Any) -> list[dict[str, Any]]:
-    """The audit log's latest entries, when the store keeps one."""
-    audit = getattr(r, "audit", None)
-    if audit is None:
-        return []
-    return [e if isinstance(e, dict) else e.as_dict() for e in audit.recent(limit=10)]
+    """The audit log's latest entries (jpki_mock.audit), newest first."""
+    return [e.as_dict() for e in audit.entries(r.store, limit=10)]
 
 
 # ---------------------------------------------------------------- holders
@@ -267,13 +279,35 @@ def holder_event(holder_id: str) -> Any:
     elif button == "rename":
         data["changes"] = {"name": request.form.get("name", "").strip()}
     assert set(data) <= set(EVENT_FIELDS[event])
+    r = rt()
+    before = _statuses(r, holder_id)
     try:
-        result = rt().authority.event(holder_id, event.value, **data)
+        if button == "renewal" and _has_card(r, holder_id):
+            # A holder with a card renews onto it (new keys under new PINs), as at the municipality.
+            CardService(r.authority).renew(holder_id, auth_pin=request.form.get("auth_pin") or None,
+                                           sign_password=request.form.get("sign_password") or None)
+        else:
+            r.authority.event(holder_id, event.value, **data)
     except errors.JpkiError as err:
         return form_error("holder.html", err, **_holder_page(holder_id))
-    result.pop("issued", None)
-    result.pop("holder", None)
-    return render_template("holder.html", **_holder_page(holder_id, result={"button": button, **result}))
+    revoked = [{"kind": kind, "serial": serial, "reason": reason}
+               for (kind, serial), (status, reason) in _statuses(r, holder_id).items()
+               if status == "revoked" and before.get((kind, serial)) != (status, reason)]
+    return render_template("holder.html", **_holder_page(holder_id, result={"button": button, "revoked": revoked}))
+
+
+def _statuses(r: Any, holder_id: str) -> dict[tuple[str, int], tuple[str, str | None]]:
+    """Each of the holder's certificates: (status, reason), to show what an event revoked."""
+    return {(c["kind"], c["serial"]): (c["status"], c["reason"])
+            for c in (cert_json(c, pem=False) for c in r.authority.get_holder(holder_id).certificates)}
+
+
+def _has_card(r: Any, holder_id: str) -> bool:
+    try:
+        CardService(r.authority).state(holder_id)
+    except errors.NotFound:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- certificates
@@ -515,9 +549,3 @@ def reports() -> str:
 def report_file(name: str, rel: str) -> Response:
     return _file_under(_reports_dir() / name, rel)
 
-
-def today_jst(now: datetime) -> date:
-    return now.astimezone(JST).date()
-
-
-__all__ = ["bp", "iso"]

@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = "jpki_mock"
-LINTED = ["jpki_mock", "ca", "crl", "ocsp", "public", "console", "kit", "loadtest", "tests"]
+LINTED = ["jpki_mock", "ca", "crl", "ocsp", "public", "console", "kit", "loadtest", "tests", "tools"]
 
 
 def package_dirs() -> dict[str, str]:

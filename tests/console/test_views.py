@@ -271,3 +271,39 @@ def test_scenarios_and_reports_pages_serve_their_files(app: Any, rt: Any, token:
     (report / "summary.txt").write_text("ok=1")
     assert "smoke-20261204T000000Z" in client.get("/console/reports").get_data(as_text=True)
     assert fetch(client, "/console/reports/smoke-20261204T000000Z/summary.txt") == b"ok=1"
+
+
+def test_console_changes_are_audited_as_the_signed_in_token_and_reads_are_not(app: Any, rt: Any,
+                                                                             token: str) -> None:
+    from jpki_mock import audit
+
+    client = app.test_client()
+    token_csrf = sign_in(client, token)
+    client.post("/console/holders/new", data={"csrf_token": token_csrf, **BASIC})
+    client.post("/console/holders/new", data={"csrf_token": token_csrf, **BASIC, "gender": "9"})
+    client.post("/console/explain", data={"csrf_token": token_csrf, "input": "not an artefact"})
+    rows = [(e.actor, e.action, e.result) for e in reversed(audit.entries(rt.store))]
+    assert rows == [("console:console-test", "holder.add", "ok"),
+                    ("console:console-test", "holder.add", "invalid_input")]
+    # The overview shows them.
+    page = client.get("/console/").get_data(as_text=True)
+    assert page.count("console:console-test") == 2
+
+
+def test_renewal_of_a_found_card_renews_onto_the_card_and_shows_what_it_revoked(app: Any, rt: Any,
+                                                                              token: str) -> None:
+    client = app.test_client()
+    token_csrf = sign_in(client, token)
+    holder_id = client.post("/console/holders/new", data={"csrf_token": token_csrf, **BASIC}) \
+        .headers["Location"].rsplit("/", 1)[1]
+    client.post(f"/console/holders/{holder_id}/card",
+                data={"csrf_token": token_csrf, "auth_pin": "1234", "sign_password": "ABC123"})
+    page = client.post(f"/console/holders/{holder_id}/events",
+                       data={"csrf_token": token_csrf, "button": "loss"}).get_data(as_text=True)
+    assert page.split('id="event-result"')[1].split("</section>")[0].count("certificateHold") == 2
+    page = client.post(f"/console/holders/{holder_id}/events",
+                       data={"csrf_token": token_csrf, "button": "renewal", "auth_pin": "4321",
+                             "sign_password": "NEW2026"}).get_data(as_text=True)
+    assert page.split('id="event-result"')[1].split("</section>")[0].count("superseded") == 2
+    certs = rt.authority.get_holder(holder_id).certificates
+    assert sorted((c.kind, c.status) for c in certs if c.status == "good") == [("auth", "good"), ("sign", "good")]
