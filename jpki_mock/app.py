@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from jpki_mock import audit, audit_views, errors
 from jpki_mock.accesslog import REASON
 from jpki_mock.ca import api as ca_api
+from jpki_mock.console import views as console_views
 from jpki_mock.crl import admin as crl_admin
 from jpki_mock.crl import http as crl_http
 from jpki_mock.crl.publisher import CrlDeps
@@ -31,7 +32,7 @@ from jpki_mock.ocsp import admin as ocsp_admin
 from jpki_mock.ocsp import http as ocsp_http
 from jpki_mock.public import pages
 from jpki_mock.runtime import Runtime
-from jpki_mock.web import RUNTIME_KEY, http_status
+from jpki_mock.web import OCSP_APP_KEY, RUNTIME_KEY, http_status
 
 log = logging.getLogger("jpki_mock.app")
 
@@ -152,6 +153,7 @@ def create_admin_app(rt: Runtime) -> Flask:
         return resp
 
     app.register_blueprint(pages.bp)
+    app.register_blueprint(console_views.bp)
     for blueprint in ADMIN_BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix="/admin/api")
     return app
@@ -180,7 +182,9 @@ def create_app(rt: Runtime | None = None) -> PrefixDispatcher:
     """The combined server's WSGI app for one worker process."""
     rt = rt or Runtime.open()
     ocsp = ocsp_http.make_app(rt.config, rt.clock, rt.store, rt.status, rt.keyring, rt.epoch)
-    app = PrefixDispatcher(create_admin_app(rt), [("/ocsp", ocsp), ("/crl", crl_http.make_app(CrlDeps.of(rt))),
-                                                  ("/metrics", metrics_at_root(ocsp))])
+    admin = create_admin_app(rt)
+    admin.extensions[OCSP_APP_KEY] = ocsp  # the console asks this responder, in process
+    app = PrefixDispatcher(admin, [("/ocsp", ocsp), ("/crl", crl_http.make_app(CrlDeps.of(rt))),
+                                   ("/metrics", metrics_at_root(ocsp))])
     app.runtime = rt  # type: ignore[attr-defined]
     return app
