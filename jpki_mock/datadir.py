@@ -36,6 +36,9 @@ CREATED: dict[str, str] = {
     "time-travel.json": "the time-travel clock offset",
     "scenarios": "the scenario catalog's own CA (jpki-mock scenarios build)",
     "reports": "load-test reports written into the data directory",
+    "console-session.key": "the key that signs the web console's session cookies",
+    "cards": "the virtual card reader's card processes: logs and APDU traces (jpki-mock card insert)",
+    "pcsc": "the private pcscd of the virtual card reader (jpki-mock card reader start)",
     LOCK_NAME: "the lock running servers hold",
 }
 #: created by init but kept by reset: the user's settings (and the key passphrase, which

@@ -159,6 +159,19 @@ class CardService:
         return self.authority.config.key_passphrase
 
     # ------------------------------------------------------------------ issuance
+    def _card_kinds(self, holder: Holder, auth_pin: Any, sign_password: Any) -> list[str]:
+        """The key pairs a card for ``holder`` gets today, after checking the PINs it will hold: both,
+        or the user-authentication one alone under 15, when a signature password is refused [C]."""
+        check_pin("auth", auth_pin, "auth_pin")
+        age = age_today(holder, self.clock.now())
+        if age < MIN_SIGN_AGE:
+            if sign_password is not None:
+                raise NotEligible(f"holder {holder.id} is {age}; JPKI issues no signature certificate under "
+                                  f"{MIN_SIGN_AGE}, so the card has no signature password", field="sign_password")
+            return ["auth"]
+        check_pin("sign", sign_password, "sign_password")
+        return list(KINDS)
+
     @audit.operation("card.create", "holder {holder_id}")
     def create(self, holder_id: Any, *, auth_pin: Any, sign_password: Any = None,
                generation: int | None = None) -> CardState:
@@ -167,16 +180,7 @@ class CardService:
         A holder under 15 gets no signature certificate [C], so no signature password either.
         ``generation`` (scenario catalog only) certifies with an older CA generation."""
         holder = self.authority.get_holder(holder_id)
-        check_pin("auth", auth_pin, "auth_pin")
-        age = age_today(holder, self.clock.now())
-        if age < MIN_SIGN_AGE:
-            if sign_password is not None:
-                raise NotEligible(f"holder {holder.id} is {age}; JPKI issues no signature certificate under "
-                                  f"{MIN_SIGN_AGE}, so the card has no signature password", field="sign_password")
-            kinds = ["auth"]
-        else:
-            check_pin("sign", sign_password, "sign_password")
-            kinds = list(KINDS)
+        kinds = self._card_kinds(holder, auth_pin, sign_password)
         with self.store.session() as s:
             if s.scalars(select(Card.id).where(Card.holder_id == holder.id)).first() is not None:
                 raise Conflict(f"holder {holder.id} already has a card", field="holder",
@@ -232,16 +236,7 @@ class CardService:
         The way back for a lost card that was found, and for a card whose certificates were revoked
         or expired; a holder who turned 15 gets a signature key now."""
         state = self.state(holder_id)
-        check_pin("auth", auth_pin, "auth_pin")
-        age = age_today(state.holder, self.clock.now())
-        if age < MIN_SIGN_AGE:
-            if sign_password is not None:
-                raise NotEligible(f"holder {state.holder.id} is {age}; JPKI issues no signature certificate under "
-                                  f"{MIN_SIGN_AGE}, so the card has no signature password", field="sign_password")
-            kinds = ["auth"]
-        else:
-            check_pin("sign", sign_password, "sign_password")
-            kinds = list(KINDS)
+        kinds = self._card_kinds(state.holder, auth_pin, sign_password)
         pins = {"sign": sign_password, "auth": auth_pin}
         private = {k: keys.generate_rsa() for k in kinds}  # generated on the card [C]
         sealed = {k: seal_key(private[k], pins[k], self._passphrase, state.holder.id, k) for k in kinds}

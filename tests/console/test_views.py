@@ -307,3 +307,15 @@ def test_renewal_of_a_found_card_renews_onto_the_card_and_shows_what_it_revoked(
     assert page.split('id="event-result"')[1].split("</section>")[0].count("superseded") == 2
     certs = rt.authority.get_holder(holder_id).certificates
     assert sorted((c.kind, c.status) for c in certs if c.status == "good") == [("auth", "good"), ("sign", "good")]
+
+
+def test_reset_removes_the_console_session_key(app: Any, rt: Any, token: str) -> None:
+    from pathlib import Path
+
+    from jpki_mock import datadir
+
+    sign_in(app.test_client(), token)
+    key = Path(rt.config.data_dir) / "console-session.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    # The console's key is the instance's own: reset lists it to remove (no "foreign entry" refusal).
+    assert key in datadir.plan_reset(rt.config.data_dir).remove
