@@ -149,6 +149,11 @@ class CrlApp:
             number = self._number_at(stream, pinned)
         if number is None:
             file = self.publisher.current_file(stream)
+            if not file.exists() and stream.municipality is not None:
+                # A partition no certificate named when the schedule last ran: published now, as it
+                # would be by the daily run (jpki_mock.crl.publisher.Publisher.first_publication).
+                # The full CRL and the ARL come from `crl publish` or the schedule's first run.
+                self.publisher.first_publication(stream)
             missing = f"{stream.label} has not been published yet; publish with `jpki-mock crl publish`"
         else:
             file = self.publisher.archive_file(stream, number)

@@ -307,6 +307,24 @@ class Publisher:
                 self._recover_locked(same_scope)
             return self._publish_locked(stream)
 
+    def first_publication(self, stream: Stream) -> bool:
+        """Publish ``stream``'s first CRL unless it has one; True when this call published it.
+
+        A municipality's partition must be fetchable from the moment a certificate names it in
+        its CRL distribution point (RFC 5280 section 4.2.1.13), not from the next daily run, and
+        of about 1,900 partitions only those in use are published on schedule: the HTTP server
+        calls this for a partition nobody has published yet (docs/crl.md).  Under the stream's
+        lock, so workers asking at once publish it once."""
+        if stream.delta:
+            self.first_publication(stream.base())  # a delta names the complete CRL it extends
+        with self._lock(stream):
+            for same_scope in _scope_streams(stream):
+                self._recover_locked(same_scope)
+            if self.current_file(stream).exists():
+                return False
+            self._publish_locked(stream)
+            return True
+
     # ------------------------------------------------------------------ numbers
     @staticmethod
     def _counter(stream: Stream) -> str:

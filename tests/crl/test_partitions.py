@@ -60,3 +60,27 @@ def test_unknown_partition_names_real_codes_nearby(rt):
     with pytest.raises(InvalidInput) as err:
         pub.select("sign", "13199")
     assert err.value.field == "partition" and "13201 東京都八王子市" in err.value.allowed
+
+
+def test_a_new_municipalitys_partition_is_fetchable_at_once_from_its_crl_distribution_point(rt, issue):
+    """The schedule publishes the partitions in use when it runs; a certificate issued after that
+    in a municipality nobody used names a partition with no CRL yet.  Fetching it publishes it
+    (once, whatever the number of workers asking), as J-LIS has every municipality's CRL."""
+    pub = Publisher(CrlDeps.of(rt))
+    pub.publish_many(pub.streams())  # the schedule's run: full, arl and the partitions in use (none yet)
+    certs = issue("13105")  # 文京区, after that run
+    uri = _crldp(certs["sign"].der)["distribution_point"].chosen[1].chosen.native
+    path = uri.split("/crl", 1)[1]
+    assert path == "/sign/g1/13105.crl"
+    client = Client(make_app(CrlDeps.of(rt)))
+    first = client.get(path)
+    assert first.status_code == 200
+    crl = parse(first.data)
+    assert entries(first.data) == {}
+    idp = next(e for e in crl["tbs_cert_list"]["crl_extensions"] if e["extn_id"].native == "issuing_distribution_point")
+    dp = _crldp(certs["sign"].der)["distribution_point"]
+    assert idp["extn_value"].parsed["distribution_point"].dump() == dp.dump()  # RFC 5280 section 6.3.3 (b)(2)
+    # Asked again: the same CRL, not a second number.
+    again = client.get(path)
+    assert again.data == first.data
+    assert [r.number for r in pub.records(Stream(rt.authority.issuer("sign"), "13105"))] == [1]
