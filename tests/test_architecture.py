@@ -42,6 +42,7 @@ JPKI_MOCK_MODULES: dict[str, str] = {
     "rsgi": "kernel",
     "runtime": "root",
     "app": "root",
+    "apidoc": "root",
     "server": "root",
     "cli": "root",
 }
