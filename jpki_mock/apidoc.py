@@ -133,9 +133,10 @@ def _operation(doc: dict[str, Any], method: str, path: str, op: dict[str, Any]) 
     for status, response in op["responses"].items():
         ref = response.get("$ref", "")
         r = _resolve(doc, response)
-        kinds = ", ".join(r.get("content", {}))
-        schema = next(iter(r.get("content", {}).values()), {}).get("schema")
-        shown = _e(ref.rsplit("/", 1)[-1]) if ref else _json(schema) if schema else ""
+        content: dict[str, Any] = r.get("content", {})
+        kinds = ", ".join(content)
+        response_schema = next((media.get("schema") for media in content.values()), None)
+        shown = _e(ref.rsplit("/", 1)[-1]) if ref else _json(response_schema) if response_schema else ""
         out.append(f"<tr><td>{_e(status)}</td><td>{_e(r['description'])}</td><td>{_e(kinds)}{shown and '<br>'}"
                    f"{shown}</td></tr>")
     out.append("</table></section>")
