@@ -50,7 +50,8 @@ def st_run(server: Server, token: str, report: Path, *args: str) -> tuple[dict[s
                # on two shared cores; a slow answer is not what this test looks for
                "--request-timeout", "120",
                "--report-json-path", str(report), *args]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=600,
+    # cwd: schemathesis keeps a cache directory (.schemathesis/) where it runs, not in the repository
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=report.parent,
                           env={**os.environ, "NO_COLOR": "1"})
     output = proc.stdout + proc.stderr
     assert report.exists(), f"st run wrote no report (exit {proc.returncode}):\n{output}"
