@@ -74,7 +74,7 @@ class Certificates:
             else:
                 q = q.where(Certificate.not_after <= now)
         if municipality is not None:
-            municipalities.get(municipality)
+            municipality = municipalities.get(municipality).code  # the 6-digit form finds the same rows
             q = q.where(Certificate.municipality == municipality)
         if holder is not None:
             q = q.where(Certificate.holder_id == whole_number(holder, "holder", 1, MAX_INT32))

@@ -31,7 +31,7 @@ from jpki_mock.errors import Overloaded
 from jpki_mock.ocsp import response, stats
 from jpki_mock.ocsp.answer import Answer, Context
 from jpki_mock.ocsp.filter import Issuers
-from jpki_mock.ocsp.presigned import Entry, Presigned, cacheable
+from jpki_mock.ocsp.presigned import Entry, Presigned, Stamp, cacheable
 from jpki_mock.ocsp.request import OcspRequest, Shape
 from jpki_mock.vocab import CertState
 
@@ -47,7 +47,7 @@ class LiveFrame:
     SingleResponses (statuses are read per request, never kept here), its extensions and the
     signature."""
 
-    __slots__ = ("at", "backdated", "head", "next_update", "signer", "this_update")
+    __slots__ = ("at", "backdated", "head", "next_update", "signer", "stamp", "this_update")
 
     def __init__(self, at: float, signer: ResponderSigner, head: bytes, this_update: bytes, next_update: bytes,
                  backdated: float):
@@ -61,6 +61,8 @@ class LiveFrame:
         self.next_update = next_update
         #: thisUpdate as POSIX seconds: ``at`` - ocsp.backdate_seconds
         self.backdated = backdated
+        #: the times of the cacheable answers signed with the frame's thisUpdate (made on first use)
+        self.stamp: Stamp | None = None
 
 
 class SigningSlots:
@@ -203,9 +205,15 @@ class LiveSigner:
         body = self._sign(frame.signer, frame.head + seq(*singles), extensions)
         if never_issued or not cacheable(request, context):
             return Answer(body, "200 OK", None, labels)
-        # One SingleResponse: Last-Modified is its thisUpdate (RFC 5019 section 6.2).
-        nu_ts = frame.backdated + cfg.validity_seconds
-        entry = Entry(body, tu_ts, nu_ts, min(frame.at + cfg.refresh_seconds, nu_ts), issuer.kind, labels[0][1])
+        # One SingleResponse: Last-Modified is its thisUpdate (RFC 5019 section 6.2).  Answers
+        # with the frame's thisUpdate share one Stamp; a recently revoked one has its own.
+        stamp = frame.stamp if tu_ts == frame.backdated else None
+        if stamp is None:
+            nu_ts = frame.backdated + cfg.validity_seconds
+            stamp = Stamp(tu_ts, nu_ts, min(frame.at + cfg.refresh_seconds, nu_ts))
+            if tu_ts == frame.backdated:
+                frame.stamp = stamp
+        entry = Entry(body, stamp, issuer.kind, labels[0][1], cert_ids[0])
         return Answer(body, "200 OK", entry, labels)
 
 

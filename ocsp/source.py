@@ -39,6 +39,13 @@ class Chain:
     def stats(self) -> dict[str, int]:
         return self.presigned.stats()
 
+    def counters(self, hot_hits: int) -> dict[str, int]:
+        """The pre-signed cache's counters since this process started; ``hot_hits``: the
+        answers the HTTP hot path served from it (ocsp.stats.Counters.hits)."""
+        cache = self.presigned
+        return {"cache_hits": hot_hits + cache.hits, "cache_misses": cache.misses,
+                "cache_evictions": cache.evictions}
+
 
 def revocation_cell(cfg: OcspConfig, status: StatusReader, epoch: RevocationEpoch) -> Sequence[int]:
     """Item 0: the revocation sequence as this process should see it (see :func:`build_source`)."""
@@ -63,7 +70,7 @@ def build_source(cfg: OcspConfig, status: StatusReader, keyring: Keyring, epoch:
     database read per request; see :func:`revocation_cell`)."""
     cell = revocation_cell(cfg, status, epoch)
     issuers = Issuers(status)
-    presigned = Presigned(status, cell)
+    presigned = Presigned(status, cell, budget=cfg.cache_mb << 20)
     live = LiveSigner(cfg, keyring, presigned, issuers)
     source = FilterSource(PresignedSource(presigned, live), issuers, cfg)
     return Chain(source, issuers, presigned, live)

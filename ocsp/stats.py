@@ -1,9 +1,10 @@
 """Lookup counters by certificate kind, status, relying party and JST day (J-LIS reports counts).
 
 Counting must not slow the hot path: each process counts in memory and a background thread
-adds the increments to the shared ``ocsp_lookups`` table every ``ocsp.stats_flush_seconds``
-(and at exit).  Reads (``/metrics``, the admin API, the CLI) come from that table, after
-flushing the reading process's own counts.
+adds the increments to the shared ``ocsp_lookups`` table every ``ocsp.stats_flush_seconds``,
+when the server is told to stop (:func:`flush_all`) and at exit, including the exit of a
+granian worker process, which skips ``atexit``.  Reads (``/metrics``, the admin API, the CLI)
+come from that table, after flushing the reading process's own counts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import atexit
 import contextlib
 import logging
 import threading
+import weakref
 from datetime import date, datetime, timedelta
+from multiprocessing import util as mp_util
 from typing import Any
 
 from sqlalchemy import select
@@ -35,12 +38,19 @@ STATUSES = (CertState.GOOD.value, CertState.REVOKED.value, "unknown", "unauthori
             "internalError")
 #: (kind, status) -> its index in a tally (:meth:`Counters.tally`)
 SLOTS: dict[tuple[str, str], int] = {ks: i for i, ks in enumerate((k, s) for k in KINDS for s in STATUSES)}
+#: SLOTS index -> (kind, status)
+LABELS: list[tuple[str, str]] = list(SLOTS)
+#: An answer served from the pre-signed cache by the hot path counts at ``SLOTS[...] + HIT``:
+#: the one increment it makes records the answer and that it was a cache hit (a second counter
+#: there would cost every cached answer another increment).  :meth:`Counters.totals` adds both
+#: halves; :meth:`Counters.hits` sums the second.
+HIT = len(SLOTS)
 
 
 class Counters:
     """Per-process counts by (day, kind, status, relying party).
 
-    Each (day, relying party) has a tally: a list with one item per :data:`SLOTS` entry.  The
+    Each (day, relying party) has a tally: a list with two items per :data:`SLOTS` entry (:data:`HIT`).  The
     hot paths hold on to their party's tally (:meth:`tally`, :attr:`anonymous`) and add to
     ``tally[slot]``, one list item: building and hashing a four-part key per answer cost a
     cached GET about 4 % of its throughput under granian.  :meth:`add` is the same for callers
@@ -75,7 +85,7 @@ class Counters:
         key = (self.day, party)
         tally = self._tallies.get(key)
         if tally is None:
-            tally = self._tallies.setdefault(key, [0] * len(SLOTS))
+            tally = self._tallies.setdefault(key, [0] * (2 * HIT))
         return tally
 
     def add(self, now_ts: float, kind: str, status: str, party: str = "-") -> None:
@@ -88,9 +98,14 @@ class Counters:
         out = {}
         for (day, party), tally in list(self._tallies.items()):  # a C-level copy: atomic under the GIL
             for (kind, status), slot in SLOTS.items():
-                if tally[slot]:
-                    out[(day, kind, status, party)] = tally[slot]
+                count = tally[slot] + tally[slot + HIT]
+                if count:
+                    out[(day, kind, status, party)] = count
         return out
+
+    def hits(self) -> int:
+        """Answers the hot path served from the pre-signed cache so far (the ``HIT`` half)."""
+        return sum(sum(tally[HIT:]) for tally in list(self._tallies.values()))
 
     def flush(self) -> int:
         """Add the increments since the last flush to the shared table; returns how many keys."""
@@ -123,7 +138,11 @@ class Counters:
                 self.flush()
 
         threading.Thread(target=loop, name="ocsp-stats-flush", daemon=True).start()
+        _started.add(self)
         atexit.register(self.stop)
+        # granian's workers are multiprocessing children, which leave through os._exit without
+        # running atexit; multiprocessing runs its own finalizers first.
+        mp_util.Finalize(None, self.stop, exitpriority=10)
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -132,6 +151,17 @@ class Counters:
         # at interpreter exit the store may already be gone
         with contextlib.suppress(Exception):
             self.flush()
+
+
+#: the counters flushing in this process (:func:`flush_all`)
+_started: weakref.WeakSet[Counters] = weakref.WeakSet()
+
+
+def flush_all() -> None:
+    """Flush every started counter of this process now (a stop signal arrived)."""
+    for counters in list(_started):
+        with contextlib.suppress(Exception):  # the store may be down: the exit flush retries
+            counters.flush()
 
 
 def _add_counts(store: Store, deltas: dict[tuple[str, str, str, str], int]) -> None:
@@ -178,8 +208,9 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def prometheus(store: Store, extra: dict[str, int] | None = None) -> str:
-    """Prometheus text exposition format 0.0.4."""
+def prometheus(store: Store, extra: dict[str, int] | None = None, counters: dict[str, int] | None = None) -> str:
+    """Prometheus text exposition format 0.0.4: the shared lookup counts, then this process's
+    gauges (``extra``) and counters (``counters``, named without ``_total``)."""
     lines = [
         "# HELP jpki_ocsp_lookups_total OCSP answers by certificate kind, status, relying party and JST day.",
         "# TYPE jpki_ocsp_lookups_total counter",
@@ -192,4 +223,7 @@ def prometheus(store: Store, extra: dict[str, int] | None = None) -> str:
     for name, value in (extra or {}).items():
         lines.append(f"# TYPE jpki_ocsp_{name} gauge")
         lines.append(f"jpki_ocsp_{name} {value}")
+    for name, value in (counters or {}).items():
+        lines.append(f"# TYPE jpki_ocsp_{name}_total counter")
+        lines.append(f"jpki_ocsp_{name}_total {value}")
     return "\n".join(lines) + "\n"

@@ -36,10 +36,13 @@ DEBIAN_PACKAGES = {
     "vsmartcard-vpcd": "tests/kit/card_reader: pcscd's virtual reader driver, our card on its socket",
     "opensc": "tests/kit/card_reader: opensc-tool, pkcs11-tool and opensc-pkcs11.so's JPKI driver",
     "libpcsclite-dev": "pyscard (a test dependency) builds against pcsc-lite's headers",
+    "iproute2": "kit/pcsc.py: `ip link set lo up` in the private pcscd's network namespace",
     "swig": "pyscard builds its C wrapper with swig",
     "xmlsec1": "tests/kit: an independent verifier of the kit's XML signatures",
     "haproxy": "tests/ocsp/fleet: the load balancer in front of several responders",
     "default-jdk-headless": "tests/interop: Java's PKIX validator and SunPKCS11 (javac + java)",
+    "gnutls-bin": "tests/interop/test_clients: GnuTLS's certtool and ocsptool as relying parties",
+    "libnss3-tools": "tests/interop/test_clients: NSS's crlutil and vfychain as relying parties",
 }
 
 

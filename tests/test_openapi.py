@@ -285,6 +285,11 @@ def test_every_documented_operation_answers_as_documented(api: Api):
     api("POST", "/holders/{holder_id}/card/reset", 200, path=card, json={"kind": "auth", "new_pin": "5678"})
     assert api("POST", "/holders/{holder_id}/card/reset", 400, path=card,
                json={"kind": "auth", "new_pin": "12"})["field"] == "new_pin"
+    renewed = api("POST", "/holders/{holder_id}/card/renew", 200, path=card,
+                  json={"auth_pin": "2468", "sign_password": "NEW2026"})
+    assert renewed["auth"]["tries_left"] == 3 and renewed["sign"]["certificate_status"] == "good"
+    assert api("POST", "/holders/{holder_id}/card/renew", 400, path=card,
+               json={"auth_pin": "2468", "sign_password": "no"})["field"] == "sign_password"
 
     # ---- CRLs
     published = api("POST", "/crl/publish", 201, json={"ca": "sign-g1", "partition": "full"})["published"]
@@ -328,6 +333,16 @@ def test_every_documented_operation_answers_as_documented(api: Api):
     # each holder gets both certificates, but a holder under 15 no signature certificate
     assert seeded["holders"] == 2 and 2 <= seeded["certificates"] <= 4
     assert api("POST", "/seed", 400, json={"holders": 0})["field"] == "holders"
+
+    # ---- the audit log: every change above, and every refusal, a page at a time
+    page = api("GET", "/audit", 200, params={"limit": 5})
+    assert len(page["entries"]) == 5 and page["next"] is not None
+    assert all(e["actor"].startswith("token:") for e in page["entries"])
+    older = api("GET", "/audit", 200, params={"limit": 5, "before": page["entries"][-1]["id"]})
+    assert older["entries"][0]["id"] < page["entries"][-1]["id"]
+    revokes = api("GET", "/audit", 200, params={"action": "cert.revoke", "limit": 1000})["entries"]
+    assert {e["result"] for e in revokes} == {"ok", "already_revoked"}
+    assert api("GET", "/audit", 400, params={"limit": 0})["field"] == "limit"
 
     # ---- shared errors: too large, wrong method (with Allow), not JSON
     big = api("POST", "/tokens", 413, data=b"{" + b" " * 2_000_000 + b"}", headers={"Content-Type": "application/json"})

@@ -102,12 +102,15 @@ def test_replaced_entry_unlinks_its_requests(make_app, ort, items, monkeypatch):
 # ---------------------------------------------------------------------------------------------- stress
 
 
-def _stress(rt: Runtime, holders: int, threads: int) -> None:
+def _stress(rt: Runtime, holders: int, threads: int, budget: int | None = None) -> None:
     """``holders`` holders (two certificates each), every certificate's first lookups through
     every encoding released together on ``threads`` worker threads; revoke them all; count the
-    "good" answers after that."""
+    "good" answers after that.  ``budget``: the pre-signed cache's bytes (evicting meanwhile)."""
     items = issue(rt, "both", holders)
     app = ocsp_app(rt)
+    if budget is not None:
+        app.chain.presigned.budget = budget
+        app.chain.presigned.max_statuses = 16
     requests = [[(method, request_der(item, alg)) for method, alg in ENCODINGS] for item in items]
     per_round = threads // len(ENCODINGS)  # certificates asked about together in one round
     rounds = [requests[i:i + per_round] for i in range(0, len(requests), per_round)]
@@ -135,6 +138,8 @@ def _stress(rt: Runtime, holders: int, threads: int) -> None:
     assert sum(len(a) for a in answers) == len(items) * len(ENCODINGS)
     assert {s for a in answers for s in a} == {"good"}
     assert app.chain.stats()["presigned"] > 0
+    if budget is not None:
+        assert app.chain.presigned.evictions > 0 and app.chain.presigned.used <= budget
 
     for item in items:
         rt.authority.revoke(item.kind, item.serial, "keyCompromise")
@@ -146,6 +151,13 @@ def _stress(rt: Runtime, holders: int, threads: int) -> None:
 def test_no_stale_good_under_concurrent_first_lookups(db_rt):
     """Hundreds of certificates on SQLite and PostgreSQL: 0 stale "good"."""
     _stress(db_rt, holders=150, threads=8)
+
+
+def test_no_stale_good_while_the_cache_evicts(rt):
+    """The same with room for about 40 answers out of 240 (four encodings of 60 certificates):
+    entries replaced, dropped and evicted at once, statuses forgotten and read again; still 0
+    stale "good"."""
+    _stress(rt, holders=30, threads=8, budget=40 * 2300)
 
 
 # ---------------------------------------------------------------------------------------------- sync cap
