@@ -211,7 +211,7 @@ REPORTED = [
     ("get", "/ocsp/stats?until=", {}, 400, "until"),
     ("get", "/ocsp/stats?since=", {}, 400, "since"),
     ("get", "/holders?state=", {}, 400, "state"),
-    ("get", "/holders?municipality=", {}, 404, "municipality"),
+    ("get", "/holders?municipality=", {}, 400, "municipality"),
     ("get", "/certificates?expiring_within_days=x", {}, 400, "expiring_within_days"),
 ]
 
