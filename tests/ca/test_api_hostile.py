@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import Client
 
-from jpki_mock import audit
 from jpki_mock.app import create_admin_app, create_app
 from jpki_mock.web import MAX_JSON_DEPTH
 from tests.support import HOLDER, fresh_pg_database, open_runtime
