@@ -108,10 +108,12 @@ class Holders:
                      limit: int = 100, offset: int = 0) -> list[Holder]:
         limit, offset = page(limit, offset)
         q = select(Holder).order_by(Holder.id)
-        if municipality:
+        # ``is not None``: an empty ?municipality= or ?state= is refused (as /certificates does),
+        # not silently read as "any".
+        if municipality is not None:
             municipality = municipalities.get(municipality).code  # the 6-digit form finds the same rows
             q = q.where(Holder.municipality == municipality)
-        if state:
+        if state is not None:
             if state not in tuple(HolderState):
                 raise InvalidInput(f"{state!r} is not a holder state", field="state", allowed=list(HolderState))
             q = q.where(Holder.state == state)

@@ -18,7 +18,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from jpki_mock import audit, audit_views, errors
+from jpki_mock import apidoc, audit, audit_views, errors
 from jpki_mock.accesslog import REASON
 from jpki_mock.ca import api as ca_api
 from jpki_mock.console import views as console_views
@@ -39,7 +39,8 @@ log = logging.getLogger("jpki_mock.app")
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 #: every admin blueprint, mounted under /admin/api behind the bearer token
-ADMIN_BLUEPRINTS = (ca_api.bp, crl_admin.bp, ocsp_admin.bp, kit_api.bp, kit_timetravel.bp, audit_views.bp)
+ADMIN_BLUEPRINTS = (ca_api.bp, crl_admin.bp, ocsp_admin.bp, kit_api.bp, kit_timetravel.bp, audit_views.bp,
+                     apidoc.bp)
 #: the methods that ask for a change (RFC 9110 section 9.2.1: not safe): refused ones are audited
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -72,7 +73,8 @@ def create_admin_app(rt: Runtime) -> Flask:
 
     @app.before_request
     def _auth() -> None:
-        if request.path.startswith("/admin/api"):
+        # The API reference (index, OpenAPI document, its page) holds no data: no token needed.
+        if request.path.startswith("/admin/api") and request.endpoint not in apidoc.PUBLIC_ENDPOINTS:
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
             label = rt.registry.check_token(token.strip() if scheme.lower() == "bearer" else None)
@@ -119,10 +121,15 @@ def create_admin_app(rt: Runtime) -> Flask:
                                        allowed=f"at most {rt.config.max_body_bytes} bytes").to_dict()), 413
 
     @app.errorhandler(HTTPException)
-    def _http_error(err: HTTPException) -> tuple[Response, int]:
+    def _http_error(err: HTTPException) -> Response:
         request.environ[REASON] = err.description
-        return jsonify({"error": (err.name or "error").lower().replace(" ", "_"), "message": err.description}), \
-            err.code or 500
+        resp = jsonify({"error": (err.name or "error").lower().replace(" ", "_"), "message": err.description})
+        resp.status_code = err.code or 500
+        # Keep the exception's own headers: a 405 MUST list the allowed methods (RFC 9110 section 15.5.6).
+        for name, value in err.get_headers():
+            if name.lower() != "content-type":
+                resp.headers[name] = value
+        return resp
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Response | tuple[Response, int]:

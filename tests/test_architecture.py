@@ -46,6 +46,7 @@ JPKI_MOCK_MODULES: dict[str, str] = {
     "audit_views": "kernel",
     "runtime": "root",
     "app": "root",
+    "apidoc": "root",
     "server": "root",
     "cli": "root",
 }

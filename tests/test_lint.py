@@ -85,7 +85,7 @@ def mypy_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]
     return report
 
 
-KERNEL_ROOT = re.compile(rf"{PKG}/(runtime|app|server|cli)\.py:")
+KERNEL_ROOT = re.compile(rf"{PKG}/(runtime|app|apidoc|server|cli)\.py:")
 
 
 def owner(shadow_line: str) -> str:
