@@ -32,9 +32,9 @@ venv: $(STAMP)
 run: $(RUN_STAMP)
 	exec $(VENV)/bin/jpki-mock serve --init
 
-## Every test, against SQLite and a throwaway PostgreSQL cluster.
+## Every test, against SQLite and a throwaway PostgreSQL cluster, on two pytest-xdist workers (one per core).
 test: $(STAMP)
-	$(PY) tests/run.py
+	$(PY) tests/run.py -n 2
 
 ## The import contract, ruff and mypy alone (`make test` runs them too; config in pyproject.toml).
 lint: $(STAMP)
