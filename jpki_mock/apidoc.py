@@ -93,7 +93,7 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _resolve(doc: dict[str, Any], node: Any) -> Any:
+def resolve(doc: dict[str, Any], node: Any) -> Any:
     """Follow a local ``$ref`` (``#/components/...``) to what it names."""
     while isinstance(node, dict) and "$ref" in node:
         target: Any = doc
@@ -115,16 +115,16 @@ def _operation(doc: dict[str, Any], method: str, path: str, op: dict[str, Any]) 
         out.append(f"<p>{_e(op['description'])}</p>")
     out.append("<p><em>No token needed.</em></p>" if op.get("security") == [] else
                "<p>Needs <code>Authorization: Bearer &lt;token&gt;</code>.</p>")
-    params = [_resolve(doc, p) for p in op.get("parameters", [])]
+    params = [resolve(doc, p) for p in op.get("parameters", [])]
     if params:
         out.append("<table><tr><th>parameter</th><th>in</th><th>schema</th><th>about</th></tr>")
         for p in params:
-            schema = json.dumps(_resolve(doc, p["schema"]), ensure_ascii=False)
+            schema = json.dumps(resolve(doc, p["schema"]), ensure_ascii=False)
             out.append(f"<tr><td><code>{_e(p['name'])}</code>{' (required)' if p.get('required') else ''}</td>"
                        f"<td>{_e(p['in'])}</td><td><code>{_e(schema)}</code></td>"
                        f"<td>{_e(p.get('description', ''))}</td></tr>")
         out.append("</table>")
-    body = _resolve(doc, op.get("requestBody"))
+    body = resolve(doc, op.get("requestBody"))
     if body:
         schema = body["content"]["application/json"]["schema"]
         out.append(f"<h4>Request body ({'required' if body.get('required') else 'optional'}, application/json)</h4>")
@@ -132,7 +132,7 @@ def _operation(doc: dict[str, Any], method: str, path: str, op: dict[str, Any]) 
     out.append("<h4>Responses</h4><table><tr><th>status</th><th>meaning</th><th>content</th></tr>")
     for status, response in op["responses"].items():
         ref = response.get("$ref", "")
-        r = _resolve(doc, response)
+        r = resolve(doc, response)
         content: dict[str, Any] = r.get("content", {})
         kinds = ", ".join(content)
         response_schema = next((media.get("schema") for media in content.values()), None)

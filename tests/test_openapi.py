@@ -22,7 +22,7 @@ import pytest
 import requests
 from cryptography import x509
 
-from jpki_mock.apidoc import METHODS, document, operations, render_html
+from jpki_mock.apidoc import METHODS, document, operations, render_html, resolve
 from jpki_mock.app import create_admin_app
 from tests.support import HOLDER, Server, open_runtime
 
@@ -93,15 +93,6 @@ def test_html_page_shows_every_operation_and_schema():
 
 
 # ---------------------------------------------------------------- validating real answers
-def resolve(doc: dict[str, Any], node: Any) -> Any:
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = doc
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
-
-
 def validator(schema: dict[str, Any]) -> Any:
     """A JSON Schema 2020-12 validator for ``schema``, its ``#/components/...`` references
     resolved in the document (OpenAPI 3.1 schemas are 2020-12 schemas, section 4.8.24)."""
