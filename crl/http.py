@@ -149,11 +149,6 @@ class CrlApp:
             number = self._number_at(stream, pinned)
         if number is None:
             file = self.publisher.current_file(stream)
-            if not file.exists() and stream.municipality is not None:
-                # A partition no certificate named when the schedule last ran: published now, as it
-                # would be by the daily run (jpki_mock.crl.publisher.Publisher.first_publication).
-                # The full CRL and the ARL come from `crl publish` or the schedule's first run.
-                self.publisher.first_publication(stream)
             missing = f"{stream.label} has not been published yet; publish with `jpki-mock crl publish`"
         else:
             file = self.publisher.archive_file(stream, number)
@@ -162,7 +157,14 @@ class CrlApp:
             # Not a with-block: the open file is handed to the WSGI body, which closes it once sent.
             fh = open(file, "rb")  # noqa: SIM115
         except FileNotFoundError:
-            raise errors.NotFound(missing, field="number" if number is not None else "path") from None
+            if number is not None or stream.municipality is None:
+                raise errors.NotFound(missing, field="number" if number is not None else "path") from None
+            # A partition no certificate named when the schedule last ran: published now, as it
+            # would be by the daily run (Publisher.first_publication); only when the file is missing,
+            # so a served CRL costs no extra system call.  The full CRL and the ARL come from
+            # `crl publish` or the schedule's first run.
+            self.publisher.first_publication(stream)
+            fh = open(file, "rb")  # noqa: SIM115
         try:
             meta = self._file_meta(fh, file)
             return self._serve(environ, start_response, fh, meta, fmt, method == "HEAD", archived=number is not None)
