@@ -77,7 +77,7 @@ class CardSigner(signers.Signer):
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
         if digest_algorithm != "sha256":
             raise SigningError(f"the card signs SHA-256 hashes, not {digest_algorithm}")
-        if dry_run:  # pyHanko sizes the placeholder with a signature of the right length
+        if dry_run:  # pyHanko's first pass only measures: it reserves /Contents for a signature this long
             assert self.signing_cert is not None  # given to __init__
             return bytes(self.signing_cert.public_key.bit_size // 8)
         signature, _ = self.service.sign(self.holder_id, data, self.password, "pkcs1")
