@@ -3,28 +3,38 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
-PORT ?= 8080
+# Two stamps: `make run` installs the runtime dependencies only; `make test` adds the test and
+# load-test extras (pytest, linters, Playwright, Locust, matplotlib...).
+RUN_STAMP := $(VENV)/.installed-run
+STAMP := $(VENV)/.installed-test
 JPKI_MOCK_DATA ?= ./var
-export PORT JPKI_MOCK_DATA
+export JPKI_MOCK_DATA
+# No default PORT here: PORT, HOST and the JPKI_MOCK_* settings reach the server only when given
+# (`PORT=18080 make run` or `make run PORT=18080`, which make exports too); a default would
+# override what the data directory's config.toml recorded (docs/configuration.md, precedence).
 
 .PHONY: run test lint venv bench-crl bench-ocsp bench-ocsp-python bench-seed bench-scale bench-propagation clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet -e '.[test,loadtest]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-## Start the combined server on 127.0.0.1:$(PORT), initialising the CA in $(JPKI_MOCK_DATA) on first use.
-run: $(STAMP)
-	$(VENV)/bin/jpki-mock serve --init
+## Start the combined server on 127.0.0.1:8080 (or PORT, or what config.toml recorded), initialising
+## the CA in $(JPKI_MOCK_DATA) on first use.  `exec`: Ctrl-C and SIGTERM go to the server itself.
+run: $(RUN_STAMP)
+	exec $(VENV)/bin/jpki-mock serve --init
 
-## Every test, against SQLite and a throwaway PostgreSQL cluster.
+## Every test, against SQLite and a throwaway PostgreSQL cluster, on two pytest-xdist workers (one per core).
 test: $(STAMP)
-	$(PY) tests/run.py
+	$(PY) tests/run.py -n 2
 
 ## The import contract, ruff and mypy alone (`make test` runs them too; config in pyproject.toml).
 lint: $(STAMP)
@@ -51,4 +61,4 @@ bench-propagation: $(STAMP)
 	$(PY) -m jpki_mock.loadtest.bench.propagation
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var work .pytest_cache

@@ -21,7 +21,7 @@ from jpki_mock.ca.certificates import Certificates
 from jpki_mock.ca.events import Events
 from jpki_mock.ca.generations import Generations
 from jpki_mock.ca.holders import Holders
-from jpki_mock.ca.issuance import MIN_SIGN_AGE, Issuance, Issued, der_to_pem
+from jpki_mock.ca.issuance import MIN_SIGN_AGE, Issuance, Issued, KeyCustody, der_to_pem
 from jpki_mock.ca.revocation import Revocation
 from jpki_mock.ca.signer import Keyring
 from jpki_mock.ca.work import UnitOfWork
@@ -30,12 +30,12 @@ from jpki_mock.config import Config
 from jpki_mock.db import Store
 from jpki_mock.epoch import RevocationEpoch
 
-__all__ = ["MIN_SIGN_AGE", "Authority", "Issued", "der_to_pem"]
+__all__ = ["MIN_SIGN_AGE", "Authority", "Issued", "KeyCustody", "der_to_pem"]
 
 
 class Authority:
     def __init__(self, config: Config, store: Store, clock: Clock, keyring: Keyring,
-                 epoch: RevocationEpoch | None = None):
+                 epoch: RevocationEpoch | None = None, custody: KeyCustody | None = None):
         self.config = config
         self.store = store
         self.clock = clock
@@ -46,7 +46,8 @@ class Authority:
         self.holders = Holders(store, clock, begin)
         self.certificates = Certificates(store, clock, self.generations)
         self.revocation = Revocation(clock, self.certificates, begin)
-        self.issuance = Issuance(config, clock, keyring, self.generations, self.holders, self.revocation, begin)
+        self.issuance = Issuance(config, clock, keyring, self.generations, self.holders, self.revocation, begin,
+                                 custody)
         self.events = Events(clock, self.holders, self.issuance, self.revocation, begin)
 
         # The operations callers use, each from the concern that holds it.
@@ -61,7 +62,7 @@ class Authority:
         self.expiring, self.count_expiring = c.expiring, c.count_expiring
         self.der_of = c.der_of
         self.revoke, self.release_hold = r.revoke, r.release_hold
-        self.event = self.events.event
+        self.event, self.renew_keys = self.events.event, self.events.renew_keys
 
     def unit_of_work(self) -> UnitOfWork:
         """A transaction for one operation; revocations in it are published after its commit."""

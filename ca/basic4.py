@@ -167,12 +167,13 @@ def validate(data: Mapping[str, Any]) -> Basic4:
         muni = municipalities.for_address(address)
     else:
         if not isinstance(code, str):
-            raise InvalidInput("must be a 5-digit municipality code string", field="municipality")
+            raise InvalidInput("must be a municipality code string", field="municipality",
+                               allowed="5 digits (13105), or 6 with the JIS X 0402 check digit (131059)")
         muni = municipalities.get(code)
-        if not address.startswith(muni.address_prefix):
+        if not muni.holds(address):
             raise InvalidInput(
-                f"address is not in {muni.address_prefix} (municipality {code})", field="address",
-                allowed=f"an address starting with {muni.address_prefix}",
+                f"address is not in {muni.address_prefix} (municipality {muni.code})", field="address",
+                allowed=list(muni.address_prefixes),
             )
     return Basic4(
         name=name,

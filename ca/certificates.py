@@ -150,12 +150,12 @@ class Certificates:
             else:
                 q = q.where(Certificate.not_after <= now)
         if municipality is not None:
-            municipalities.get(municipality)
+            municipality = municipalities.get(municipality).code  # the 6-digit form finds the same rows
             q = q.where(Certificate.municipality == municipality)
         if holder is not None:
             q = q.where(Certificate.holder_id == whole_number(holder, "holder", 1, MAX_INT32))
         if expiring_within_days is not None:
-            days = whole_number(expiring_within_days, "days", 0, MAX_EXPIRY_DAYS)
+            days = whole_number(expiring_within_days, "expiring_within_days", 0, MAX_EXPIRY_DAYS)
             q = q.where(Certificate.status == CertState.GOOD, Certificate.not_after > now,
                         Certificate.not_after <= now + timedelta(days=days)
                         ).order_by(None).order_by(Certificate.not_after, Certificate.id)

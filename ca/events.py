@@ -7,20 +7,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from jpki_mock import audit
 from jpki_mock.ca import basic4 as b4
-from jpki_mock.ca.holders import BASIC4_FIELDS, Holders
+from jpki_mock.ca import keys
+from jpki_mock.ca.holders import BASIC4_FIELDS, Holders, holder_id_of
 from jpki_mock.ca.inputs import BOTH, kinds_of, reason_code
-from jpki_mock.ca.issuance import ISSUE_FIELDS, Issuance, pkcs12_passphrase
+from jpki_mock.ca.issuance import ISSUE_FIELDS, Issuance, Issued, Plan, pkcs12_passphrase
 from jpki_mock.ca.models import Certificate, Holder
 from jpki_mock.ca.revocation import Revocation
 from jpki_mock.ca.status import HOLD, REASON_NAMES
-from jpki_mock.ca.work import Begin
+from jpki_mock.ca.work import Begin, UnitOfWork
 from jpki_mock.clock import Clock
 from jpki_mock.errors import Conflict, InvalidInput
 from jpki_mock.vocab import KINDS, HolderEvent, HolderState, Kind, Reason
 
 #: holder states after which only a basic-four change is still recorded
 CLOSED_STATES = (HolderState.DECEASED, HolderState.RETURNED)
+#: holder states a renewal starts from: a lost card that was found is renewed too [C]
+RENEWABLE = (HolderState.ACTIVE, HolderState.LOST)
 #: the basic-four items a change event compares (the flags follow their text)
 _COMPARED = ("name", "date_of_birth", "gender", "address", "municipality")
 #: the fields each event takes besides ``event`` itself (docs/lifecycle.md)
@@ -40,6 +46,13 @@ def _reason_name(cert: Certificate) -> str:
     return REASON_NAMES[cert.reason]
 
 
+def _event_action(args: Mapping[str, Any]) -> str:
+    """``holder.loss``, ``holder.renewal``, ...: the event names the action (one not in the
+    vocabulary is recorded as ``holder.event``, refused)."""
+    event = args["event"]
+    return f"holder.{event}" if isinstance(event, str) and event in tuple(HolderEvent) else "holder.event"
+
+
 def summary(event: str, revoked: list[Certificate], **extra: Any) -> dict[str, Any]:
     return {"event": event, "revoked": [
         {"kind": c.kind, "serial": c.serial, "reason": _reason_name(c)} for c in revoked], **extra}
@@ -53,6 +66,7 @@ class Events:
         self.revocation = revocation
         self.begin = begin
 
+    @audit.operation(_event_action, "holder {holder_id}")
     def event(self, holder_id: Any, event: Any, **data: Any) -> dict[str, Any]:
         """Apply a resident-registry or card event (docs/lifecycle.md); returns what changed."""
         if not isinstance(event, str) or event not in tuple(HolderEvent):
@@ -131,19 +145,38 @@ class Events:
         back from a hold: a found card gets its certificates revoked and reissued [C].
 
         One unit of work: the revocations, the holder's way back to active and the new
-        certificates commit together, so a failure anywhere leaves the store as it was."""
+        certificates commit together, so a failure anywhere leaves the store as it was.  For a
+        holder whose keys are on a card, the card renews (the kit's ``card renew``): new keys are
+        made there, and certificates for keys made here would leave the card holding revoked ones."""
         requested = spec.pop("kinds", BOTH)
         passphrase = pkcs12_passphrase(spec)
         with self.begin() as work:
-            h = Holders.load(work.session, holder.id)
+            self.issuance.check_custody(work, holder.id)
+            h = Holders.load(work.session, holder.id, lock=True)
             current = self.revocation.active(work.session, h, KINDS, include_held=True)
             kinds = [k for k in KINDS if any(c.kind == k for c in current)] or kinds_of(requested)
             plan = self.issuance.plan(h, self.issuance.subject_keys(kinds, spec), pkcs12_passphrase=passphrase,
-                                      replace=True, states=(HolderState.ACTIVE, HolderState.LOST))
-            for cert in current:
-                self.revocation.revoke_row(work, cert, Reason.SUPERSEDED)
-            if h.state == HolderState.LOST:
-                h.state = HolderState.ACTIVE
-                h.updated_at = self.clock.now()
-            issued = self.issuance.stage(work, plan)
+                                      replace=True, states=RENEWABLE)
+            issued = self._renew(work, h, current, plan)
         return {**summary(HolderEvent.RENEWAL, current), "issued": issued}
+
+    def renew_keys(self, work: UnitOfWork, holder_id: Any, public_keys: Mapping[str, rsa.RSAPublicKey]) -> \
+            tuple[list[Certificate], list[Issued]]:
+        """The renewal event for keys generated on the holder's card (the kit's software card), inside
+        the caller's unit of work so the card's new keys commit with their certificates: every current
+        certificate (good or held) is revoked as superseded, a lost card's holder is active again,
+        and the new keys are certified.  Returns (revoked, issued)."""
+        h = Holders.load(work.session, holder_id_of(holder_id), lock=True)
+        current = self.revocation.active(work.session, h, KINDS, include_held=True)
+        kinds = kinds_of(list(public_keys))
+        subject_keys = {k: (keys.check_subject_key(public_keys[k], f"{k}_public_key"), None) for k in kinds}
+        plan = self.issuance.plan(h, subject_keys, replace=True, states=RENEWABLE)
+        return current, self._renew(work, h, current, plan)
+
+    def _renew(self, work: UnitOfWork, h: Holder, current: list[Certificate], plan: Plan) -> list[Issued]:
+        for cert in current:
+            self.revocation.revoke_row(work, cert, Reason.SUPERSEDED)
+        if h.state == HolderState.LOST:
+            h.state = HolderState.ACTIVE
+            h.updated_at = self.clock.now()
+        return self.issuance.stage(work, plan)

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from jpki_mock import audit
 from jpki_mock.access import new_token
 from jpki_mock.ca import keys, profile
 from jpki_mock.ca.inputs import generation_of, kind_of, reason_code
@@ -38,6 +39,7 @@ class Generations:
         self.begin = begin
         self._issuers: dict[int, Issuer] | None = None
 
+    @audit.operation("ca.init", lambda a: a["hierarchy"] or a["self"].config.hierarchy)
     def init(self, hierarchy: str | None = None) -> str:
         """Create generation 1 of both CAs and the first admin token; returns the token (shown once)."""
         hierarchy = hierarchy or self.config.hierarchy
@@ -73,6 +75,7 @@ class Generations:
         s.flush()
         return row
 
+    @audit.operation("ca.rollover", "{kind}")
     def rollover(self, kind: Any) -> Issuer:
         """A new key generation with the same DN; older generations stay verifiable and revocable."""
         kind = kind_of(kind)
@@ -119,6 +122,7 @@ class Generations:
             self.issuer(kind, generation)
         return kind, generation
 
+    @audit.operation("ca.revoke", "{kind}-g{generation} {reason}")
     def revoke_ca(self, kind: Any, generation: Any, reason: Any, confirm: Any) -> Issuer:
         """Revoke a CA generation's certificate: it goes on that kind's ARL.
 

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from jpki_mock import municipalities
+from jpki_mock import audit, municipalities
 from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca.inputs import MAX_INT32, page, whole_number
 from jpki_mock.ca.models import Holder
@@ -49,6 +49,7 @@ class Holders:
     def default_card_expiry(self, birth: date, today: date) -> date:
         return default_card_expiry(birth, today)
 
+    @audit.operation("holder.add")
     def create_holder(self, data: Mapping[str, Any]) -> Holder:
         info = b4.validate(data)
         today = self.clock.now().astimezone(JST).date()
@@ -77,6 +78,8 @@ class Holders:
             holder = Holder(**info.as_dict(), card_expiry=card_expiry, state=HolderState.ACTIVE,
                             created_at=now, updated_at=now)
             work.session.add(holder)
+            work.session.flush()
+            audit.note(f"holder {holder.id}")
         return holder
 
     def get_holder(self, holder_id: Any) -> Holder:
@@ -86,9 +89,16 @@ class Holders:
             return self.load(s, holder_id)
 
     @staticmethod
-    def load(s: Session, holder_id: int) -> Holder:
-        """The holder as session ``s`` sees it, with its certificates loaded."""
-        holder = s.get(Holder, holder_id)
+    def load(s: Session, holder_id: int, *, lock: bool = False) -> Holder:
+        """The holder as session ``s`` sees it, with its certificates loaded.
+
+        ``lock``: first a write that changes nothing (``UPDATE holders SET id = id``), which locks
+        the row on PostgreSQL and takes SQLite's one write lock, until the transaction ends; what is
+        read after it includes every transaction committed before, so two operations replacing one
+        holder's certificates queue and the second sees the first's certificates."""
+        if lock:
+            s.execute(update(Holder).where(Holder.id == holder_id).values(id=Holder.id))
+        holder = s.get(Holder, holder_id, populate_existing=lock)
         if holder is None:
             raise NotFound(f"no holder with id {holder_id}", field="holder")
         _ = holder.certificates
@@ -98,10 +108,12 @@ class Holders:
                      limit: int = 100, offset: int = 0) -> list[Holder]:
         limit, offset = page(limit, offset)
         q = select(Holder).order_by(Holder.id)
-        if municipality:
-            municipalities.get(municipality)
+        # ``is not None``: an empty ?municipality= or ?state= is refused (as /certificates does),
+        # not silently read as "any".
+        if municipality is not None:
+            municipality = municipalities.get(municipality).code  # the 6-digit form finds the same rows
             q = q.where(Holder.municipality == municipality)
-        if state:
+        if state is not None:
             if state not in tuple(HolderState):
                 raise InvalidInput(f"{state!r} is not a holder state", field="state", allowed=list(HolderState))
             q = q.where(Holder.state == state)

@@ -8,7 +8,7 @@ revokes and issues in one transaction; the kit's card writes its card row in the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy.orm import Session
 
-from jpki_mock import municipalities, names
+from jpki_mock import audit, municipalities, names
 from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca import keys, profile
 from jpki_mock.ca.generations import Generations
@@ -39,6 +39,13 @@ from jpki_mock.vocab import CertState, HolderState, Kind, Reason
 
 MIN_SIGN_AGE = 15  # no signature certificate for under-15s [C]
 CERT_YEARS = 5  # valid until the 5th birthday after issuance [C]
+
+#: Who else holds a holder's private keys: given the unit's session and a holder id, a sentence
+#: saying how that holder's certificates are issued instead (the kit's software card: onto the
+#: card), or None.  The composition root plugs it in, so the CA never imports the kit; issuing
+#: keys generated here, or renewing them, for such a holder would leave the card holding
+#: certificates that are no longer the holder's.
+KeyCustody = Callable[[Session, int], "str | None"]
 
 
 #: what an issuance (and a renewal) accepts besides ``kinds``: caller keys, or a passphrase for
@@ -73,8 +80,9 @@ class Plan:
 
 class Issuance:
     def __init__(self, config: Config, clock: Clock, keyring: Keyring, generations: Generations,
-                 holders: Holders, revocation: Revocation, begin: Begin):
+                 holders: Holders, revocation: Revocation, begin: Begin, custody: KeyCustody | None = None):
         self.config = config
+        self.custody = custody
         self.clock = clock
         self.keyring = keyring
         self.generations = generations
@@ -156,8 +164,38 @@ class Issuance:
                 ready[kind] = (pub, None)
         return Plan(holder, kinds, ready, validity, issuers, now, pkcs12_passphrase)
 
+    def check_custody(self, work: UnitOfWork, holder_id: int) -> None:
+        """Refuse to issue keys made outside the holder's card to a holder who has one."""
+        elsewhere = self.custody(work.session, holder_id) if self.custody is not None else None
+        if elsewhere is not None:
+            raise Conflict(f"holder {holder_id}'s keys are on a card: {elsewhere}", field="holder",
+                           allowed=elsewhere)
+
+    def supersede(self, work: UnitOfWork, holder: Holder, kinds: Iterable[str]) -> list[Certificate]:
+        """Revoke as superseded every certificate of ``kinds`` the holder can still use or has on hold
+        (within its validity), inside ``work``: what a new certificate of the same kind replaces."""
+        now = self.clock.now()
+        replaced = [c for c in self.revocation.active(work.session, holder, kinds, include_held=True)
+                    if c.not_after > now]
+        for cert in replaced:
+            self.revocation.revoke_row(work, cert, Reason.SUPERSEDED)
+        return replaced
+
     def stage(self, work: UnitOfWork, plan: Plan) -> list[Issued]:
-        """Write the planned certificates in ``work``'s transaction."""
+        """Write the planned certificates in ``work``'s transaction.
+
+        The one place every new end-entity certificate passes: with the holder's row locked it
+        checks that no valid certificate of a planned kind remains, so a holder (one card) never
+        has two valid certificates of one kind [C: a card holds one of each, docs/sources.md
+        section 5], however operations interleave."""
+        locked = Holders.load(work.session, plan.holder.id, lock=True)
+        now = self.clock.now()
+        for c in self.revocation.active(work.session, locked, plan.kinds):
+            if c.not_after > now:
+                raise Conflict(
+                    f"holder {locked.id} already has a valid {c.kind} certificate (serial {c.serial}); "
+                    "use the renewal event to replace it", field="kinds",
+                )
         issued = []
         for kind in plan.kinds:
             pub, priv = plan.subject_keys[kind]
@@ -199,6 +237,7 @@ class Issuance:
         s.flush()
         return row
 
+    @audit.operation("cert.issue", "holder {holder_id} {kinds}")
     def issue(self, holder_id: Any, kinds: Any = "both", **spec: Any) -> list[Issued]:
         """Issue certificates of ``kinds`` to a holder (docs/profile.md), in one transaction.
 
@@ -209,21 +248,22 @@ class Issuance:
         holder = self.holders.get_holder(holder_id)
         plan = self.plan(holder, self.subject_keys(kinds, spec), pkcs12_passphrase=passphrase)
         with self.begin() as work:
+            self.check_custody(work, holder.id)
             return self.stage(work, plan)
 
     def issue_keys(self, work: UnitOfWork, holder_id: Any, public_keys: Mapping[str, rsa.RSAPublicKey], *,
-                   replace: bool = False, supersede: Iterable[int] = (), generation: int | None = None) -> list[Issued]:
-        """Certify keys generated elsewhere (the kit's software card) inside the caller's unit of work,
-        so the caller's own rows commit, or roll back, with the certificates.
+                   replace: bool = False, generation: int | None = None) -> list[Issued]:
+        """Certify keys generated on the holder's card (the kit's software card) inside the caller's
+        unit of work, so the caller's own rows commit, or roll back, with the certificates.
 
-        ``supersede``: ids of certificates these replace, revoked as superseded in the same unit;
-        ``replace``: valid certificates of these kinds do not block the issuance."""
+        ``replace``: the holder's valid (or held) certificates of these kinds, wherever they are,
+        are revoked as superseded in the same unit, so the new ones are the only valid ones."""
         kinds = kinds_of(list(public_keys))
-        holder = Holders.load(work.session, holder_id_of(holder_id))
+        holder = Holders.load(work.session, holder_id_of(holder_id), lock=True)
         subject_keys = {k: (keys.check_subject_key(public_keys[k], f"{k}_public_key"), None) for k in kinds}
         plan = self.plan(holder, subject_keys, replace=replace, generation=generation)
-        for cert_id in supersede:
-            self.revocation.revoke_row(work, work.session.get_one(Certificate, cert_id), Reason.SUPERSEDED)
+        if replace:
+            self.supersede(work, holder, kinds)
         return self.stage(work, plan)
 
 

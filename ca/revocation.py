@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from jpki_mock import audit
 from jpki_mock.ca.certificates import Certificates
 from jpki_mock.ca.inputs import reason_code
 from jpki_mock.ca.models import Certificate, Holder
@@ -32,6 +33,7 @@ class Revocation:
         self.certificates = certificates
         self.begin = begin
 
+    @audit.operation("cert.revoke", "{issuer_ref}/{serial} {reason}")
     def revoke(self, issuer_ref: str, serial: Any, reason: Any = Reason.UNSPECIFIED.rfc_name) -> Certificate:
         code = reason_code(reason)
         with self.begin() as work:
@@ -84,6 +86,7 @@ class Revocation:
         holder.updated_at = self.clock.now()
         return certs
 
+    @audit.operation("cert.release", "{issuer_ref}/{serial}")
     def release_hold(self, issuer_ref: str, serial: Any) -> None:
         """Always refused: JPKI never releases a certificateHold (removeFromCRL is not used) [C]."""
         cert = self.certificates.get_certificate(issuer_ref, serial)
@@ -91,5 +94,5 @@ class Revocation:
             raise Conflict(f"{cert.kind} certificate {cert.serial} is not on hold", field="serial")
         raise HoldNotReleasable(
             "a JPKI certificateHold is never released: revoke the held certificate and issue a new one "
-            "(event 'renewal' or revoke + issue)", field="serial",
+            "(jpki-mock card renew for a holder with a card; else the 'renewal' event)", field="serial",
         )

@@ -22,7 +22,7 @@ from asn1crypto import keys as asn1_keys
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Table, func, insert, select, text
 
-from jpki_mock import municipalities
+from jpki_mock import audit, municipalities
 from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca import fastcert, keys, profile
 from jpki_mock.ca.authority import Authority
@@ -38,7 +38,6 @@ from jpki_mock.vocab import KINDS, CertState, HolderState, Kind, Reason
 
 MAX_API_HOLDERS = 10_000
 BATCH = 2_000
-_MUNICIPALITY_LIST = list(municipalities.MUNICIPALITIES.values())
 
 SURNAMES = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤", "吉田", "山田", "佐々木",
             "山口", "松本"]
@@ -130,7 +129,7 @@ def _sign_jobs(jobs: list[Job]) -> list[bytes]:
     for (ca_id, kind, serial, cn, key_idx, nb, na, muni_code, b4_tuple) in jobs:
         spki, bits = _W["pool"][key_idx % len(_W["pool"])]
         out.append(_W["signers"][ca_id].certificate(
-            kind=kind, municipality=municipalities.MUNICIPALITIES[muni_code], serial=serial, not_before=nb,
+            kind=kind, municipality=municipalities.get(muni_code), serial=serial, not_before=nb,
             not_after=na, cn=cn, spki_der=spki, key_bits=bits, basic4=b4.Basic4(*b4_tuple) if b4_tuple else None,
         ))
     return out
@@ -149,7 +148,7 @@ class _RandomHolder(TypedDict):
 
 
 def _random_holder(rng: random.Random, today: date) -> _RandomHolder:
-    muni = rng.choice(_MUNICIPALITY_LIST)
+    muni = municipalities.get(rng.choice(municipalities.SAMPLE))
     age_days = rng.randint(0, 95 * 365)
     birth = today - timedelta(days=age_days)
     surname, given = rng.choice(SURNAMES), rng.choice(GIVEN)
@@ -212,7 +211,7 @@ class _Batches:
                 "state": _HOLDER_STATE.get(fate, HolderState.ACTIVE),
                 "created_at": nb, "updated_at": now,
             })
-            muni = municipalities.MUNICIPALITIES[h["municipality"]]
+            muni = municipalities.get(h["municipality"])
             for kind in kinds:
                 serial = first[kind] + used[kind]
                 used[kind] += 1
@@ -272,6 +271,7 @@ def _table(model: type[Base]) -> Table:
     return model.metadata.tables[model.__tablename__]
 
 
+@audit.operation("seed", "{n} holders")
 def seed_holders(rt: SeedRuntime, n: int, *, workers: int | None = None, rng_seed: int | None = None,
                  key_pool: int = 16, public_keys: list[bytes] | None = None, progress: bool = True) -> SeedResult:
     """Seed ``n`` holders.  ``public_keys``: caller-supplied subject public keys (PEM or DER) used

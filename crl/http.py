@@ -33,6 +33,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from jpki_mock import der, errors
 from jpki_mock import travel as timetravel
 from jpki_mock.access import AccessControl
+from jpki_mock.accesslog import REASON
 from jpki_mock.ca.status import Issuer
 from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream, issued_at
 from jpki_mock.db import outage_reason
@@ -95,10 +96,12 @@ class CrlApp:
         try:
             return self._handle(environ, start_response)
         except errors.JpkiError as err:
+            environ[REASON] = str(err)  # the access log says why (jpki_mock.accesslog)
             return self._error(start_response, err)
         except Exception as exc:  # never a bare 500 with a traceback
             reason = outage_reason(exc)
             if reason is not None:  # 503 naming the database, the outage logged once (jpki_mock.db.Outage)
+                environ[REASON] = f"the database is unreachable: {reason}"
                 return self._error(start_response, self.deps.store.outage.report(reason))
             log.exception("CRL request %s failed", environ.get("PATH_INFO"))
             return self._json(start_response, 500, {"error": "internal_error",
@@ -154,7 +157,14 @@ class CrlApp:
             # Not a with-block: the open file is handed to the WSGI body, which closes it once sent.
             fh = open(file, "rb")  # noqa: SIM115
         except FileNotFoundError:
-            raise errors.NotFound(missing, field="number" if number is not None else "path") from None
+            if number is not None or stream.municipality is None:
+                raise errors.NotFound(missing, field="number" if number is not None else "path") from None
+            # A partition no certificate named when the schedule last ran: published now, as it
+            # would be by the daily run (Publisher.first_publication); only when the file is missing,
+            # so a served CRL costs no extra system call.  The full CRL and the ARL come from
+            # `crl publish` or the schedule's first run.
+            self.publisher.first_publication(stream)
+            fh = open(file, "rb")  # noqa: SIM115
         try:
             meta = self._file_meta(fh, file)
             return self._serve(environ, start_response, fh, meta, fmt, method == "HEAD", archived=number is not None)

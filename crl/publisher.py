@@ -44,7 +44,7 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from jpki_mock import der, municipalities, names, urls
+from jpki_mock import audit, der, municipalities, names, urls
 from jpki_mock.ca.signer import Keyring
 from jpki_mock.ca.status import Issuer, StatusReader
 from jpki_mock.clock import Clock
@@ -168,11 +168,21 @@ class Publisher:
         deltas = self.config.crl.delta if delta is None else delta
         out = []
         for issuer in issuers if issuers is not None else self.status.issuers():
-            for scope in scopes if scopes is not None else [FULL, ARL, *sorted(municipalities.MUNICIPALITIES)]:
+            for scope in scopes if scopes is not None else self.scopes(issuer):
                 out.append(Stream(issuer, scope))
                 if deltas and scope != ARL:  # CA certificates change too rarely for a delta ARL
                     out.append(Stream(issuer, scope, True))
         return out
+
+    def scopes(self, issuer: Issuer) -> list[str]:
+        """``full``, ``arl`` and the partitions in use: every municipality (of about 1,900) in which
+        this generation issued a certificate, and every partition it published before, whose CRL
+        must stay fresh while relying parties may fetch it (RFC 5280 section 5.1.2.5).  A partition
+        no certificate names needs no CRL; ``crl publish --partition CODE`` makes one all the same."""
+        in_use = set(self.status.municipalities_of(issuer.id))
+        with self.store.session() as s:
+            in_use.update(s.scalars(select(PublishedCrl.scope).where(PublishedCrl.ca_id == issuer.id).distinct()))
+        return [FULL, ARL, *sorted(in_use - {FULL, ARL})]
 
     def select(self, ca: str | None = None, partition: str | None = None, delta: bool | None = None) -> list[Stream]:
         """Streams named by the CLI / admin API: ``ca`` sign|auth|sign-g2 (default: all generations of
@@ -203,8 +213,8 @@ class Publisher:
             raise NotFound(f"no {kind} CA generation {generation}", field="generation")
         delta = name.endswith("-delta")
         scope = name[:-6] if delta else name
-        if scope not in (FULL, ARL) and scope not in municipalities.MUNICIPALITIES:
-            raise NotFound(f"no CRL partition {scope!r}", field="partition", allowed=_partitions_allowed())
+        if scope not in (FULL, ARL) and not municipalities.is_known(scope):
+            raise NotFound(f"no CRL partition {scope!r}", field="partition", allowed=_partitions_allowed(scope))
         if delta and (scope == ARL or not self.config.crl.delta):
             raise NotFound(f"no delta CRL for {scope!r}" + ("" if self.config.crl.delta else " (delta CRLs are off)"),
                            field="partition")
@@ -296,6 +306,24 @@ class Publisher:
             for same_scope in _scope_streams(stream):
                 self._recover_locked(same_scope)
             return self._publish_locked(stream)
+
+    def first_publication(self, stream: Stream) -> bool:
+        """Publish ``stream``'s first CRL unless it has one; True when this call published it.
+
+        A municipality's partition must be fetchable from the moment a certificate names it in
+        its CRL distribution point (RFC 5280 section 4.2.1.13), not from the next daily run, and
+        of about 1,900 partitions only those in use are published on schedule: the HTTP server
+        calls this for a partition nobody has published yet (docs/crl.md).  Under the stream's
+        lock, so workers asking at once publish it once."""
+        if stream.delta:
+            self.first_publication(stream.base())  # a delta names the complete CRL it extends
+        with self._lock(stream):
+            for same_scope in _scope_streams(stream):
+                self._recover_locked(same_scope)
+            if self.current_file(stream).exists():
+                return False
+            self._publish_locked(stream)
+            return True
 
     # ------------------------------------------------------------------ numbers
     @staticmethod
@@ -530,6 +558,7 @@ class Publisher:
         for rec in self.records(stream)[:-keep]:
             self.archive_file(stream, rec.number).unlink(missing_ok=True)
 
+    @audit.operation("crl.publish", lambda a: " ".join(s.label for s in a["streams"]) or "none")
     def publish_many(self, streams: list[Stream], progress: bool = False) -> list[tuple[Stream, PublishedCrl]]:
         from tqdm import tqdm
 
@@ -586,13 +615,18 @@ def _sha256_file(path: Path) -> str:
 
 
 def check_scope(partition: str) -> str:
-    if partition in (FULL, ARL) or partition in municipalities.MUNICIPALITIES:
+    if partition in (FULL, ARL) or municipalities.is_known(partition):
         return partition
-    raise InvalidInput(f"{partition!r} is not a CRL partition", field="partition", allowed=_partitions_allowed())
+    raise InvalidInput(f"{partition!r} is not a CRL partition", field="partition",
+                       allowed=_partitions_allowed(partition))
 
 
-def _partitions_allowed() -> str:
-    return f"{FULL}, {ARL} or a municipality code ({', '.join(sorted(municipalities.MUNICIPALITIES))})"
+def _partitions_allowed(partition: str = "") -> str:
+    """What a partition may be; for a code-like name, the real municipality codes nearest it."""
+    nearest = ""
+    if len(partition) in (5, 6) and partition.isascii() and partition.isdigit():
+        nearest = " such as " + ", ".join(m.label for m in municipalities.nearest(partition[:5]))
+    return f"{FULL}, {ARL} or a 5-digit municipality code{nearest} (docs/crl.md)"
 
 
 def _fsync_dir(path: Path) -> None:

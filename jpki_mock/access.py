@@ -29,6 +29,7 @@ from wsgiref.types import WSGIEnvironment
 from sqlalchemy import Boolean, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from jpki_mock import audit
 from jpki_mock.clock import Clock
 from jpki_mock.db import Base, Store, UTCDateTime, next_values
 from jpki_mock.epoch import ACCESS_CHANNEL, ACCESS_SEQ, RevocationEpoch, access_cell, await_delivery, notify
@@ -149,12 +150,14 @@ class Registry:
             self.epoch.publish_access(seq)
         await_delivery(self.store, ACCESS_CHANNEL, seq)
 
+    @audit.operation("token.create", "{label}")
     def create_token(self, label: str = "cli") -> str:
         self.store.require_initialised()
         with self.store.session() as s:
             return new_token(s, label, self.clock.now())
 
-    def check_token(self, token: str | None) -> None:
+    def check_token(self, token: str | None) -> str:
+        """The label of the live admin token ``token`` (who is acting, for the audit log), or Unauthorized."""
         if not token:
             raise Unauthorized("missing bearer token", field="Authorization", allowed="Authorization: Bearer <token>")
         digest = hashlib.sha256(token.encode()).hexdigest()
@@ -163,7 +166,9 @@ class Registry:
             row = s.scalars(live).first()
         if row is None:
             raise Unauthorized("invalid bearer token", field="Authorization")
+        return row.label
 
+    @audit.operation("rp.add", "{name} {kinds}")
     def add_relying_party(self, name: Any, kinds: Any = "both") -> tuple[RelyingParty, str]:
         """Register a verifier; returns it and its credential (shown once)."""
         if not isinstance(name, str) or not 1 <= len(name) <= 100 or not name.isprintable():
@@ -183,6 +188,7 @@ class Registry:
         with self.store.session() as s:
             return list(s.scalars(select(RelyingParty).order_by(RelyingParty.id)).all())
 
+    @audit.operation("rp.remove", "{name}")
     def remove_relying_party(self, name: str) -> None:
         with self.store.session() as s:
             rp = s.scalars(select(RelyingParty).where(RelyingParty.name == name)).first()
@@ -192,6 +198,7 @@ class Registry:
             seq = self._access_changed(s)
         self._published(seq)
 
+    @audit.operation("token.revoke", "{label}")
     def revoke_token(self, label: str) -> int:
         """Revoke every live admin token labelled ``label``; returns how many.  Tokens are
         checked against the database on every admin request (never cached), so this holds from

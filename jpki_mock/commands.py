@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from jpki_mock import errors
+from jpki_mock import audit, errors
 
 EXIT_CODES = [
     (errors.InvalidInput, 2),
@@ -36,11 +36,13 @@ def exit_code(err: errors.JpkiError) -> int:
 
 
 class JpkiGroup(click.Group):
-    """Translates domain errors at the edge: a message, never a traceback."""
+    """Translates domain errors at the edge: a message, never a traceback.  The command runs as
+    ``cli:<user>`` for the audit log (jpki_mock.audit; the outermost group says so)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with audit.acting(audit.cli_actor()):
+                return super().invoke(ctx)
         except errors.JpkiError as err:
             click.echo(f"error: {err}", err=True)
             if err.allowed is not None:

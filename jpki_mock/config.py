@@ -1,16 +1,23 @@
-"""Configuration: one typed, validated object, read from a TOML file and the environment.
+"""Configuration: one typed, validated object, read from a TOML file, the environment and flags.
 
 Precedence (last wins): built-in defaults < ``<data_dir>/config.toml`` (or the file named
-by ``JPKI_MOCK_CONFIG``) < environment variables.  Every field of every section can be
-set from the environment as ``JPKI_MOCK_<SECTION>_<FIELD>`` (top-level fields as
-``JPKI_MOCK_<FIELD>``); ``PORT`` and ``HOST`` are honoured as well.  A bad value stops
+by ``JPKI_MOCK_CONFIG``) < environment variables < command-line flags.  Every field of every
+section can be set from the environment as ``JPKI_MOCK_<SECTION>_<FIELD>`` (top-level fields
+as ``JPKI_MOCK_<FIELD>``); ``PORT`` and ``HOST`` are honoured as well.  A bad value stops
 start-up with a message naming the field, where it came from, and what is allowed.
+
+:func:`resolve` also says where each value came from (``jpki-mock config show``), and
+:func:`record` writes the values ``jpki-mock serve`` was started with into the file, so that
+every later process on the same data directory (the CLI in a second terminal, without the
+server's environment) uses the URLs, time travel and access control the server uses.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin, get_type_hints
 
 from jpki_mock.errors import ConfigError
+from jpki_mock.private import write_private
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -121,6 +129,18 @@ class CrlConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    """What the servers write on stderr besides errors (docs/configuration.md, "Logs")."""
+
+    #: the access log: a line per request (method, path, status, octets, milliseconds; an OCSP
+    #: answer's label and why a request was refused).  On by default: about 3 µs of server CPU
+    #: per cached OCSP answer, a tenth of that path's throughput (docs/configuration.md, "Logs").
+    access: bool = True
+    #: ``text``: space-separated fields; ``json``: one JSON object per line.
+    format: Literal["text", "json"] = "text"
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything the mock needs to run. Build with :func:`load_config`."""
 
@@ -156,6 +176,7 @@ class Config:
     slow_client_guard: Literal["auto", "on", "off"] = "auto"
     ocsp: OcspConfig = field(default_factory=OcspConfig)
     crl: CrlConfig = field(default_factory=CrlConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     @property
     def guards_slow_clients(self) -> bool:
@@ -233,7 +254,8 @@ def _coerce(name: str, hint: Any, raw: Any, source: str) -> Any:
 
 
 def _build(
-    cls: type[DataclassInstance], prefix: str, file_values: Mapping[str, Any], env: Mapping[str, str], file_name: str
+    cls: type[DataclassInstance], prefix: str, file_values: Mapping[str, Any], env: Mapping[str, str], file_name: str,
+    sources: dict[str, str], aliases: Mapping[str, str],
 ) -> Any:
     hints = get_type_hints(cls)
     kwargs: dict[str, Any] = {}
@@ -252,44 +274,126 @@ def _build(
             section = file_values.get(f.name, {})
             if not isinstance(section, Mapping):
                 raise ConfigError("must be a table", field=f"{dotted} (from {file_name})")
-            kwargs[f.name] = _build(hint, f"{dotted}.", section, env, file_name)
+            kwargs[f.name] = _build(hint, f"{dotted}.", section, env, file_name, sources, aliases)
             continue
-        env_name = ENV_PREFIX + dotted.replace(".", "_").upper()
+        env_name = env_variable(dotted)
         if env_name in env:
-            kwargs[f.name] = _coerce(dotted, hint, env[env_name], f"environment {env_name}")
+            given = aliases.get(env_name, env_name)
+            kwargs[f.name] = _coerce(dotted, hint, env[env_name], f"environment {given}")
+            sources[dotted] = f"env {given}"
         elif f.name in file_values:
             kwargs[f.name] = _coerce(dotted, hint, file_values[f.name], file_name)
+            sources[dotted] = f"file {file_name}"
+        else:
+            sources[dotted] = "default"
     return cls(**kwargs)
 
 
+def env_variable(dotted: str) -> str:
+    """``ocsp.port`` -> ``JPKI_MOCK_OCSP_PORT``: the environment variable of a setting."""
+    return ENV_PREFIX + dotted.replace(".", "_").upper()
+
+
+def settings(config: Config) -> dict[str, Any]:
+    """Every setting by dotted name (``port``, ``ocsp.nonce_policy``), without ``data_dir``."""
+    out: dict[str, Any] = {}
+
+    def walk(obj: Any, prefix: str) -> None:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+            elif f.name != "data_dir":
+                out[prefix + f.name] = value
+
+    walk(config, "")
+    return out
+
+
+def _with(config: Config, dotted: str, value: Any) -> Config:
+    section, _, name = dotted.rpartition(".")
+    if not section:
+        return dataclasses.replace(config, **{name: value})
+    inner = dataclasses.replace(getattr(config, section), **{name: value})
+    return dataclasses.replace(config, **{section: inner})
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The effective configuration and where each of its values came from."""
+
+    config: Config
+    #: dotted name -> ``default``, ``file PATH``, ``env NAME``, ``flag --NAME`` or ``argument``
+    sources: dict[str, str]
+    #: the configuration file read (it may not exist)
+    file: Path
+
+    def show(self) -> list[dict[str, Any]]:
+        """One row per setting: name, value (the key passphrase masked), source."""
+        rows = [{"name": "data_dir", "value": str(self.config.data_dir), "source": self.sources["data_dir"]},
+                {"name": "config_file", "value": str(self.file), "source": self.sources["config_file"]}]
+        for name, value in settings(self.config).items():
+            shown = ("(set)" if value else "(not set)") if name in SECRETS else value
+            if name == "database_url":  # a PostgreSQL URL may carry a password
+                shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value)
+            rows.append({"name": name, "value": shown, "source": self.sources.get(name, "default")})
+        return rows
+
+
 def load_config(env: Mapping[str, str] | None = None, config_file: Path | None = None, **overrides: Any) -> Config:
-    """Read and validate the configuration.
+    """Read and validate the configuration (:func:`resolve` without the sources)."""
+    return resolve(env, config_file, **overrides).config
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot parse {path}: {exc}", field="config file") from None
+
+
+def resolve(env: Mapping[str, str] | None = None, config_file: Path | None = None,
+            flags: Mapping[str, tuple[str, Any]] | None = None, **overrides: Any) -> Resolved:
+    """Read and validate the configuration, and say where each value came from.
 
     ``JPKI_MOCK_DATA`` names the data directory (default ``./var``), ``PORT``/``HOST`` the
-    listening address, ``JPKI_MOCK_CONFIG`` an explicit TOML file.
+    listening address, ``JPKI_MOCK_CONFIG`` an explicit TOML file.  ``flags`` maps a dotted
+    setting to the command-line flag that gave it and its value (``{"port": ("--port", 9000)}``):
+    they win over everything else.  ``overrides`` are programmatic (tests, benchmarks).
     """
     env = dict(os.environ if env is None else env)
-    if "PORT" in env and ENV_PREFIX + "PORT" not in env:
-        env[ENV_PREFIX + "PORT"] = env["PORT"]
-    if "HOST" in env and ENV_PREFIX + "HOST" not in env:
-        env[ENV_PREFIX + "HOST"] = env["HOST"]
+    aliases: dict[str, str] = {}
+    for short in ("PORT", "HOST"):
+        if short in env and ENV_PREFIX + short not in env:
+            env[ENV_PREFIX + short] = env[short]
+            aliases[ENV_PREFIX + short] = short
+    sources: dict[str, str] = {}
     data_dir = Path(env.get(ENV_PREFIX + "DATA", "var"))
+    data_source = f"env {ENV_PREFIX}DATA" if ENV_PREFIX + "DATA" in env else "default"
     if "data_dir" in overrides:
         data_dir = Path(overrides.pop("data_dir"))
+        data_source = "argument"
     env_file = env.get(ENV_PREFIX + "CONFIG")
     path = config_file or (Path(env_file) if env_file is not None else data_dir / "config.toml")
+    sources["config_file"] = ("argument" if config_file else f"env {ENV_PREFIX}CONFIG" if env_file is not None
+                              else "default")
     file_values: dict[str, Any] = {}
     if path.exists():
-        try:
-            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot parse {path}: {exc}", field="config file") from None
+        file_values = _read_file(path)
     elif config_file is not None or ENV_PREFIX + "CONFIG" in env:
         raise ConfigError(f"{path} does not exist", field="config file")
-    config: Config = _build(Config, "", file_values, env, str(path))
+    config: Config = _build(Config, "", file_values, env, str(path), sources, aliases)
     config = dataclasses.replace(config, data_dir=data_dir, **overrides)
+    sources["data_dir"] = data_source
+    sources.update(dict.fromkeys(overrides, "argument"))
+    for dotted, (flag, raw) in (flags or {}).items():
+        section, _, name = dotted.rpartition(".")
+        owner: Any = getattr(Config(), section) if section else Config()
+        hint = get_type_hints(type(owner))[name]
+        config = _with(config, dotted, _coerce(dotted, hint, raw, f"flag {flag}"))
+        sources[dotted] = f"flag {flag}"
     validate(config)
-    return config
+    return Resolved(config, sources, path)
 
 
 def validate(config: Config) -> Config:
@@ -322,6 +426,124 @@ def validate(config: Config) -> Config:
             allowed="sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
         )
     return config
+
+
+#: settings never copied from the environment or a flag into the file: the key passphrase
+#: protects the keys at rest, and a passphrase kept beside the database would protect nothing
+#: (docs/configuration.md, "Keys at rest")
+SECRETS = frozenset({"key_passphrase"})
+#: the comment at the head of a file :func:`record` creates
+RECORD_HEADER = (
+    "# jpki-mock configuration (docs/configuration.md). `jpki-mock serve` records here the settings it\n"
+    "# was started with (flags, environment), so that every process on this data directory agrees.\n"
+)
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    # A JSON string is a TOML basic string: the same quotes and escapes (TOML 1.0, "String").
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _edit(text: str, changes: Mapping[str, Any]) -> str:
+    """``text`` with each dotted setting in ``changes`` set, keeping every other line (comments
+    included): a ``key = ...`` line in the right table is replaced, a missing key is added at
+    the end of its table (a missing table at the end of the file)."""
+    lines = text.splitlines()
+    table_of: list[str] = []
+    table = ""
+    for line in lines:
+        header = re.fullmatch(r"\s*\[\s*([A-Za-z0-9_.-]+)\s*\]\s*(#.*)?", line)
+        if header:
+            table = header.group(1)
+        table_of.append(table)
+    pending = dict(changes)
+    for i, line in enumerate(lines):
+        match = re.match(r"\s*([A-Za-z0-9_-]+)\s*=", line)
+        if not match or re.fullmatch(r"\s*\[.*", line):
+            continue
+        dotted = f"{table_of[i]}.{match.group(1)}" if table_of[i] else match.group(1)
+        if dotted in pending:
+            lines[i] = f"{match.group(1)} = {toml_value(pending.pop(dotted))}"
+    for dotted, value in pending.items():
+        section, _, name = dotted.rpartition(".")
+        entry = f"{name} = {toml_value(value)}"
+        ends = [i for i, t in enumerate(table_of) if t == section]
+        if section and not ends:
+            lines += ["", f"[{section}]", entry]
+            table_of += ["", section, section]
+        elif not section:
+            first = next((i for i, t in enumerate(table_of) if t), len(lines))
+            while first > 0 and not lines[first - 1].strip():
+                first -= 1
+            lines.insert(first, entry)
+            table_of.insert(first, "")
+        else:
+            at = ends[-1] + 1
+            lines.insert(at, entry)
+            table_of.insert(at, section)
+    return "\n".join(lines) + "\n"
+
+
+def _nested(flat: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        section, _, name = dotted.rpartition(".")
+        (out.setdefault(section, {}) if section else out)[name] = value
+    return out
+
+
+def to_record(resolved: Resolved) -> dict[str, Any]:
+    """The settings ``serve`` records: each given by a flag or the environment, except the
+    :data:`SECRETS`, that the file does not already hold with that value."""
+    in_file: dict[str, Any] = {}
+    for key, value in (_read_file(resolved.file) if resolved.file.exists() else {}).items():
+        if isinstance(value, dict):
+            in_file.update({f"{key}.{name}": inner for name, inner in value.items()})
+        else:
+            in_file[key] = value
+    return {name: value for name, value in settings(resolved.config).items()
+            if resolved.sources.get(name, "default").startswith(("env ", "flag "))
+            and name not in SECRETS and in_file.get(name) != value}
+
+
+def record(resolved: Resolved) -> dict[str, Any]:
+    """Write :func:`to_record`'s settings into the configuration file; returns what changed
+    (empty: the file is untouched)."""
+    changes = to_record(resolved)
+    if changes:
+        write_settings(resolved.file, changes)
+    return changes
+
+
+def write_settings(path: Path, changes: Mapping[str, Any]) -> Path:
+    """Set the dotted settings ``changes`` in the TOML file ``path`` (created if missing),
+    atomically and mode 0600 (it may hold the key passphrase), every other line kept."""
+    old = path.read_text(encoding="utf-8") if path.exists() else RECORD_HEADER
+    text = _edit(old, changes)
+    # The editor keeps a hand-written file's layout; if it ever misreads one (a key written
+    # over several lines, say), write the merged settings plainly rather than a wrong file.
+    expected = _read_file(path) if path.exists() else {}
+    for section, values in _nested(changes).items():
+        if isinstance(values, dict):
+            expected.setdefault(section, {}).update(values)
+        else:
+            expected[section] = values
+    try:
+        parsed: dict[str, Any] | None = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        parsed = None
+    if parsed != expected:
+        flat = {k: v for k, v in expected.items() if not isinstance(v, dict)}
+        text = RECORD_HEADER + "".join(f"{k} = {toml_value(v)}\n" for k, v in flat.items())
+        for section, values in expected.items():
+            if isinstance(values, dict):
+                text += f"\n[{section}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_private(path, text)
 
 
 def write_initial_config(config: Config, passphrase: str) -> Path:

@@ -32,10 +32,17 @@ def ensure_private_file(path: Path | str) -> Path:
     """Create ``path`` empty with mode 0600 if it does not exist; tighten it (and any SQLite
     ``-wal``/``-shm`` beside it) if it exists with wider permissions."""
     path = Path(path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
     try:
-        os.fchmod(fd, FILE_MODE)
-    finally:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        # Never open (and so close) an existing database file: closing any descriptor of a
+        # file drops every POSIX lock the process holds on it, SQLite's own included, and a
+        # process whose locks vanished sees another one checkpoint and delete the WAL under
+        # it ("database disk image is malformed"; sqlite.org/howtocorrupt.html, section 2.2).
+        # `serve --init` opens the database twice in one process.
+        if path.stat().st_mode & 0o077:
+            path.chmod(FILE_MODE)
+    else:
         os.close(fd)
     for suffix in ("-wal", "-shm", "-journal"):
         side = path.with_name(path.name + suffix)

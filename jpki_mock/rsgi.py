@@ -23,6 +23,7 @@ import asyncio
 import io
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from typing import Any
 
 from granian._granian import RSGIProtocolClosed as ProtocolClosed  # granian.rsgi re-exports it untyped
 from werkzeug.exceptions import RequestTimeout
+
+from jpki_mock.accesslog import REASON, AccessLog
 
 log = logging.getLogger("jpki_mock.rsgi")
 
@@ -97,11 +100,14 @@ class RsgiBridge:
     ``limits(path)`` gives the body limits of a request path (the combined server's OCSP and
     admin paths differ); ``threads`` is how many WSGI calls may run at once (1: on the loop);
     with more, ``inline(path)`` still runs the paths it names on the loop: handing a request to
-    a pool thread and back costs more CPU than a cached OCSP answer itself (docs/ocsp.md)."""
+    a pool thread and back costs more CPU than a cached OCSP answer itself (docs/ocsp.md).
+    ``access``: the access log (jpki_mock.accesslog), whose durations here include the body's
+    arrival."""
 
     def __init__(self, app: WSGIApp, limits: Callable[[str], BodyLimits], threads: int = 1,
-                 inline: Callable[[str], bool] | None = None):
+                 inline: Callable[[str], bool] | None = None, access: AccessLog | None = None):
         self.app = app
+        self.access = access
         self.limits = limits
         self.threads = threads
         self.inline = inline
@@ -134,6 +140,8 @@ class RsgiBridge:
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         if scope.proto != "http":
             return
+        access = self.access
+        start = time.time() if access is not None else 0.0
         environ = self.environ(scope)
         close = False
         method = environ["REQUEST_METHOD"]
@@ -153,7 +161,11 @@ class RsgiBridge:
                 try:
                     body = await self._read(proto, limits, length)
                 except ProtocolClosed:
-                    return  # the client went away mid-body: nobody to answer
+                    # the client went away mid-body: nobody to answer (499, as nginx logs it)
+                    if access is not None:
+                        environ[REASON] = "the client closed the connection before its body arrived"
+                        access.request(environ, _logged_path(scope), 499, 0, start)
+                    return
                 if body is None:
                     environ["wsgi.input"], close = _Expired(), True
                 else:
@@ -169,8 +181,12 @@ class RsgiBridge:
             headers = [*headers, _CLOSE]
         if out.__class__ is bytes:
             proto.response_bytes(status, headers, out)
+            if access is not None:
+                access.request(environ, _logged_path(scope), status, len(out), start)
         else:
-            await self._stream(proto, status, headers, out)
+            size = await self._stream(proto, status, headers, out)
+            if access is not None:
+                access.request(environ, _logged_path(scope), status, size, start)
 
     def environ(self, scope: Any) -> dict[str, Any]:
         """The WSGI environ of an RSGI scope, as granian's WSGI interface builds it (PEP 3333)."""
@@ -265,11 +281,14 @@ class RsgiBridge:
             return 500, _PLAIN, b"internal error; see the server log\n"
         return started.status, started.headers, _Chunks(first, chunks, result)
 
-    async def _stream(self, proto: Any, status: int, headers: list[tuple[str, str]], out: _Chunks) -> None:
+    async def _stream(self, proto: Any, status: int, headers: list[tuple[str, str]], out: _Chunks) -> int:
+        """Send a lazy body; returns how many octets were sent."""
         transport = proto.response_stream(status, headers)
+        size = 0
         try:
             for first in out.first():
                 await transport.send_bytes(first)
+                size += len(first)
             while True:
                 chunk: bytes | None
                 if self.pool is None:
@@ -281,8 +300,16 @@ class RsgiBridge:
                     break
                 if chunk:
                     await transport.send_bytes(chunk)
+                    size += len(chunk)
         finally:
             out.close()
+        return size
+
+
+def _logged_path(scope: Any) -> str:
+    """The request's path as received (prefix routing rewrites the environ's), with its query."""
+    query = scope.query_string
+    return f"{scope.path}?{query}" if query else scope.path
 
 
 class _Chunks:

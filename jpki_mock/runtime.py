@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Every part's ``models`` import declares its tables on jpki_mock.db.Base (F401: imported for that).
+from jpki_mock import audit
 from jpki_mock.access import Registry
 from jpki_mock.ca import models as _ca_models  # noqa: F401
 from jpki_mock.ca.authority import Authority
@@ -21,6 +22,7 @@ from jpki_mock.crl import models as _crl_models  # noqa: F401
 from jpki_mock.db import Store
 from jpki_mock.epoch import RevocationEpoch, close_listener
 from jpki_mock.kit import models as _kit_models  # noqa: F401
+from jpki_mock.kit.card import custody as card_custody
 from jpki_mock.ocsp import models as _ocsp_models  # noqa: F401
 from jpki_mock.private import private_dir
 
@@ -51,7 +53,9 @@ class Runtime:
         store = Store(config.db_url)
         keyring = Keyring(store, config, clock)
         epoch = RevocationEpoch(Path(config.data_dir) / "revocation.epoch")
-        authority = Authority(config, store, clock, keyring, epoch)
+        # The software card holds its holders' keys: the CA issues to them only through it.
+        authority = Authority(config, store, clock, keyring, epoch, custody=card_custody)
+        audit.bind(store, clock)  # a CLI command acting before it opened its runtime records here
         return cls(config, clock, store, keyring, StatusReader(store), authority, epoch, Registry(store, clock, epoch))
 
     def close(self) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
+from jpki_mock import audit
 from jpki_mock.clock import UTC, Clock, FixedClock
 from jpki_mock.errors import Forbidden, InvalidInput
 
@@ -130,14 +131,17 @@ class TravellingClock:
         tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
         os.replace(tmp, self.path)
 
+    @audit.operation("clock.set", lambda a: _iso(a["at"]))
     def set(self, at: datetime) -> datetime:
         self._write(_check_offset(at - self.base.now(), "at"))
         return self.now()
 
+    @audit.operation("clock.advance", lambda a: f"{a['delta'].total_seconds():+.0f}s")
     def advance(self, delta: timedelta) -> datetime:
         self._write(_check_offset(self.offset() + delta, "by"))
         return self.now()
 
+    @audit.operation("clock.reset")
     def reset(self) -> datetime:
         self.path.unlink(missing_ok=True)
         return self.now()

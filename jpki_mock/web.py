@@ -36,6 +36,8 @@ HTTP_STATUS: list[tuple[type[errors.JpkiError], int]] = [
 
 #: where the composition root (:func:`jpki_mock.app.create_app`) keeps the process's services
 RUNTIME_KEY = "jpki_runtime"
+#: where the combined server hands its OCSP WSGI app to the Flask app (the console asks it in process)
+OCSP_APP_KEY = "jpki_ocsp_app"
 
 
 def http_status(err: errors.JpkiError) -> int:

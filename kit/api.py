@@ -92,6 +92,13 @@ def unlock(holder_id: str) -> Response:
     return jsonify(service().unlock(holder_id, data.get("kind")).as_dict())
 
 
+@bp.post("/holders/<holder_id>/card/renew")
+def renew(holder_id: str) -> Response:
+    data = body(("sign_password", "auth_pin"))
+    return jsonify(service().renew(holder_id, auth_pin=data.get("auth_pin"),
+                                   sign_password=data.get("sign_password")).as_dict())
+
+
 @bp.post("/holders/<holder_id>/card/reset")
 def reset(holder_id: str) -> Response:
     data = body(("kind", "new_pin"))

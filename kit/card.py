@@ -30,8 +30,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from jpki_mock import vocab
+from jpki_mock import audit, vocab
 from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca import keys
 from jpki_mock.ca.authority import MIN_SIGN_AGE, Authority
@@ -39,7 +40,6 @@ from jpki_mock.ca.models import Certificate, Holder
 from jpki_mock.clock import JST
 from jpki_mock.errors import ConfigError, Conflict, Forbidden, InvalidInput, NotEligible, NotFound
 from jpki_mock.kit.models import Card
-from jpki_mock.vocab import CertState
 
 KINDS = tuple(k.value for k in vocab.KINDS)  # the card holds one key of each kind
 #: wrong tries before the PIN locks [C]
@@ -159,6 +159,20 @@ class CardService:
         return self.authority.config.key_passphrase
 
     # ------------------------------------------------------------------ issuance
+    def _card_kinds(self, holder: Holder, auth_pin: Any, sign_password: Any) -> list[str]:
+        """The key pairs a card for ``holder`` gets today, after checking the PINs it will hold: both,
+        or the user-authentication one alone under 15, when a signature password is refused [C]."""
+        check_pin("auth", auth_pin, "auth_pin")
+        age = age_today(holder, self.clock.now())
+        if age < MIN_SIGN_AGE:
+            if sign_password is not None:
+                raise NotEligible(f"holder {holder.id} is {age}; JPKI issues no signature certificate under "
+                                  f"{MIN_SIGN_AGE}, so the card has no signature password", field="sign_password")
+            return ["auth"]
+        check_pin("sign", sign_password, "sign_password")
+        return list(KINDS)
+
+    @audit.operation("card.create", "holder {holder_id}")
     def create(self, holder_id: Any, *, auth_pin: Any, sign_password: Any = None,
                generation: int | None = None) -> CardState:
         """Generate both key pairs on a new card and have the CA certify them.
@@ -166,16 +180,7 @@ class CardService:
         A holder under 15 gets no signature certificate [C], so no signature password either.
         ``generation`` (scenario catalog only) certifies with an older CA generation."""
         holder = self.authority.get_holder(holder_id)
-        check_pin("auth", auth_pin, "auth_pin")
-        age = age_today(holder, self.clock.now())
-        if age < MIN_SIGN_AGE:
-            if sign_password is not None:
-                raise NotEligible(f"holder {holder.id} is {age}; JPKI issues no signature certificate under "
-                                  f"{MIN_SIGN_AGE}, so the card has no signature password", field="sign_password")
-            kinds = ["auth"]
-        else:
-            check_pin("sign", sign_password, "sign_password")
-            kinds = list(KINDS)
+        kinds = self._card_kinds(holder, auth_pin, sign_password)
         with self.store.session() as s:
             if s.scalars(select(Card.id).where(Card.holder_id == holder.id)).first() is not None:
                 raise Conflict(f"holder {holder.id} already has a card", field="holder",
@@ -196,6 +201,7 @@ class CardService:
             ))
         return self.state(holder.id)
 
+    @audit.operation("card.reset", "holder {holder_id} {kind}")
     def reset(self, holder_id: Any, kind: Any, new_pin: Any) -> CardState:
         """Operator action at the municipality: a new key pair under a new PIN / password and a
         new certificate for it; the previous certificate of that kind is revoked as superseded.
@@ -209,12 +215,11 @@ class CardService:
                               field="kind", allowed=["auth"])
         key = keys.generate_rsa()
         sealed = seal_key(key, new_pin, self._passphrase, state.holder.id, kind)
-        old = state.certificates.get(kind)
-        superseded = [old.id] if old is not None and old.status == CertState.GOOD else []
-        # One unit of work: new certificate, the old one revoked as superseded, and the card's new key.
+        # One unit of work: new certificate, every one it replaces revoked as superseded (the CA
+        # finds them: not only the card's), and the card's new key.
         with self.authority.unit_of_work() as work:
-            new = self.authority.issue_keys(work, state.holder.id, {kind: key.public_key()}, replace=True,
-                                            supersede=superseded)[0].certificate
+            new = self.authority.issue_keys(work, state.holder.id, {kind: key.public_key()},
+                                            replace=True)[0].certificate
             card = work.session.get_one(Card, state.card.id)
             setattr(card, f"{kind}_key", sealed)
             setattr(card, f"{kind}_cert_id", new.id)
@@ -222,6 +227,33 @@ class CardService:
             card.updated_at = self.clock.now()
         return self.state(state.holder.id)
 
+    @audit.operation("card.renew", "holder {holder_id}")
+    def renew(self, holder_id: Any, *, auth_pin: Any, sign_password: Any = None) -> CardState:
+        """The renewal at the municipality, onto the card: new key pairs under the PINs the holder
+        sets, certified, and every current certificate of the holder (valid or on hold) revoked as
+        superseded, in one unit of work with the card's new keys [C: a renewal replaces the
+        certificates; a hold is never released, a found card is renewed, docs/sources.md section 4].
+        The way back for a lost card that was found, and for a card whose certificates were revoked
+        or expired; a holder who turned 15 gets a signature key now."""
+        state = self.state(holder_id)
+        kinds = self._card_kinds(state.holder, auth_pin, sign_password)
+        pins = {"sign": sign_password, "auth": auth_pin}
+        private = {k: keys.generate_rsa() for k in kinds}  # generated on the card [C]
+        sealed = {k: seal_key(private[k], pins[k], self._passphrase, state.holder.id, k) for k in kinds}
+        with self.authority.unit_of_work() as work:
+            _revoked, issued = self.authority.renew_keys(work, state.holder.id,
+                                                         {k: private[k].public_key() for k in kinds})
+            certs = {i.certificate.kind: i.certificate for i in issued}
+            card = work.session.get_one(Card, state.card.id)
+            card.sign_key, card.auth_key = sealed.get("sign"), sealed["auth"]
+            card.sign_cert_id = certs["sign"].id if "sign" in certs else None
+            card.auth_cert_id = certs["auth"].id
+            card.sign_tries = MAX_TRIES["sign"] if "sign" in kinds else 0
+            card.auth_tries = MAX_TRIES["auth"]
+            card.updated_at = self.clock.now()
+        return self.state(state.holder.id)
+
+    @audit.operation("card.unlock", "holder {holder_id} {kind}")
     def unlock(self, holder_id: Any, kind: Any) -> CardState:
         """Operator action: restore the try counter (the holder still knows the PIN)."""
         kind = check_kind(kind)
@@ -301,7 +333,7 @@ class CardService:
         (a detached CMS SignedData, RFC 5652, as e-application systems receive)."""
         if scheme not in SCHEMES:
             raise InvalidInput(f"{scheme!r} is not a signature scheme", field="scheme", allowed=list(SCHEMES))
-        _check_bytes(data, "data", MAX_DATA)
+        check_bytes(data, "data", MAX_DATA)
         # The card signs whatever the certificate's status: telling a revoked one is the verifier's job.
         key, cert_row = self._open(holder_id, "sign", password)
         if scheme == "pkcs1":
@@ -319,12 +351,13 @@ class CardService:
     def authenticate(self, holder_id: Any, challenge: Any, pin: Any) -> tuple[bytes, Certificate]:
         """Sign a service's login challenge with the user-authentication key (RSASSA-PKCS1-v1_5
         SHA-256): the service verifies it with the public key of the user-auth certificate."""
-        _check_bytes(challenge, "challenge", MAX_CHALLENGE)
+        check_bytes(challenge, "challenge", MAX_CHALLENGE)
         if not challenge:
             raise InvalidInput("is empty", field="challenge", allowed=f"1-{MAX_CHALLENGE} bytes")
         key, cert_row = self._open(holder_id, "auth", pin)
         return key.sign(challenge, padding.PKCS1v15(), hashes.SHA256()), cert_row
 
+    @audit.operation("card.export", "holder {holder_id} {kind}")
     def export_pkcs12(self, holder_id: Any, kind: Any, pin: Any, passphrase: Any = None) -> bytes:
         """One key with its certificate and CA certificate as PKCS#12, encrypted (AES-256) with
         ``passphrase`` (default: the PIN / password itself), for tools that cannot talk to the card."""
@@ -342,12 +375,22 @@ class CardService:
         )
 
 
-def _check_bytes(value: Any, field: str, limit: int) -> bytes:
+def check_bytes(value: Any, field: str, limit: int) -> bytes:
     if not isinstance(value, bytes):
         raise InvalidInput("must be bytes", field=field)
     if len(value) > limit:
         raise InvalidInput(f"is {len(value)} bytes", field=field, allowed=f"at most {limit} bytes")
     return value
+
+
+def custody(s: Session, holder_id: int) -> str | None:
+    """The CA's :data:`jpki_mock.ca.issuance.KeyCustody` for the software card: a holder with a card
+    gets certificates only for keys made on it, so the card always holds the current ones."""
+    if s.scalars(select(Card.id).where(Card.holder_id == holder_id)).first() is None:
+        return None
+    return (f"certificates go onto the card: `jpki-mock card renew {holder_id}` (renewal, a found or "
+            f"re-issued card) or `jpki-mock card reset {holder_id} --kind sign|auth` (one key), "
+            f"POST /admin/api/holders/{holder_id}/card/renew or .../card/reset")
 
 
 def age_today(holder: Holder, now: datetime) -> int:

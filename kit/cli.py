@@ -8,6 +8,7 @@ a wrong PIN exits 6 and says how many tries are left, a locked PIN exits 4.
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import click
 
 from jpki_mock.commands import open_runtime
+from jpki_mock.errors import InvalidInput
 from jpki_mock.kit.card import KINDS as KIND_NAMES
 from jpki_mock.kit.card import MAX_DATA, SCHEMES, CardService, CardState
 from jpki_mock.private import write_private
@@ -48,6 +50,12 @@ def _write(out: Path | None, data: bytes, what: str, private: bool = False) -> N
 
 
 holder_arg = click.argument("holder_id", metavar="HOLDER")
+sign_password_opt = click.option("--password", default=None, help="Signature password.")
+
+
+def document_opt(what: str) -> Any:
+    return click.option("--in", "infile", type=click.File("rb"), required=True, help=f"{what} ('-' for stdin).")
+
 out_opt = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
                        help="Write here instead of standard output.")
 
@@ -110,16 +118,56 @@ def card_cert(holder_id: str, kind: str, password: str | None, der: bool, out: P
 
 @card.command("sign")
 @holder_arg
-@click.option("--in", "infile", type=click.File("rb"), required=True, help="The document ('-' for stdin).")
+@document_opt("The document")
 @click.option("--scheme", type=click.Choice(SCHEMES), default="cms", show_default=True,
               help="cms: detached CMS SignedData (DER); pkcs1: RSASSA-PKCS1-v1_5 SHA-256; pss: RSASSA-PSS SHA-256.")
-@click.option("--password", default=None, help="Signature password.")
+@sign_password_opt
 @out_opt
 def card_sign(holder_id: str, infile, scheme: str, password: str | None, out: Path | None) -> None:
     """Sign a document with the signature key."""
     data = infile.read(MAX_DATA + 1)
     signature, cert = _service().sign(holder_id, data, _secret(password, "signature password"), scheme)
     _write(out, signature, f"{scheme} signature by certificate {cert.serial}")
+
+
+@card.command("sign-pdf")
+@holder_arg
+@document_opt("The PDF")
+@sign_password_opt
+@click.option("--ltv", is_flag=True,
+              help="Embed the certificate's OCSP response and CRL fetched from the mock "
+                   "(B-LT; with --tsa-url also timestamped: B-LTA).")
+@click.option("--tsa-url", default=None, help="An RFC 3161 time-stamping authority: adds a signature timestamp (B-T).")
+@click.option("--tsa-cert", "tsa_certs", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
+              help="A certificate (PEM or DER) anchoring the TSA's, for --ltv; repeatable.")
+@click.option("--reason", default=None, help="The signature dictionary's /Reason.")
+@out_opt
+def card_sign_pdf(holder_id: str, infile, password: str | None, ltv: bool, tsa_url: str | None,
+                  tsa_certs: tuple[Path, ...], reason: str | None, out: Path | None) -> None:
+    """Sign a PDF with the signature key: PAdES baseline (B-B; B-T with --tsa-url; --ltv embeds
+    revocation data)."""
+    from jpki_mock.kit.pdf import read_certificate, sign_pdf
+
+    data = infile.read(MAX_DATA + 1)
+    roots = [read_certificate(p.read_bytes(), "--tsa-cert") for p in tsa_certs]
+    signed, cert = sign_pdf(_service(), holder_id, data, _secret(password, "signature password"), ltv=ltv,
+                            tsa_url=tsa_url, tsa_roots=roots, reason=reason)
+    _write(out, signed, f"PAdES signature by certificate {cert.serial}")
+
+
+@card.command("sign-xml")
+@holder_arg
+@document_opt("The XML document")
+@sign_password_opt
+@out_opt
+def card_sign_xml(holder_id: str, infile, password: str | None, out: Path | None) -> None:
+    """Sign an XML document with the signature key: an enveloped XMLDSig (RSA-SHA256, the
+    certificate in KeyInfo/X509Data)."""
+    from jpki_mock.kit.xmldsig import sign_xml
+
+    data = infile.read(MAX_DATA + 1)
+    signed, cert = sign_xml(_service(), holder_id, data, _secret(password, "signature password"))
+    _write(out, signed, f"XML signature by certificate {cert.serial}")
 
 
 @card.command("auth")
@@ -161,6 +209,26 @@ def card_unlock(holder_id: str, kind: str) -> None:
 def card_reset(holder_id: str, kind: str, new_pin: str | None) -> None:
     """Operator: new PIN, new key pair and new certificate (the old one is revoked as superseded)."""
     _echo_state(_service().reset(holder_id, kind, _secret(new_pin, "new PIN / password")))
+
+
+@card.command("renew")
+@holder_arg
+@click.option("--sign-password", default=None,
+              help="New signature password: 6-16 upper-case letters and digits (none under 15).")
+@click.option("--auth-pin", default=None, help="New user-authentication PIN: 4 digits.")
+def card_renew(holder_id: str, sign_password: str | None, auth_pin: str | None) -> None:
+    """Renew HOLDER's card: new key pairs on it, new certificates; every current certificate (valid or
+    on hold) revoked as superseded.  Also the way back for a lost card found, or re-issued."""
+    service = _service()
+    holder = service.authority.get_holder(holder_id)
+    from jpki_mock.ca.authority import MIN_SIGN_AGE
+    from jpki_mock.kit.card import age_today
+
+    if sign_password is None and age_today(holder, service.clock.now()) >= MIN_SIGN_AGE:
+        sign_password = click.prompt("new signature password (6-16 A-Z 0-9)", hide_input=True,
+                                     confirmation_prompt=True)
+    _echo_state(service.renew(holder_id, auth_pin=_secret(auth_pin, "new user-auth PIN (4 digits)"),
+                              sign_password=sign_password))
 
 
 @card.command("insert")
@@ -265,19 +333,58 @@ def scenarios_list() -> None:
         click.echo(f"{item.name:28s} {item.expected_text():26s} {item.description}")
 
 
+#: the catalog's server port by default: beside 8080 (the mock) and 8081 (a standalone responder)
+CATALOG_PORT = 8090
+
+
 @scenarios.command("build")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Where the manifest, certificates and PKCS#12 files go.")
+@click.option("--data-dir", "catalog_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The catalog's own data directory, with its own CA (default: <your data directory>/scenarios).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help=f"Port the catalog's server will listen on, written into its certificates' CRL and OCSP URLs "
+                   f"(default {CATALOG_PORT}; fixed when its data directory is created).")
+@click.option("--into-my-ca", is_flag=True,
+              help="Build into your own CA instead: adds holders and may roll both CAs over (asks first).")
+@click.option("--yes", is_flag=True, help="With --into-my-ca: do not ask (scripts).")
 @click.option("--progress/--no-progress", default=True)
-def scenarios_build(out_dir: Path, progress: bool) -> None:
-    """Create the catalog's holders and certificates in the configured CA; write bundles and
-    OUT/manifest.json."""
+def scenarios_build(out_dir: Path, catalog_dir: Path | None, port: int | None, into_my_ca: bool, yes: bool,
+                    progress: bool) -> None:
+    """Build the catalog's holders and certificates, and write bundles and OUT/manifest.json.
 
-    from jpki_mock.kit.scenarios import build
+    By default in a data directory of its own with its own CA, so your CA's generations and
+    certificates stay as they are; serve it with the command printed at the end."""
+    from jpki_mock.config import load_config
+    from jpki_mock.kit.scenarios import build, planned_changes
 
-    rt = open_runtime()
-    rt.store.require_initialised()
+    user = load_config()
+    if into_my_ca:
+        if catalog_dir is not None or port is not None:
+            raise InvalidInput("--data-dir and --port are for the catalog's own CA, not with --into-my-ca",
+                               field="into_my_ca")
+        rt = open_runtime(user)
+        rt.store.require_initialised()
+        click.echo(f"scenarios build --into-my-ca will change the CA in {user.data_dir}:")
+        for change in planned_changes(rt.authority):
+            click.echo(f"  - {change}")
+        if not yes:
+            if not sys.stdin.isatty():
+                rt.close()
+                raise InvalidInput("changes your CA: pass --yes to confirm (standard input is not a terminal), "
+                                   "or leave out --into-my-ca to build into the catalog's own CA", field="yes",
+                                   allowed="--yes")
+            if not click.confirm("Change your CA?", default=False):
+                rt.close()
+                raise click.Abort()
+        where = f"your CA in {user.data_dir}"
+    else:
+        catalog_dir = catalog_dir or Path(user.data_dir) / "scenarios"
+        rt = _catalog_runtime(user, catalog_dir, port)
+        where = f"the catalog's own CA in {catalog_dir} (your CA in {user.data_dir} is unchanged)"
     try:
         manifest = build(rt, out_dir, progress=progress)
+        catalog_port = rt.config.port
     finally:
         rt.close()
     counts: dict[str, Any] = {}
@@ -285,4 +392,34 @@ def scenarios_build(out_dir: Path, progress: bool) -> None:
         counts[item["expected"]["outcome"]] = counts.get(item["expected"]["outcome"], 0) + 1
     click.echo(f"catalog {manifest['catalog']}: {len(manifest['items'])} items "
                f"({', '.join(f'{n} {k}' for k, n in counts.items())})")
+    click.echo(f"built into {where}")
     click.echo(f"manifest: {out_dir / 'manifest.json'}")
+    if not into_my_ca:
+        # The server publishes the CRLs that are due when it starts: the first time, all of them.
+        click.echo(f"serve it (CRLs and OCSP for the catalog): JPKI_MOCK_DATA={catalog_dir} PORT={catalog_port} "
+                   "jpki-mock serve")
+
+
+
+def _catalog_runtime(user: Any, catalog_dir: Path, port: int | None) -> Any:
+    """The catalog's own instance in ``catalog_dir``: created (configuration, CA, admin token)
+    on first use, reused after (a second build adds a new set of holders, as into any CA)."""
+    from jpki_mock.config import load_config
+    from jpki_mock.kit.scenarios import catalog_config_text
+    from jpki_mock.private import private_dir
+
+    config_file = catalog_dir / "config.toml"
+    if not config_file.exists():
+        private_dir(catalog_dir)
+        passphrase = user.key_passphrase or secrets.token_urlsafe(24)
+        write_private(config_file, catalog_config_text(user.replace(key_passphrase=passphrase), port or CATALOG_PORT))
+    # Only its own file: the environment's PORT or database URL belong to the user's instance.
+    config = load_config({}, data_dir=catalog_dir)
+    if port is not None and port != config.port:
+        raise InvalidInput(f"the catalog in {catalog_dir} was made for port {config.port}", field="--port",
+                           allowed=f"--port {config.port}, or another --data-dir")
+    rt = open_runtime(config)
+    if not rt.store.is_initialised():
+        token = rt.authority.init(config.hierarchy)
+        write_private(catalog_dir / "admin-token", token + "\n")
+    return rt

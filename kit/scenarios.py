@@ -19,6 +19,11 @@ revocations), and writes:
 The catalog is reproducible: the same items, holders, PINs and states on every build (keys and
 serials are new each time).  When a CA kind has a single generation, the build rolls it over
 so that previous-generation certificates exist, as after a real key renewal.
+
+That rollover changes which CA certificate is current, so ``jpki-mock scenarios build`` builds
+into a data directory of its own (:func:`open_catalog_instance`, by default
+``<data_dir>/scenarios``) with its own CA, never into the user's; building into the user's CA
+(``--into-my-ca``) first lists what it will change (:func:`planned_changes`) and asks.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import func, select
 from tqdm import tqdm
 
-from jpki_mock import municipalities, names, urls
+from jpki_mock import audit, municipalities, names, urls
 from jpki_mock.ca import keys, profile
 from jpki_mock.ca.authority import Authority
 from jpki_mock.ca.issuers import Issuer
@@ -142,7 +147,8 @@ def _holder_data(index: int, dob: date, address: str = "東京都千代田区千
 def _shifted(rt: Any, delta: timedelta) -> Authority:
     """The same CA with its clock moved: certificates issued 'back then' or 'later', the way
     time passes on the real service (no special validity rules needed)."""
-    return Authority(rt.config, rt.store, OffsetClock(rt.clock, delta), rt.keyring, rt.epoch)
+    return Authority(rt.config, rt.store, OffsetClock(rt.clock, delta), rt.keyring, rt.epoch,
+                     custody=rt.authority.issuance.custody)
 
 
 class Builder:
@@ -267,8 +273,7 @@ class Builder:
 
     def previous_generation(self) -> None:
         """Certificates from the generation before the current one; roll over when there is none."""
-        gens = {k: sorted(i.generation for i in self.a.issuers() if i.kind == k and i.revoked_at is None)
-                for k in names.KINDS}
+        gens = _generations(self.a)
         previous = {k: (g[-2] if len(g) >= 2 else None) for k, g in gens.items()}
         use = {k: previous[k] if previous[k] is not None else gens[k][-1] for k in names.KINDS}
         if use[Kind.SIGN] != use[Kind.AUTH]:
@@ -419,6 +424,46 @@ class Builder:
         self.items["broken-ocsp-stale"]["files"]["ocsp_response"] = rel
 
 
+def _generations(authority: Authority) -> dict[str, list[int]]:
+    return {k: sorted(i.generation for i in authority.issuers() if i.kind == k and i.revoked_at is None)
+            for k in names.KINDS}
+
+
+def planned_changes(authority: Authority) -> list[str]:
+    """What :func:`build` will change in ``authority``'s CA, one sentence each (the same
+    decisions :meth:`Builder.previous_generation` takes)."""
+    gens = _generations(authority)
+    use = {k: g[-2] if len(g) >= 2 else g[-1] for k, g in gens.items()}
+    # previous generation: one card, or two when the kinds' generations differ, plus a revoked
+    # one; current generation: 11 cards; time-shifted: 2 (see Builder).
+    holders = (3 if use[Kind.SIGN] != use[Kind.AUTH] else 2) + 11 + 2
+    out = [(f"add {holders} holders with software cards and their certificates (some revoked, put on hold, "
+            "or locked; one moved house)")]
+    for kind in names.KINDS:
+        g = gens[kind]
+        if len(g) < 2:
+            label = f"{kind}-g{g[-1]}"
+            out.append(f"roll the {kind} CA over from {label} to {kind}-g{g[-1] + 1}: new certificates are issued by "
+                       f"{kind}-g{g[-1] + 1} and `jpki-mock ca show --kind {kind} --pem` prints it; certificates "
+                       f"issued before verify only against {label} (`--generation {g[-1]}`)")
+    return out
+
+
+def catalog_config_text(user: Any, port: int) -> str:
+    """The catalog instance's ``config.toml``: the user's certificate shape (hierarchy,
+    faithful, OCSP policy for unknown serials) and key passphrase, its own port."""
+    return (
+        "# jpki-mock configuration of the scenario catalog's own CA, written by `jpki-mock scenarios build`.\n"
+        "# The passphrase protects its CA keys at rest (the same as the instance it was built beside).\n"
+        f"key_passphrase = {user.key_passphrase!r}\n"
+        f"hierarchy = {user.hierarchy!r}\n"
+        f"faithful = {'true' if user.faithful else 'false'}\n"
+        f"port = {port}\n"
+        "\n[ocsp]\n"
+        f"unknown_serial = {user.ocsp.unknown_serial!r}\n"
+    )
+
+
 def _der(out: Path, item: dict[str, Any]) -> bytes:
     return (out / item["files"]["der"]).read_bytes()
 
@@ -457,6 +502,7 @@ def ocsp_response(signer: ResponderSigner, issuer: Issuer, serial: int, this_upd
     }).dump()
 
 
+@audit.operation("scenarios.build", "{out}")
 def build(rt: Any, out: Path, progress: bool = True) -> dict[str, Any]:
     """Build the catalog in ``rt``'s CA and write it under ``out``; returns the manifest."""
     return Builder(rt, Path(out), progress).build()

@@ -70,12 +70,16 @@ def clock_cli() -> None:
 
 
 @clock_cli.command("show")
-def clock_show() -> None:
+@click.option("--epoch", is_flag=True,
+              help="Print only the mock's now in seconds since 1970 (for openssl's -attime).")
+def clock_show(epoch: bool) -> None:
     """Print the mock's current time and the offset from the real time."""
 
     rt = open_runtime()
     rt.close()
-    if isinstance(rt.clock, TravellingClock):
+    if epoch:
+        click.echo(int(rt.clock.now().timestamp()))
+    elif isinstance(rt.clock, TravellingClock):
         _echo(rt.clock)
     else:
         click.echo(f"now {_iso(rt.clock.now())} (time travel disabled)")

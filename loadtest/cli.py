@@ -168,7 +168,9 @@ def run_cmd(profile: str, duration: str, scale: float, users: int, target: str |
     from jpki_mock.loadtest.runner import Run, RunOptions, check_target, default_out, locust_installed, parse_duration
 
     if not locust_installed():
-        raise InvalidInput("Locust is not installed", field="loadtest", allowed="pip install -e '.[loadtest]'")
+        # One line, no traceback: `make run` installs the runtime dependencies only.
+        raise InvalidInput("Locust and matplotlib are not installed: `pip install -e '.[loadtest]'` "
+                           "(or `make test`, which installs them) adds them", field="loadtest")
     seconds = parse_duration(duration)
     if target is not None:
         target = check_target(target)

@@ -26,14 +26,16 @@ from urllib.parse import urlsplit
 
 from jpki_mock.commands import open_runtime
 from jpki_mock.errors import InvalidInput
-from jpki_mock.loadtest import report
+from jpki_mock.loadtest import report, samples
 from jpki_mock.loadtest.procs import Process, free_port, jpki_command, run_jpki, tree_cpu_seconds
-from jpki_mock.loadtest.profiles import PlanSpec
+from jpki_mock.loadtest.profiles import Plan, PlanSpec
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 #: seconds allowed beyond --duration for Locust to start, stop and write its reports.
 HARD_MARGIN = 90.0
 SERVER_START_TIMEOUT = 60.0
+#: seconds between two progress lines while Locust runs.
+PROGRESS_SECONDS = 5.0
 
 
 def parse_duration(text: str) -> float:
@@ -259,7 +261,7 @@ class Run:
             started = time.monotonic()
             master = self.start_locust(base, plan_path)
             # Bounded from Locust's start, whatever seeding took before it.
-            code = master.wait(opts.duration + HARD_MARGIN)
+            code = self._wait_with_progress(master, spec, started)
             server_cpu = self._server_cpu() - server0
             for proc in reversed(self.procs):  # reaped, so their CPU time shows in RUSAGE_CHILDREN
                 proc.stop()
@@ -274,10 +276,21 @@ class Run:
         summary.notes += self.notes
         report.write_summary(summary, self.out)
         try:
-            report.plot(self.out, f"jpki-mock loadtest: {opts.profile} (scale {opts.scale:g})")
+            report.plot(self.out, f"jpki-mock loadtest: {opts.profile} (scale {opts.scale:g})", summary)
         except Exception as exc:  # the figures matter more than the picture
             summary.notes.append(f"plot failed: {exc}")
         return summary
+
+    def _wait_with_progress(self, master: Process, spec: PlanSpec, started: float) -> int | None:
+        """Wait for Locust (at most --duration + HARD_MARGIN), printing a progress line every
+        :data:`PROGRESS_SECONDS`."""
+        progress = Progress(self.out, spec)
+        deadline = started + self.opts.duration + HARD_MARGIN
+        while True:
+            code = master.wait(min(PROGRESS_SECONDS, deadline - time.monotonic()))
+            if code is not None or time.monotonic() >= deadline:
+                return code
+            self.opts.echo(progress.line(time.monotonic() - started))
 
     def _server_cpu(self) -> float:
         return tree_cpu_seconds(self.server.pid) if self.server is not None else 0.0
@@ -295,6 +308,39 @@ class Run:
             proc.stop()
         if self.server is not None:
             self.server.stop()
+
+
+class Progress:
+    """One line about the last few seconds of a run, read from the samples Locust's processes
+    write (loadtest/samples.py): the same requests the summary and the plot count."""
+
+    def __init__(self, out: Path, spec: PlanSpec):
+        self.tail = samples.Tail(out)
+        self.spec = spec
+        self.plan = Plan(spec)
+        self.requests = self.failures = 0
+        self.run_time = 0.0
+        self._last = time.monotonic()
+
+    def line(self, elapsed: float) -> str:
+        new = self.tail.new()
+        now = time.monotonic()
+        seconds = max(now - self._last, 1e-6)
+        self._last = now
+        self.requests += len(new)
+        self.failures += sum(1 for s in new if not s.ok)
+        ocsp = sum(1 for s in new if s.ocsp)
+        # The plan's clock (the samples' run time) drives the target; before the first sample,
+        # the time since Locust started.
+        self.run_time = max([self.run_time, *(s.t for s in new)]) if new else max(self.run_time, 0.0)
+        t = self.run_time or elapsed
+        text = (f"progress {elapsed:5.0f} s: OCSP {ocsp / seconds:8.1f} req/s (target {self.plan.ocsp_rate(t):.1f}), "
+                f"all {len(new) / seconds:8.1f} req/s, failures {self.failures} of {self.requests}")
+        if self.spec.profile == "fy2020":
+            text += f", simulated {report.sim_label(self.spec.start_hour + t * 24.0 / self.spec.day_seconds)} JST"
+        elif self.spec.profile == "stress":
+            text += f", step {self.plan.step(t) + 1}"
+        return text
 
 
 def _children_cpu() -> float:
@@ -318,6 +364,7 @@ def default_out(profile: str) -> Path:
 
 
 def locust_installed() -> bool:
+    """Whether the load-test extra is installed: Locust drives the run, matplotlib draws the plot."""
     import importlib.util
 
-    return importlib.util.find_spec("locust") is not None
+    return all(importlib.util.find_spec(name) is not None for name in ("locust", "matplotlib"))

@@ -21,7 +21,7 @@ import locust.runners
 from cryptography import x509
 from locust import FastHttpUser, events, task
 
-from jpki_mock.loadtest import checks, sizing
+from jpki_mock.loadtest import checks, samples, sizing
 from jpki_mock.loadtest.corpus import NONCE_LEN, Corpus, Expect, Lookups, get_suffix
 from jpki_mock.loadtest.profiles import Plan, PlanSpec
 
@@ -65,11 +65,18 @@ _ids = itertools.count()
 _counts = {"requests": 0, "failures": 0}
 
 
+@lru_cache(maxsize=1)
+def _samples() -> samples.Writer:
+    return samples.Writer(context().spec.out)
+
+
 @events.request.add_listener
-def _count(exception=None, **_kw):
+def _count(request_type="", name="", response_time=0.0, exception=None, **_kw):
     _counts["requests"] += 1
     if exception is not None:
         _counts["failures"] += 1
+    ctx = context()
+    _samples().add(ctx.elapsed(), request_type, name, float(response_time or 0.0), exception is None)
 
 
 @events.quitting.add_listener
@@ -81,6 +88,7 @@ def _write_counts(environment, **_kw):
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         return
+    _samples().close()
     role = f"worker-{runner.worker_index}" if isinstance(runner, WorkerRunner) else "local"
     out = Path(context().spec.out)
     out.mkdir(parents=True, exist_ok=True)

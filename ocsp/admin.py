@@ -16,7 +16,9 @@ _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def parse_day(value: str | None, field: str) -> date | None:
-    if value is None or value == "":
+    # Absent means no bound; an empty ``?since=`` is refused like any other non-date, so a
+    # caller's blank variable is reported rather than silently read as "every day".
+    if value is None:
         return None
     if _DAY.fullmatch(value):  # ASCII digits only
         try:

@@ -29,6 +29,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from jpki_mock import travel as timetravel
 from jpki_mock.access import AccessControl, Party
+from jpki_mock.accesslog import LABEL, REASON
 from jpki_mock.ca.signer import Keyring
 from jpki_mock.ca.status import StatusReader
 from jpki_mock.clock import Clock, SystemClock
@@ -53,6 +54,9 @@ JSON = ("Content-Type", "application/json")
 #: the probes routed before the revocation check and OCSP decoding
 PROBES = frozenset(("/healthz", "/readyz"))
 BANNER = b"jpki-mock OCSP responder: POST application/ocsp-request or GET /<base64 request>\n"
+#: the status a tally slot counts (ocsp.stats.SLOTS, and the same + HIT for the cache's hits):
+#: the access log's label of an answer the hot path sent
+SLOT_STATUS = [status for _kind, status in stats.LABELS] * 2
 
 
 class Pass:
@@ -154,6 +158,7 @@ class OcspApp:
         system_clock = clock.__class__ is SystemClock
         respond, body_of, send, failed, probe = self._respond, self._body, self._send, self._failed, self._probe
         nonced = self.chain.live.nonced
+        slot_status = SLOT_STATUS
         # RFC 9654 echo (or require): a nonced answer is signed per request and never cached;
         # with "ignore" the nonce is dropped and the request is answered from the cache.
         live_nonced = self.cfg.nonce_policy != "ignore"
@@ -175,6 +180,7 @@ class OcspApp:
                         return key  # type: ignore[return-value]
                     r.check()
                 else:
+                    environ[REASON] = f"{method} is not allowed: GET or POST (RFC 6960 appendix A)"
                     start_response("405 Method Not Allowed", [*PLAIN, ("Allow", "GET, POST")])
                     return [f"{method} is not allowed: send an OCSP request by GET or POST (RFC 6960 appendix A)\n"
                             .encode()]
@@ -203,17 +209,20 @@ class OcspApp:
                             if kinds is not None and entry.kind not in kinds:
                                 return respond(environ, start_response, key, method == "GET")
                             tally[entry.slot] += 1
+                            environ[LABEL] = slot_status[entry.slot]  # the access log's label (jpki_mock.accesslog)
                         else:
                             assert shape is not None  # no entry: the branch was taken for the shape
                             try:
                                 signed = nonced(shape, key, kinds, now)
-                            except Overloaded:
+                            except Overloaded as exc:
+                                environ[REASON] = str(exc)
                                 return send(start_response, error_answer(response.TRY_LATER), environ,
                                             known.name if access and known is not None else "-")
                             if signed is None:
                                 return respond(environ, start_response, key, False)
                             der, slot = signed
                             tally[slot] += 1
+                            environ[LABEL] = slot_status[slot]
                             start_response("200 OK", [CONTENT_TYPE, ("Content-Length", str(len(der)))])
                             return [der]
                         if method == "POST":  # RFC 5019 caching headers are for GET
@@ -241,6 +250,7 @@ class OcspApp:
         """The POST body, or (after sending it) an error answer for a wrong type or size."""
         ctype = environ.get("CONTENT_TYPE", "")
         if ctype != OCSP_REQUEST and ctype.partition(";")[0].strip().lower() != OCSP_REQUEST:
+            environ[REASON] = f"Content-Type {ctype or 'none'!r} is not {OCSP_REQUEST} (RFC 6960 appendix A.1)"
             return self._send(start_response,
                               error_answer(response.MALFORMED_REQUEST, http="415 Unsupported Media Type"), environ)
         cap = self.cfg.max_request_bytes
@@ -249,6 +259,7 @@ class OcspApp:
         except ValueError:
             length = -1
         if length > cap:
+            environ[REASON] = f"Content-Length {length} is over ocsp.max_request_bytes ({cap})"
             return self._send(start_response, error_answer(response.MALFORMED_REQUEST, http="413 Content Too Large"),
                               environ)
         stream = environ["wsgi.input"]
@@ -258,9 +269,11 @@ class OcspApp:
             # The server reads bodies with a deadline (jpki_mock.rsgi): 408, RFC 9110 section
             # 15.5.9, tells the client to send the request again, whole; RFC 6960 section 2.3 has
             # no status closer than malformedRequest (tryLater would blame the responder).
+            environ[REASON] = f"the body did not arrive within ocsp.body_timeout_ms ({self.cfg.body_timeout_ms} ms)"
             return self._send(start_response, error_answer(response.MALFORMED_REQUEST, http="408 Request Timeout"),
                               environ)
         if len(body) > cap:
+            environ[REASON] = f"the body is over ocsp.max_request_bytes ({cap})"
             return self._send(start_response, error_answer(response.MALFORMED_REQUEST, http="413 Content Too Large"),
                               environ)
         return bytes(body)
@@ -285,11 +298,14 @@ class OcspApp:
             # The edge reads the time-travel pin once; the sources get it in the context.
             pinned = self.time_travel and _pinned() is not None
             answer = self.chain.source.answer(req, Context(now, party, None if pinned else key, pinned))
-        except MalformedRequest:
+        except MalformedRequest as exc:
+            environ[REASON] = str(exc)  # which field, what was wrong: the answer itself cannot say
             answer = error_answer(response.MALFORMED_REQUEST)
         except Unauthorized as exc:
+            environ[REASON] = str(exc)
             answer = error_answer(response.UNAUTHORIZED, exc.kind)
-        except Overloaded:
+        except Overloaded as exc:
+            environ[REASON] = str(exc)
             answer = error_answer(response.TRY_LATER)
         if not get:
             answer.entry = None  # RFC 5019 caching headers are for GET only
@@ -299,6 +315,7 @@ class OcspApp:
         """The answer to a request that raised: tryLater while the database is unreachable (the
         outage logged once, by the store), internalError, logged, for anything else."""
         reason = outage_reason(exc)
+        environ[REASON] = f"{type(exc).__name__}: {exc}" if reason is None else f"the database is unreachable: {reason}"
         if reason is None:
             log.error("OCSP request failed", exc_info=exc)
             return self._send(start_response, error_answer(response.INTERNAL_ERROR), environ)
@@ -337,6 +354,9 @@ class OcspApp:
         now = self._now()
         for kind, status in answer.labels:
             self.counters.add(now, kind, status, party)
+        if answer.labels:
+            labels = [status for _kind, status in answer.labels]
+            environ[LABEL] = labels[0] if len(labels) == 1 else ",".join(dict.fromkeys(labels))
         if answer.entry is not None:
             headers = answer.entry.headers(int(now))
             inm = environ.get("HTTP_IF_NONE_MATCH")

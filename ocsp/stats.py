@@ -1,9 +1,10 @@
 """Lookup counters by certificate kind, status, relying party and JST day (J-LIS reports counts).
 
 Counting must not slow the hot path: each process counts in memory and a background thread
-adds the increments to the shared ``ocsp_lookups`` table every ``ocsp.stats_flush_seconds``
-(and at exit).  Reads (``/metrics``, the admin API, the CLI) come from that table, after
-flushing the reading process's own counts.
+adds the increments to the shared ``ocsp_lookups`` table every ``ocsp.stats_flush_seconds``,
+when the server is told to stop (:func:`flush_all`) and at exit, including the exit of a
+granian worker process, which skips ``atexit``.  Reads (``/metrics``, the admin API, the CLI)
+come from that table, after flushing the reading process's own counts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import atexit
 import contextlib
 import logging
 import threading
+import weakref
 from datetime import date, datetime, timedelta
+from multiprocessing import util as mp_util
 from typing import Any
 
 from sqlalchemy import select
@@ -135,7 +138,11 @@ class Counters:
                 self.flush()
 
         threading.Thread(target=loop, name="ocsp-stats-flush", daemon=True).start()
+        _started.add(self)
         atexit.register(self.stop)
+        # granian's workers are multiprocessing children, which leave through os._exit without
+        # running atexit; multiprocessing runs its own finalizers first.
+        mp_util.Finalize(None, self.stop, exitpriority=10)
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -144,6 +151,17 @@ class Counters:
         # at interpreter exit the store may already be gone
         with contextlib.suppress(Exception):
             self.flush()
+
+
+#: the counters flushing in this process (:func:`flush_all`)
+_started: weakref.WeakSet[Counters] = weakref.WeakSet()
+
+
+def flush_all() -> None:
+    """Flush every started counter of this process now (a stop signal arrived)."""
+    for counters in list(_started):
+        with contextlib.suppress(Exception):  # the store may be down: the exit flush retries
+            counters.flush()
 
 
 def _add_counts(store: Store, deltas: dict[tuple[str, str, str, str], int]) -> None:

@@ -33,7 +33,8 @@ def service_urls(config: Config, status: StatusReader) -> dict[str, Any]:
     """The service's public URLs: what ``/`` answers and ``make run`` prints."""
     base = config.public_url
     out: dict[str, Any] = {"service": "jpki-mock", "admin_api": base + "/admin/api", "ocsp": u.ocsp_url(base),
-                           "cps": u.cps_url(base), "ca_certificates": {}, "crls": {}}
+                           "cps": u.cps_url(base), "metrics": base + "/metrics", "healthz": base + "/healthz",
+                           "readyz": base + "/readyz", "ca_certificates": {}, "crls": {}}
     if status.store.is_initialised():
         for i in status.issuers():
             out["ca_certificates"][i.label] = {fmt: u.ca_cert_url(base, i.kind, i.generation, fmt) for fmt in MEDIA}

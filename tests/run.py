@@ -41,6 +41,8 @@ DEBIAN_PACKAGES = {
     "xmlsec1": "tests/kit: an independent verifier of the kit's XML signatures",
     "haproxy": "tests/ocsp/fleet: the load balancer in front of several responders",
     "default-jdk-headless": "tests/interop: Java's PKIX validator and SunPKCS11 (javac + java)",
+    "gnutls-bin": "tests/interop/test_clients: GnuTLS's certtool and ocsptool as relying parties",
+    "libnss3-tools": "tests/interop/test_clients: NSS's crlutil and vfychain as relying parties",
 }
 
 

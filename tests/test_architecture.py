@@ -39,15 +39,20 @@ JPKI_MOCK_MODULES: dict[str, str] = {
     "names": "kernel",
     "municipalities": "kernel",
     "private": "kernel",
+    "datadir": "kernel",
     "rsgi": "kernel",
+    "audit": "kernel",
+    "accesslog": "kernel",
+    "audit_views": "kernel",
     "runtime": "root",
     "app": "root",
+    "apidoc": "root",
     "server": "root",
     "cli": "root",
 }
 KERNEL = frozenset(PKG if n == "__init__" else f"{PKG}.{n}" for n, k in JPKI_MOCK_MODULES.items() if k == "kernel")
 ROOT_MODULES = frozenset(f"{PKG}.{n}" for n, k in JPKI_MOCK_MODULES.items() if k == "root")
-PARTS = ("ca", "crl", "ocsp", "public", "kit", "loadtest")
+PARTS = ("ca", "crl", "ocsp", "public", "console", "kit", "loadtest")
 # The narrow interfaces crl and ocsp may use (docs/architecture.md): a read-only status view
 # and a signer that never hands out a key.
 CA_INTERFACES = frozenset({f"{PKG}.ca.status", f"{PKG}.ca.signer"})
@@ -289,11 +294,23 @@ RULES = [
         ),
     ),
     Rule(
-        "only-root-imports-kit-and-loadtest",
-        "only the composition root imports kit or loadtest (each may import itself; loadtest/bench is loadtest)",
+        "only-root-and-console-import-kit-and-loadtest",
+        "only the composition root imports kit or loadtest, and the console kit (each may import itself; "
+        "loadtest/bench is loadtest)",
         forbid(
             lambda s: s not in ROOT_MODULES,
-            lambda s, d: part_of(d) in ("kit", "loadtest") and part_of(d) != part_of(s),
+            lambda s, d: part_of(d) in ("kit", "loadtest") and part_of(d) != part_of(s)
+            and not (part_of(s) == "console" and part_of(d) == "kit"),
+        ),
+    ),
+    Rule(
+        "console-is-an-edge",
+        "the console (an edge, like the admin API) imports neither the root nor loadtest, and only the root "
+        "imports the console",
+        forbid(
+            lambda s: True,
+            lambda s, d: (part_of(s) == "console" and (d in ROOT_MODULES or part_of(d) == "loadtest"))
+            or (part_of(d) == "console" and part_of(s) != "console" and s not in ROOT_MODULES),
         ),
     ),
     Rule(
@@ -349,19 +366,29 @@ SYNTHETIC: dict[str, set[str]] = {
     f"{PKG}.loadtest.bench.ocsp": {f"{PKG}.runtime", f"{PKG}.loadtest.runner"},
     f"{PKG}.loadtest.runner": {f"{PKG}.kit.scenarios"},
     f"{PKG}.kit.scenarios": {f"{PKG}.kit.card"},
+    f"{PKG}.console.views": {f"{PKG}.kit.card", f"{PKG}.ca.authority", f"{PKG}.loadtest.runner"},
+    f"{PKG}.ca.events": {f"{PKG}.console.views"},
 }
 EXPECTED = {
     "kernel-imports-no-part-and-no-root": ["jpki_mock.clock (kernel) -> jpki_mock.ca.models (ca)"],
-    "ca-imports-only-kernel-and-ca": ["jpki_mock.ca.authority (ca) -> jpki_mock.runtime (root)"],
+    "ca-imports-only-kernel-and-ca": [
+        "jpki_mock.ca.authority (ca) -> jpki_mock.runtime (root)",
+        "jpki_mock.ca.events (ca) -> jpki_mock.console.views (console)",
+    ],
     "crl-ocsp-public-use-only-ca-status-and-ca-signer": [
         "jpki_mock.crl.http (crl) -> jpki_mock.ocsp.source (ocsp)",
         "jpki_mock.crl.writer (crl) -> jpki_mock.ca.issuers (ca)",
         "jpki_mock.crl.writer (crl) -> jpki_mock.ocsp.der (ocsp)",
         "jpki_mock.ocsp.source (ocsp) -> jpki_mock.kit.card (kit)",
     ],
-    "only-root-imports-kit-and-loadtest": [
+    "only-root-and-console-import-kit-and-loadtest": [
+        "jpki_mock.console.views (console) -> jpki_mock.loadtest.runner (loadtest)",
         "jpki_mock.loadtest.runner (loadtest) -> jpki_mock.kit.scenarios (kit)",
         "jpki_mock.ocsp.source (ocsp) -> jpki_mock.kit.card (kit)",
+    ],
+    "console-is-an-edge": [
+        "jpki_mock.ca.events (ca) -> jpki_mock.console.views (console)",
+        "jpki_mock.console.views (console) -> jpki_mock.loadtest.runner (loadtest)",
     ],
     "kit-imports-no-crl-ocsp-loadtest-root": ["jpki_mock.kit.card (kit) -> jpki_mock.crl.http (crl)"],
     "no-import-cycles": ["jpki_mock.crl.http -> jpki_mock.ocsp.source -> jpki_mock.kit.card -> jpki_mock.crl.http"],

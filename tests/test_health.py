@@ -51,6 +51,18 @@ def test_probes_when_ready(rt):
         assert headers["Content-Type"].startswith("application/json")
 
 
+def test_metrics_at_the_root_of_the_combined_server(rt):
+    """/metrics is where scrapers look; /ocsp/metrics (the responder's own path) stays."""
+    combined = create_app(rt)
+    status, _, body = wsgi_get(combined, "/ocsp/healthz")
+    assert status == 200
+    for path in ("/metrics", "/ocsp/metrics"):
+        status, headers, body = wsgi_get(combined, path)
+        assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert b"# TYPE jpki_ocsp_lookups_total counter" in body
+    assert wsgi_get(combined, "/metrics/other")[0] == 404
+
+
 def test_readyz_before_init(rt_factory):
     runtime = rt_factory(init=False)
     client = create_admin_app(runtime).test_client()

@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = "jpki_mock"
-LINTED = ["jpki_mock", "ca", "crl", "ocsp", "public", "kit", "loadtest", "tests"]
+LINTED = ["jpki_mock", "ca", "crl", "ocsp", "public", "console", "kit", "loadtest", "tests", "tools"]
 
 
 def package_dirs() -> dict[str, str]:
@@ -85,19 +85,20 @@ def mypy_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]
     return report
 
 
-KERNEL_ROOT = re.compile(rf"{PKG}/(runtime|app|server|cli)\.py:")
+KERNEL_ROOT = re.compile(rf"{PKG}/(runtime|app|apidoc|server|cli)\.py:")
 
 
 def owner(shadow_line: str) -> str:
     """Which package a mypy line (shadow path, e.g. ``jpki_mock/ca/x.py:3: error``) belongs to."""
-    m = re.match(rf"{PKG}/(ca|crl|ocsp|public|kit|loadtest)/", shadow_line)
+    m = re.match(rf"{PKG}/(ca|crl|ocsp|public|console|kit|loadtest)/", shadow_line)
     if m:
         return m.group(1)
     return "root" if KERNEL_ROOT.match(shadow_line) else "kernel"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("package", ["kernel", "root", "ca", "crl", "ocsp", "public", "kit", "loadtest", "other"])
+@pytest.mark.parametrize(
+    "package", ["kernel", "root", "ca", "crl", "ocsp", "public", "console", "kit", "loadtest", "other"])
 def test_mypy(package: str, mypy_report: dict[str, list[str]]) -> None:
     lines = mypy_report.get(package, [])
     errors = [line for line in lines if ": error:" in line]

@@ -98,6 +98,9 @@ def test_wheel_has_one_top_level_name(wheel: Path) -> None:
     assert expected <= set(recorded), f"missing from the wheel: {sorted(expected - set(recorded))}"
     assert f"{PKG}/loadtest/bench/ocsp.py" in recorded
     assert f"{PKG}/loadtest/bench/wrk_scripts/ocsp.lua" in recorded
+    # The admin API's reference, which /admin/api/openapi.json serves (jpki_mock/apidoc.py).
+    assert f"{PKG}/openapi.yaml" in recorded
+    assert f"{PKG}/data/municipalities.tsv" in recorded  # the official list (jpki_mock/municipalities.py)
 
 
 def test_wheel_coexists_with_unrelated_ca_and_loadtest(wheel: Path, tmp_path: Path) -> None:

@@ -421,9 +421,10 @@ class Bench:
         first = ds.targets[0]
         first_get = oreq.get_path(RESPONDER_PREFIX, oreq.request_der(ds.name_hash, ds.key_hash, first.serial))
 
-        # The responder, standalone, as users run it.
+        # The responder, standalone, as users run it, but without the access log: the ceiling
+        # writes none either (the log's own cost: docs/configuration.md, "Logs").
         responder = self.start("responder", [sys.executable, "-m", "jpki_mock.cli", "ocsp", "serve",
-                    "--workers", str(args.workers), "--port", str(PORTS["responder"])]
+                    "--workers", str(args.workers), "--port", str(PORTS["responder"]), "--no-access-log"]
                                + (["--threads", str(args.server_threads)] if args.server_threads else []),
                    ds.env, lambda: _expect_200(http(bases["responder"] + first_get, headers=ds.headers)))
         checked, problems = sample(bases["responder"], ds, ds.targets, RESPONDER_PREFIX, post=False)

@@ -12,13 +12,17 @@ registers a relying party, and calls the WSGI app directly, the way a server wor
   string of its own (a server's is new per request, so its hash is computed every time);
 * ``ceiling_app``: the same environs through the benchmark's ceiling (``loadtest/ceiling.py``,
   fixed bytes), for what any WSGI app costs here;
+* ``cached_logged`` and ``cached_logged_json``: the cached GETs again with the access log on
+  (jpki_mock.accesslog, text and JSON lines), written to a file in the temporary directory, as
+  granian's WSGI interface serves them;
 * ``nonced_python``: nonced POSTs for the same certificates, with the signature replaced by
   256 constant octets, so only the rest of the live path (decode, access check, status,
   encoding, count) is timed;
 * ``nonced_total`` and ``sign``: with the real RSA-2048 signature, and that signature alone.
 
 Prints one line, microseconds per request (best of the repeats): ``cached_python_us=<x>
-ceiling_app_us=<x> nonced_python_us=<x> nonced_total_us=<x> sign_us=<x>``.
+ceiling_app_us=<x> nonced_python_us=<x> nonced_total_us=<x> sign_us=<x> cached_logged_us=<x>
+cached_logged_json_us=<x>``.
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         from sqlalchemy import select
 
+        from jpki_mock.accesslog import AccessLog, Writer
         from jpki_mock.ca.models import Certificate
         from jpki_mock.ca.signer import ResponderSigner
         from jpki_mock.config import load_config
@@ -136,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
                                 capture))
             bare = ceiling.make_app(body, ceiling.app_headers(captured["headers"]))
             ceiling_app = min(_per_request(bare, _gets(get_base, paths, args.requests)) for _ in range(args.repeats))
+            logged = {}
+            for fmt in ("text", "json"):
+                with open(os.path.join(data, f"access-{fmt}.log"), "wb") as log_file:
+                    wrapped = AccessLog(fmt, Writer(log_file.fileno())).wrap(app)
+                    logged[fmt] = min(_per_request(wrapped, _gets(get_base, paths, args.requests))
+                                      for _ in range(args.repeats))
             # statuses and shapes known, as in a running server
             _per_request(app, _posts(post_base, bodies, len(bodies)))
             total = min(_per_request(app, _posts(post_base, bodies, max(1, args.requests // 20)))
@@ -155,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             rt.close()
     print(f"cached_python_us={cached:.2f} ceiling_app_us={ceiling_app:.2f} nonced_python_us={python:.1f} "
-          f"nonced_total_us={total:.1f} sign_us={sign:.1f}", flush=True)
+          f"nonced_total_us={total:.1f} sign_us={sign:.1f} cached_logged_us={logged['text']:.2f} "
+          f"cached_logged_json_us={logged['json']:.2f}", flush=True)
     return 0
 
 

@@ -4,6 +4,7 @@ from datetime import date
 
 import pytest
 
+from jpki_mock import municipalities
 from jpki_mock.ca import basic4
 from jpki_mock.errors import InvalidInput, NotFound
 from tests.support import HOLDER
@@ -61,16 +62,24 @@ def test_bad_basic_four(change, field, message):
     assert message in str(err.value)
 
 
-def test_unknown_municipality_is_not_found():
-    with pytest.raises(NotFound) as err:
-        basic4.validate({**HOLDER, "municipality": "99999"})
-    assert err.value.field == "municipality" and "13101" in err.value.allowed
+def test_unknown_municipality_is_not_found_and_its_suggestions_work():
+    for code in ("99999", "13199", "13000"):
+        with pytest.raises((NotFound, InvalidInput)) as err:
+            basic4.validate({**HOLDER, "municipality": code})
+        assert err.value.field == "municipality" and err.value.allowed
+        for suggestion in err.value.allowed:  # each suggestion is a real code the validator accepts
+            muni = municipalities.get(suggestion)
+            assert basic4.validate({**HOLDER, "address": muni.address_prefix + "1-1",
+                                    "municipality": suggestion}).municipality == suggestion
 
 
-def test_address_in_unknown_municipality_asks_for_code():
+def test_address_in_a_misspelt_municipality_suggests_the_real_one():
     with pytest.raises(InvalidInput) as err:
-        basic4.validate({**HOLDER, "address": "青森県青森市長島1-1"})
-    assert err.value.field == "address"
+        basic4.validate({**HOLDER, "address": "青森県青盛市長島1-1"})
+    assert err.value.field == "address" and "青森県青森市 (02201)" in str(err.value)
+    assert err.value.allowed[0] == "青森県青森市"
+    fixed = basic4.validate({**HOLDER, "address": err.value.allowed[0] + "長島1-1"})
+    assert fixed.municipality == "02201"
 
 
 @pytest.mark.parametrize("birth, day, n, expected", [

@@ -25,11 +25,9 @@ from pyhanko_certvalidator import errors as pv_errors
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationCheckingPolicy, RevocationCheckingRule
 
-from jpki_mock.config import load_config
 from jpki_mock.kit.card import CardService
-from jpki_mock.kit.scenarios import CATALOG, build
-from jpki_mock.runtime import Runtime
-from tests.support import Server
+from jpki_mock.kit.scenarios import CATALOG
+from tests.support.catalog import catalog_server
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -52,28 +50,9 @@ REASONS = {
 
 @pytest.fixture(scope="module")
 def mock(tmp_path_factory):
-    """A real server with the catalog built into its CA and fresh CRLs for the catalog's partitions.
-
-    The build and the publication run in this process on the server's data directory (what
-    ``jpki-mock scenarios build`` and ``jpki-mock crl publish`` do), saving two interpreter starts."""
-    from jpki_mock.crl.publisher import CrlDeps, Publisher
-
-    srv = Server(tmp_path_factory.mktemp("matrix") / "data", workers=1)
-    srv.token = srv.init()
-    srv.start()
-    rt = Runtime.open(load_config(srv.env))
-    try:
-        out = srv.data_dir.parent / "catalog"
-        manifest = build(rt, out, progress=False)
-        partitions = {Path(i["crl_url"]).stem for i in manifest["items"] if "crl_url" in i}
-        publisher = Publisher(CrlDeps.of(rt))
-        for partition in sorted(partitions):  # publish now: the revocations happened after start-up
-            publisher.publish_many(publisher.select(None, partition, None))
-        srv.rt = rt
-        yield srv, out, manifest
-    finally:
-        rt.close()
-        srv.stop()
+    """A real server with the catalog built into its CA and fresh CRLs for the catalog's partitions."""
+    with catalog_server(tmp_path_factory.mktemp("matrix") / "data") as mock:
+        yield mock
 
 
 @pytest.fixture(scope="module")

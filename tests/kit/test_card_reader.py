@@ -32,12 +32,20 @@ from cryptography.x509 import ocsp
 from jpki_mock.kit import apdu
 from tests.support import HOLDER, Server
 
-pytestmark = [
-    pytest.mark.server, pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="a private pcscd needs root (mount and network namespaces)"),
-    pytest.mark.skipif(shutil.which("pkcs11-tool") is None or not Path("/usr/sbin/pcscd").exists(),
-                       reason="tests/run.py installs pcscd, vsmartcard-vpcd and opensc"),
-]
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+def needs_reader_stack() -> None:
+    """What the reader tests need, or a failure naming it: never a silent skip.  `make test` runs
+    as root in CI and tests/run.py installs every package named here (DEBIAN_PACKAGES)."""
+    if os.geteuid() != 0:
+        pytest.fail("the virtual card reader's private pcscd needs root (mount and network namespaces): "
+                    "run `make test` as root, as CI does")
+    missing = [tool for tool in ("pkcs11-tool", "opensc-tool", "java", "javac") if shutil.which(tool) is None]
+    missing += [str(p) for p in (Path("/usr/sbin/pcscd"), Path(MODULE)) if not p.exists()]
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: tests/run.py installs pcscd, vsmartcard-vpcd, opensc and "
+                    "default-jdk-headless (run the suite with `make test`)")
 
 MODULE = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
 PASSWORD, PIN = "HANAKO2026", "1234"
@@ -136,6 +144,7 @@ def wait_for_cards(env: dict[str, str], count: int) -> None:
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory) -> Iterator[Bench]:
+    needs_reader_stack()
     base = tmp_path_factory.mktemp("card-reader")
     srv = Server(base / "var", workers=1)
     srv.token = srv.init()
@@ -325,8 +334,7 @@ def test_pyscard_three_wrong_pins_block_and_the_unlock_flow_restores(bench, pysc
 
 def test_java_sunpkcs11_signs_with_the_card(bench):
     java, javac = shutil.which("java"), shutil.which("javac")
-    if not (java and javac):
-        pytest.skip("tests/run.py installs default-jdk-headless")
+    assert java and javac  # the bench fixture checked the stack (needs_reader_stack)
     (bench.work / "CardSign.java").write_text(JAVA)
     bench.run(javac, "CardSign.java")
     slots = bench.p11("--list-slots").stdout.decode()

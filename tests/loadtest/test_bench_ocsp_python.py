@@ -14,9 +14,12 @@ def test_prints_the_python_costs_beside_the_signature(tmp_path):
                            "--requests", "2000", "--repeats", "3"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     m = re.fullmatch(r"cached_python_us=([\d.]+) ceiling_app_us=([\d.]+) nonced_python_us=([\d.]+) "
-                     r"nonced_total_us=([\d.]+) sign_us=([\d.]+)", done.stdout.strip())
+                     r"nonced_total_us=([\d.]+) sign_us=([\d.]+) cached_logged_us=([\d.]+) "
+                     r"cached_logged_json_us=([\d.]+)", done.stdout.strip())
     assert m, done.stdout
-    cached, ceiling, python, total, sign = map(float, m.groups())
+    cached, ceiling, python, total, sign, logged, logged_json = map(float, m.groups())
+    # the access log adds to a cached answer (it formats and queues a line per request)
+    assert cached < logged and cached < logged_json
     # with the real signature a request costs at least the signature; without it, far less
     assert 0 < python < sign and python < total
     # a pre-signed answer costs more than fixed bytes and less than signing one

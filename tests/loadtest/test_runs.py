@@ -11,11 +11,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
+from tests.loadtest.test_report import summary_txt_ocsp
 from tests.support.loadtest import ROOT, only, run_loadtest
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -54,6 +56,20 @@ def test_fy2020_follows_the_compressed_curve(env, tmp_path):
     assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     names = {e["name"] for e in json.loads((out / "summary.json").read_text())["by_name"]}
     assert any(n.startswith("ocsp auth") for n in names)
+    # Progress while it ran: rate, the OCSP target, failures and the simulated JST time.
+    progress = [ln for ln in output.splitlines() if ln.startswith("progress ")]
+    assert progress, output
+    for ln in progress:
+        assert re.fullmatch(r"progress +\d+ s: OCSP +[\d.]+ req/s \(target [\d.]+\), all +[\d.]+ req/s, "
+                            r"failures 0 of \d+, simulated (Mon|Tue) \d\d:\d\d JST", ln), ln
+    # The plot's numbers: OCSP against the OCSP target, x in simulated hours from Monday 06:00,
+    # the whole run's percentiles equal to summary.txt's.
+    data = json.loads((out / "plot.json").read_text())
+    txt = summary_txt_ocsp(out)
+    assert data["whole_run"] == {k: txt[k] for k in ("p50", "p95", "p99")}
+    assert all(x == pytest.approx(6 + t * 4) for t, x in zip(data["t"], data["x"], strict=True))
+    assert sum(r * w for r, w in zip(data["ocsp_rps"], data["width"], strict=True)) == pytest.approx(txt["requests"],
+                                                                                                    abs=0.5)
 
 
 def test_peak_with_two_distributed_workers(env, tmp_path):

@@ -222,10 +222,11 @@ def _wait_until(check, bound: float) -> float:
 def test_postgresql_outage_under_load(servers, cluster):
     combined, standalone = servers
     probe = Probe(combined, standalone)
-    # This process's own responder, with the default revocation_check = "epoch" (the epoch file
-    # of the servers' data directory): an outage does not touch pre-signed answers there at all.
-    rt = Runtime.open(load_config({}, data_dir=combined.data_dir, key_passphrase=PASSPHRASE,
-                                  database_url=cluster.url))
+    # This process's own responder, with revocation_check = "epoch" (the epoch file of the
+    # servers' data directory): an outage does not touch pre-signed answers there at all.  Said
+    # in the environment: the servers recorded theirs ("database") in the data directory's file.
+    rt = Runtime.open(load_config({"JPKI_MOCK_OCSP_REVOCATION_CHECK": "epoch"}, data_dir=combined.data_dir,
+                                  key_passphrase=PASSPHRASE, database_url=cluster.url))
     try:
         _outage_under_load(probe, rt, cluster)
     finally:

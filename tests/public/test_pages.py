@@ -21,6 +21,22 @@ def test_index_lists_every_generation_s_certificate_and_crls(rt):
     assert index["cps"].endswith("/cps")
 
 
+def test_index_lists_the_metrics_and_probes(rt):
+    """Every URL listed answers, on the combined server the workers run."""
+    from werkzeug.test import Client
+
+    from jpki_mock.app import create_app
+
+    index = create_admin_app(rt).test_client().get("/").get_json()
+    base = "http://127.0.0.1:8080"
+    assert (index["metrics"], index["healthz"], index["readyz"]) == (base + "/metrics", base + "/healthz",
+                                                                     base + "/readyz")
+    client = Client(create_app(rt))
+    for url in (index["metrics"], index["healthz"], index["readyz"], index["ocsp"], index["cps"],
+                *(u for certs in index["ca_certificates"].values() for u in certs.values())):
+        assert client.get(url.removeprefix(base)).status_code == 200, url
+
+
 def test_ca_certificates_download_as_der_and_pem_without_a_token(rt, tmp_path):
     client = create_admin_app(rt).test_client()
     for issuer in rt.authority.issuers():
