@@ -19,16 +19,16 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import random
-import struct
+import sqlite3
 import time
-from base64 import b32encode
-from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import accumulate
 from typing import Any
 
+import numpy as np
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.schema import CreateIndex
 
@@ -60,15 +60,11 @@ CERT_COLUMNS = ("ca_id", "kind", "serial", "holder_id", "municipality", "subject
                 "status", "revoked_at", "reason", "status_seq", "issued_at", "seed_key")
 _DAY = 86400
 _MAX_AGE_DAYS = 95 * 365
-#: one holder's random draws: municipality, name, age in days, three address numbers, fate,
-#: issuance offset, gender, two pool keys, revocation offset, the user-auth CN's 15 bytes
-_DRAW = struct.Struct("<HBHBBBHIBBBI15s")
 _FATE_LIST = [fate for fate, _ in MIX] + ["good"]
-#: MIX's cumulative shares on a 16-bit scale, for bisect (ca.seed._pick_fate on a 0..65535 draw)
+#: MIX's cumulative shares on a 16-bit scale, for searchsorted on a 0..65535 draw (ca.seed._pick_fate)
 _FATE_EDGES = list(accumulate(round(share * 65536) for _, share in MIX))
 _JST_OFFSET = 9 * 3600
 _EPOCH_DAY = date(1970, 1, 1)
-_KINDS, _AUTH_ONLY = tuple(KINDS), (Kind.AUTH,)
 # Plain str values (not the vocab enums): the DBAPI drivers bind them without adaptation.
 _GOOD, _REVOKED = str(CertState.GOOD.value), str(CertState.REVOKED.value)
 _SIGN, _AUTH = str(Kind.SIGN.value), str(Kind.AUTH.value)
@@ -86,7 +82,18 @@ class _Writer:
         self.conn: Any = self.engine.raw_connection()
         #: CREATE INDEX statements to run at :meth:`finish` (:meth:`defer_indexes`)
         self.deferred: list[str] = []
-        if not self.pg:
+        if self.pg:
+            cur = self.conn.cursor()
+            try:
+                # The foreign keys' triggers checked each COPY row (measured: two thirds of the
+                # load's time); every id written here was just allocated or read here.  Needs a
+                # superuser or the table owner's right to set it: without it, the checks stay.
+                cur.execute("SET session_replication_role = replica")
+                self.conn.commit()
+            except Exception:  # noqa: BLE001 - any refusal: load with the checks
+                self.conn.rollback()
+            cur.close()
+        else:
             cur = self.conn.cursor()
             # Bulk load: no fsync per commit (a crash mid-seed leaves a database to delete anyway)
             # and a large page cache for the index B-trees.
@@ -100,9 +107,10 @@ class _Writer:
 
     def defer_indexes(self) -> None:
         """Into empty tables, drop the secondary indexes and build them once at :meth:`finish`:
-        one sort per index instead of a random B-tree insertion per row and index (the notAfter and
-        municipality-partition indexes take rows in no useful order).  Not when the tables hold
-        rows already: responders reading them meanwhile would lose their indexes."""
+        one sort per index instead of a random B-tree insertion per row and index.  Measured at
+        10 M records: keeping the holder-id and the partial (revoked-only) indexes during the load
+        made it 24 s slower and the end only 5 s faster.  Not when the tables hold rows already:
+        responders reading them meanwhile would lose their indexes."""
         cur = self.conn.cursor()
         cur.execute("SELECT 1 FROM certificates LIMIT 1")
         empty = cur.fetchone() is None
@@ -130,28 +138,46 @@ class _Writer:
         self.conn.commit()
         return int(top or 0) + 1
 
-    def write(self, holders: list[tuple[Any, ...]], certs: list[tuple[Any, ...]]) -> None:
+    def write(self, chunk: _Chunk) -> None:
+        """One chunk's rows and partitions, committed together."""
         cur = self.conn.cursor()
+        attached = False
         try:
             if self.pg:
-                self._copy(cur, "holders", HOLDER_COLUMNS, holders)
-                self._copy(cur, "certificates", CERT_COLUMNS, certs)
+                holders, certs = chunk.payload
+                for table, columns, data in (("holders", HOLDER_COLUMNS, holders),
+                                             ("certificates", CERT_COLUMNS, certs)):
+                    with cur.copy(f"COPY {table} ({','.join(columns)}) FROM STDIN") as copy:
+                        copy.write(data)
+                cur.executemany("INSERT INTO cert_partitions (ca_id, municipality) VALUES (%s, %s) "
+                                "ON CONFLICT DO NOTHING", chunk.partitions)
             else:
-                cur.executemany(f"INSERT INTO holders ({','.join(HOLDER_COLUMNS)}) VALUES "
-                                f"({','.join('?' * len(HOLDER_COLUMNS))})", holders)
-                cur.executemany(f"INSERT INTO certificates ({','.join(CERT_COLUMNS)}) VALUES "
-                                f"({','.join('?' * len(CERT_COLUMNS))})", certs)
+                assert isinstance(chunk.payload, bytes)
+                # A fresh schema each chunk: statements prepared against the previous chunk's
+                # database would be reused over the new one (same schema cookie) and read it wrongly.
+                cur.execute("ATTACH DATABASE ':memory:' AS stage")
+                attached = True
+                self.conn.driver_connection.deserialize(chunk.payload, name="stage")
+                for table, name, columns in (("holders", "h", HOLDER_COLUMNS), ("certificates", "c", CERT_COLUMNS)):
+                    cols = ",".join(columns)
+                    cur.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM stage.{name}")
+                cur.executemany("INSERT INTO cert_partitions (ca_id, municipality) VALUES (?, ?) "
+                                "ON CONFLICT DO NOTHING", chunk.partitions)
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
         finally:
+            if attached:
+                cur.execute("DETACH DATABASE stage")
             cur.close()
-
-    @staticmethod
-    def _copy(cur: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        with cur.copy(f"COPY {table} ({','.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
 
     def finish(self) -> None:
         cur = self.conn.cursor()
+        if self.deferred and not self.pg:
+            # Each index build reads the whole table: through a memory map rather than read()
+            # calls into the page cache (measured: the notAfter index over 10 M records, 32 s -> 26 s).
+            cur.execute(f"PRAGMA mmap_size={8 << 30}")
         for ddl in self.deferred:
             cur.execute(ddl)
         cur.close()
@@ -168,6 +194,7 @@ class _Writer:
         else:
             cur = self.conn.cursor()
             cur.execute("PRAGMA synchronous=NORMAL")  # what jpki_mock.db sets on every connection
+            cur.execute("PRAGMA mmap_size=0")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
         self.conn.close()
@@ -192,131 +219,230 @@ def _key_pool(rt: SeedRuntime, writer: _Writer, size: int, public_keys: list[byt
     return ids
 
 
-class _Generator:
-    """Holder and certificate rows of one chunk, as plain tuples in the tables' column order.
+def _leap(years: np.ndarray) -> np.ndarray:
+    leap: np.ndarray = (years % 4 == 0) & ((years % 100 != 0) | (years % 400 == 0))
+    return leap
 
-    Times are whole seconds before ``now`` and are formatted from integers with cached day
-    strings: building datetime objects per row was most of the generation cost.  The values are
-    exactly what the ORM stores (:class:`jpki_mock.db.UTCDateTime`: naive UTC text
-    'YYYY-MM-DD HH:MM:SS.ffffff'), which PostgreSQL's COPY parses into the timestamp columns."""
+
+class _Generator:
+    """A chunk's holder and certificate rows, computed a column at a time with numpy.
+
+    Every string a row holds comes from a table built once here (day strings, times of day, birth
+    dates, names, addresses, the 6-digit sequence part of a signature CN) and is picked by index
+    and joined elementwise in C: a loop over rows in Python cost about 8 microseconds a record,
+    four times the rest of seeding together.  Times are exactly what the ORM stores
+    (:class:`jpki_mock.db.UTCDateTime`: naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'), which
+    PostgreSQL's COPY parses into the timestamp columns."""
 
     def __init__(self, rt: SeedRuntime, seed: int, key_ids: list[int], first_holder: int, serials: dict[str, int],
-                 seq_first: int):
-        self.seed = seed
-        self.first_holder, self.serials, self.seq_first = first_holder, serials, seq_first
-        self.now = rt.clock.now()
-        self.now_epoch = int(self.now.timestamp())
-        self.micro = f".{self.now.microsecond:06d}"
-        self.today = self.now.astimezone(JST).date()
-        self.tomorrow = (self.today + timedelta(days=1)).isoformat()
-        self.key_ids = key_ids
-        self.issuers = {k: rt.authority.issuer(k).id for k in KINDS}
-        self.munis = list(municipalities.MUNICIPALITIES.values())
-        self.names = [(f"{s}\u3000{g}", "0" * (len(s) + 1 + len(g))) for s in SURNAMES for g in GIVEN]
-        self._births: dict[int, tuple[date, str, bool]] = {}
-        self._days: dict[int, date] = {}
-        self.now_s = self.utc(self.now_epoch)
+                 seq_first: int, pg: bool):
+        self.seed, self.pg = seed % 2**64, pg
+        self.first_holder, self.seq_first = first_holder, seq_first
+        self.sign_first, self.auth_first = serials[_SIGN], serials[_AUTH]
+        now = rt.clock.now()
+        self.now = int(now.timestamp())
+        today = now.astimezone(JST).date()
+        self.key_ids = np.array(key_ids, dtype=np.int64)
+        self.sign_id, self.auth_id = rt.authority.issuer(Kind.SIGN).id, rt.authority.issuer(Kind.AUTH).id
+        munis = list(municipalities.MUNICIPALITIES.values())
+        self.codes = _objects(m.code for m in munis)
+        self.prefixes = _objects(m.address_prefix for m in munis)
+        self.prefix_len = np.array([len(m.address_prefix) for m in munis])
+        suffixes = [f"{a}丁目{b}番{c}号" for a in range(1, 10) for b in range(1, 31) for c in range(1, 21)]
+        self.suffixes, self.suffix_len = _objects(suffixes), np.array([len(x) for x in suffixes])
+        self.zeros = _objects("0" * k for k in range(int(self.prefix_len.max() + self.suffix_len.max()) + 1))
+        names = [f"{s}\u3000{g}" for s in SURNAMES for g in GIVEN]
+        self.names, self.name_flags = _objects(names), _objects("0" * len(n) for n in names)
+        # Day tables: every day a row can name (issuance up to 5 years and 200 days ago, notAfter up
+        # to 5 years ahead), indexed from `self.base`.
+        today_n = (today - _EPOCH_DAY).days
+        self.base = today_n - 6 * 366
+        days = [_EPOCH_DAY + timedelta(days=self.base + i) for i in range(12 * 366)]
+        self.iso = _objects(d.isoformat() for d in days)
+        self.iso_sp = _objects(f"{d} " for d in days)
+        self.compact = _objects(f"{d:%Y%m%d}" for d in days)
+        self.year = np.array([d.year for d in days])
+        self.md = np.array([d.month * 100 + d.day for d in days])
+        self.ybase = days[0].year
+        self.ystr = _objects(str(self.ybase + i) for i in range(20))
+        self.mdstr = _objects(f"-{i // 100:02d}-{i % 100:02d} 14:59:59.000000" for i in range(1300))
+        micro = f".{now.microsecond:06d}"
+        self.tod = _objects(f"{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}{micro}" for t in range(_DAY))
+        self.hms = _objects(f"{t // 3600:02d}{t // 60 % 60:02d}{t % 60:02d}" for t in range(_DAY))
+        self.d3 = _objects(f"{i:03d}" for i in range(1000))
+        # Birth tables by age in days: the encoded date of birth, whether a signature certificate
+        # may be issued (ca.issuance.MIN_SIGN_AGE), the birthday as month * 100 + day.
+        births = [today - timedelta(days=a) for a in range(_MAX_AGE_DAYS)]
+        self.dob = _objects(b4.encode_dob(b) for b in births)
+        self.adult = np.array([b4.age_on(b, today) >= MIN_SIGN_AGE for b in births])
+        self.bmd = np.array([b.month * 100 + b.day for b in births])
+        self.now_s = self.utc(np.array([self.now]))[0]
+        self.tomorrow = (today + timedelta(days=1)).isoformat()
+        self.states = _objects(_STATES[f] for f in _FATE_LIST)
+        self.fate_edges = np.array(_FATE_EDGES)
+        self.expired = _FATE_LIST.index("expired")
+        self.reasons = {k: _objects(_REASONS[f, k] for f in _FATE_LIST) for k in KINDS}
+        self.revokes = {k: np.array([_REASONS[f, k] is not None for f in _FATE_LIST]) for k in KINDS}
 
-    def day(self, number: int) -> date:
-        """The date of day ``number`` since 1970-01-01."""
-        got = self._days.get(number)
-        if got is None:
-            got = self._days[number] = _EPOCH_DAY + timedelta(days=number)
-        return got
+    def utc(self, epoch: np.ndarray) -> np.ndarray:
+        """'YYYY-MM-DD HH:MM:SS.ffffff' of each UTC epoch second."""
+        out: np.ndarray = self.iso_sp[epoch // _DAY - self.base] + self.tod[epoch % _DAY]
+        return out
 
-    def utc(self, epoch: int) -> str:
-        sod = epoch % _DAY
-        return f"{self.day(epoch // _DAY)} {sod // 3600:02d}:{sod // 60 % 60:02d}:{sod % 60:02d}{self.micro}"
-
-    def _birth(self, age_days: int) -> tuple[date, str, bool]:
-        got = self._births.get(age_days)
-        if got is None:
-            birth = self.today - timedelta(days=age_days)
-            got = self._births[age_days] = (birth, b4.encode_dob(birth),
-                                            b4.age_on(birth, self.today) >= MIN_SIGN_AGE)
-        return got
-
-    def not_after(self, birth: date, nb_epoch: int) -> str:
-        """23:59:59 JST of the fifth birthday after issuance (:func:`ca.basic4.nth_birthday_after`)."""
-        day = self.day((nb_epoch + _JST_OFFSET) // _DAY)
-        if birth.month == 2 and birth.day == 29:
-            end = b4.nth_birthday_after(birth, day, 5)
-        else:
-            year = day.year if (birth.month, birth.day) > (day.month, day.day) else day.year + 1
-            end = date(year + 4, birth.month, birth.day)
-        return f"{end} 14:59:59.000000"
-
-    def chunk(self, index: int, first_holder: int, size: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """(holder rows, certificate rows) of holders ``first_holder`` .. ``+size``."""
-        rng = random.Random(f"{self.seed}/{index}")
-        now_epoch, now_s, utc, tomorrow = self.now_epoch, self.now_s, self.utc, self.tomorrow
-        holders: list[tuple[Any, ...]] = []
-        certs: list[tuple[Any, ...]] = []
-        munis, names, key_ids, fates = self.munis, self.names, self.key_ids, _FATE_LIST
-        n_keys, n_munis, n_names = len(key_ids), len(munis), len(names)
-        sign_id, auth_id = self.issuers[Kind.SIGN], self.issuers[Kind.AUTH]
-        # All of a chunk's random numbers in one call, unpacked in C: one rng call per value was
-        # most of the cost.  Modulo bias (< 3 % between municipalities) does not matter for a mix.
-        draws = struct.iter_unpack(_DRAW.format, rng.randbytes(_DRAW.size * size))
-        sign_first, auth_first, seq_first = self.serials[_SIGN], self.serials[_AUTH], self.seq_first
-        for hid, (m, nm, age, a1, a2, a3, f, off, g, k1, k2, rv, cn_bytes) in zip(
-                range(first_holder, first_holder + size), draws, strict=False):
-            # Serials and revocation-sequence values were reserved for the whole run: one per holder
-            # and kind (a minor's unused signature serial is a gap, as the counters allow).
-            offset = hid - self.first_holder
-            muni = munis[m % n_munis]
-            code = muni.code
-            name, name_flags = names[nm % n_names]
-            birth, dob, adult = self._birth(age % _MAX_AGE_DAYS)
-            address = f"{muni.address_prefix}{a1 % 9 + 1}丁目{a2 % 30 + 1}番{a3 % 20 + 1}号"
-            fate = fates[bisect_right(_FATE_EDGES, f)]
-            if fate == "expired":
-                nb = now_epoch - (5 * 365 + 1 + off % 200) * _DAY
-                na_s = f"{self.day((now_epoch - (1 + rv % 180) * _DAY) // _DAY)} 14:59:59.000000"
+    def chunk(self, index: int, first_holder: int, size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(holder columns, certificate columns) of holders ``first_holder`` .. ``+size``, in
+        :data:`HOLDER_COLUMNS` and :data:`CERT_COLUMNS` order; signature rows, then user-auth rows."""
+        rng = np.random.default_rng([self.seed, index])
+        hid = np.arange(first_holder, first_holder + size, dtype=np.int64)
+        # Serials and revocation-sequence values were reserved for the whole run: one per holder
+        # and kind (a minor's unused signature serial is a gap, as the counters allow).
+        offset = hid - self.first_holder
+        m = rng.integers(0, len(self.codes), size)
+        nm = rng.integers(0, len(self.names), size)
+        age = rng.integers(0, _MAX_AGE_DAYS, size)
+        sfx = rng.integers(0, len(self.suffixes), size)
+        fate = np.searchsorted(self.fate_edges, rng.integers(0, 65536, size), side="right")
+        off = rng.integers(0, 3 * 365 * _DAY, size)
+        rv = rng.integers(0, 400 * _DAY, size)
+        gender = np.where(rng.integers(0, 2, size) == 0, "1", "2").astype(object)
+        expired = fate == self.expired
+        now = self.now
+        # Issuance: within the last 3 years; an expired certificate 5 years and up to 200 days ago,
+        # its notAfter 1 to 180 days ago.
+        nb = np.where(expired, now - (5 * 365 + 1 + off % 200) * _DAY, now - off)
+        # notAfter: 23:59:59 JST (14:59:59 UTC) of the fifth birthday strictly after the JST day of
+        # issuance [C]; a 29 February birthday falls on 28 February in common years
+        # (ca.basic4.nth_birthday_after, vectorised).
+        day = (nb + _JST_OFFSET) // _DAY - self.base
+        year, md, bmd = self.year[day], self.md[day], self.bmd[age]
+        feb29 = bmd == 229
+        this_year = np.where(feb29 & ~_leap(year), 228, bmd)
+        end_year = year + np.where(this_year > md, 4, 5)
+        end_md = np.where(feb29 & ~_leap(end_year), 228, bmd)
+        na = self.ystr[end_year - self.ybase] + self.mdstr[end_md]
+        gone = (now - (1 + rv % 180) * _DAY) // _DAY - self.base
+        na[expired] = self.iso[gone[expired]] + " 14:59:59.000000"
+        nb_s = self.utc(nb)
+        na_day = _prefix10(na)
+        expiry = np.where(na_day > self.tomorrow, na_day, self.tomorrow)
+        code = self.codes[m]
+        address = self.prefixes[m] + self.suffixes[sfx]
+        holders = [hid, self.names[nm], self.dob[age], gender, address, self.name_flags[nm],
+                   self.zeros[self.prefix_len[m] + self.suffix_len[sfx]], code, expiry, self.states[fate],
+                   nb_s, np.full(size, self.now_s, dtype=object)]
+        revoked_at = self.utc(np.minimum(now, nb + 3600 + rv))
+        adult = self.adult[age]
+        certs = []
+        for kind, rows in ((Kind.SIGN, np.flatnonzero(adult)), (Kind.AUTH, np.arange(size))):
+            k_off = offset[rows]
+            if kind == Kind.SIGN:
+                serial = self.sign_first + k_off
+                # profile.sign_cn: issuance time (JST) + 6-digit sequence + office code [S]
+                t = nb[rows] + _JST_OFFSET
+                six = serial % 1_000_000
+                cn = (self.compact[t // _DAY - self.base] + self.hms[t % _DAY] + self.d3[six // 1000]
+                      + self.d3[six % 1000] + code[rows])
+                seq = self.seq_first + 2 * k_off
             else:
-                nb = now_epoch - off % (3 * 365 * _DAY)
-                na_s = self.not_after(birth, nb)
-                if na_s <= now_s:
-                    na_s = f"{b4.nth_birthday_after(birth, self.today, 5)} 14:59:59.000000"
-            nb_s = utc(nb)
-            holders.append((hid, name, dob, "12"[g & 1], address, name_flags, "0" * len(address), code,
-                            max(na_s[:10], tomorrow), _STATES[fate], nb_s, now_s))
-            for kind in (_KINDS if adult else _AUTH_ONLY):
-                reason = _REASONS[fate, kind]
-                revoked_at = None
-                if reason is not None:
-                    revoked_at = utc(min(now_epoch, nb + 3600 + rv % (400 * _DAY)))
-                if kind == Kind.SIGN:
-                    serial = sign_first + offset
-                    # profile.sign_cn from integers: issuance time (JST) + sequence + office code [S]
-                    t = nb + _JST_OFFSET
-                    sod = t % _DAY
-                    cn = (f"{self.day(t // _DAY):%Y%m%d}{sod // 3600:02d}{sod // 60 % 60:02d}{sod % 60:02d}"
-                          f"{serial % 1_000_000:06d}{code}")
-                    row = (sign_id, _SIGN, serial, hid, code, cn, nb_s, na_s,
-                           _GOOD if reason is None else _REVOKED, revoked_at, reason,
-                           0 if reason is None else seq_first + 2 * offset, nb_s, key_ids[k1 % n_keys])
-                else:
-                    # 23 opaque characters [S] (profile.auth_cn): base32's alphabet is a subset of its own.
-                    row = (auth_id, _AUTH, auth_first + offset, hid, code, b32encode(cn_bytes)[:23].decode(), nb_s,
-                           na_s, _GOOD if reason is None else _REVOKED, revoked_at, reason,
-                           0 if reason is None else seq_first + 2 * offset + 1, nb_s, key_ids[k2 % n_keys])
-                certs.append(row)
-        return holders, certs
+                serial = self.auth_first + k_off
+                # 23 opaque characters [S] (profile.auth_cn): base32's alphabet is a subset of its own.
+                letters = _B32[rng.integers(0, 32, (size, 23), dtype=np.uint8)]
+                cn = letters.view("S23").ravel().astype("U23").astype(object)
+                seq = self.seq_first + 2 * k_off + 1
+            f = fate[rows]
+            revoked = self.revokes[kind][f]
+            n = len(rows)
+            ca_id = self.sign_id if kind == Kind.SIGN else self.auth_id
+            certs.append([np.full(n, ca_id), np.full(n, str(kind.value), dtype=object), serial, hid[rows],
+                          code[rows], cn, nb_s[rows], na[rows], np.where(revoked, _REVOKED, _GOOD).astype(object),
+                          np.where(revoked, revoked_at[rows], _NONE), self.reasons[kind][f],
+                          np.where(revoked, seq, 0), nb_s[rows],
+                          self.key_ids[rng.integers(0, len(self.key_ids), n)]])
+        return holders, [np.concatenate(c) for c in zip(*certs, strict=True)]
+
+
+#: base32's alphabet (RFC 4648 section 6), as bytes to index with random numbers
+_B32 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", dtype=np.uint8)
+#: NULL, as a 0-d object array for np.where
+_NONE = np.array(None, dtype=object)
+
+
+def _objects(values: Iterable[Any]) -> np.ndarray:
+    """A 1-D object array (numpy would make a fixed-width unicode array of str values)."""
+    items = list(values)
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _prefix10(values: np.ndarray) -> np.ndarray:
+    """Each string's first 10 characters (the date of 'YYYY-MM-DD HH:MM:SS...')."""
+    return _objects(v[:10] for v in values)
+
+
+@dataclass
+class _Chunk:
+    """One chunk, ready for the writer: the rows (a serialized SQLite database, or COPY text for
+    PostgreSQL) and what the writer reports."""
+
+    payload: bytes | tuple[bytes, bytes]
+    holders: int
+    certificates: int
+    revoked: int
+    last_seq: int
+    partitions: list[tuple[int, str]]
+
+
+_STAGE = {"h": HOLDER_COLUMNS, "c": CERT_COLUMNS}
+
+
+def _staged(holders: list[np.ndarray], certs: list[np.ndarray]) -> bytes:
+    """The rows as a serialized in-memory SQLite database (tables ``h`` and ``c``): binding the
+    values happens here, in the generator process, and the writer copies them with one
+    ``INSERT ... SELECT`` a table, in C (measured: 1.6 microseconds a record against 4.8 for
+    ``executemany`` in the writer)."""
+    con = sqlite3.connect(":memory:")
+    try:
+        for name, cols in (("h", holders), ("c", certs)):
+            con.execute(f"CREATE TABLE {name} ({','.join(_STAGE[name])})")
+            con.executemany(f"INSERT INTO {name} VALUES ({','.join('?' * len(cols))})",
+                            zip(*(c.tolist() for c in cols), strict=True))
+        con.commit()
+        return con.serialize()
+    finally:
+        con.close()
+
+
+def _copy_text(cols: list[np.ndarray]) -> bytes:
+    r"""The rows in COPY's text format: tab-separated, ``\N`` for NULL.  No value holds a tab, a
+    newline or a backslash (names, addresses and codes come from the tables above)."""
+    texts: list[list[str]] = []
+    for col in cols:
+        values = col.tolist()
+        if col.dtype == object:
+            texts.append([v if isinstance(v, str) else r"\N" if v is None else str(v) for v in values])
+        else:
+            texts.append(list(map(str, values)))
+    return ("\n".join(map("\t".join, zip(*texts, strict=True))) + "\n").encode()
 
 
 _GEN: list[_Generator] = []
 
 
-def _generate(job: tuple[int, int, int]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """One chunk's rows, in a generator process (``_GEN`` was set before the fork)."""
+def _generate(job: tuple[int, int, int]) -> _Chunk:
+    """One chunk, in a generator process (``_GEN`` was set before the fork) or in the writer."""
     index, first_holder, size = job
-    return _GEN[0].chunk(index, first_holder, size)
+    gen = _GEN[0]
+    holders, certs = gen.chunk(index, first_holder, size)
+    seqs = certs[CERT_COLUMNS.index("status_seq")]
+    revoked = int(np.count_nonzero(seqs))
+    pairs = sorted(set(zip(certs[0].tolist(), certs[CERT_COLUMNS.index("municipality")].tolist(), strict=True)))
+    payload = (_copy_text(holders), _copy_text(certs)) if gen.pg else _staged(holders, certs)
+    return _Chunk(payload, size, len(seqs), revoked, int(seqs.max()) if revoked else 0, pairs)
 
 
-def _in_order(pool: Any, jobs: list[tuple[int, int, int]], window: int
-              ) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
-    """Each job's rows, in order, with at most ``window`` chunks generated ahead of the writer:
+def _in_order(pool: Any, jobs: list[tuple[int, int, int]], window: int) -> Iterator[_Chunk]:
+    """Each job's chunk, in order, with at most ``window`` chunks generated ahead of the writer:
     ``Pool.imap`` would queue every finished chunk, and memory would grow with the population
     whenever the generators outpace the database."""
     if pool is None:
@@ -354,25 +480,23 @@ def seed_records(rt: SeedRuntime, n: int, *, rng_seed: int | None = None, key_po
     cur.close()
     writer.conn.commit()
     writer.defer_indexes()
-    _GEN[:] = [_Generator(rt, seed, key_ids, first_holder, serials, seq_first)]
+    _GEN[:] = [_Generator(rt, seed, key_ids, first_holder, serials, seq_first, writer.pg)]
     if workers is None:
-        workers = min(2, (os.cpu_count() or 1) - 1)
+        workers = min(2, os.cpu_count() or 1)
     totals = [0, 0, 0]  # holders, certificates, revoked
     bar = tqdm(total=n, unit="holder", desc="seeding records", disable=not progress, smoothing=0.1)
     pool = mp.get_context("fork").Pool(workers) if workers > 0 else None
     try:
         jobs = [(i, first_holder + i * CHUNK, min(CHUNK, n - i * CHUNK)) for i in range(-(-n // CHUNK))]
-        for holders, certs in _in_order(pool, jobs, 2 * workers + 1):
-            writer.write(holders, certs)
-            writer.conn.commit()
-            revoked = [row[11] for row in certs if row[11]]
-            if revoked and rt.epoch is not None:
+        for chunk in _in_order(pool, jobs, 2 * workers + 1):
+            writer.write(chunk)
+            if chunk.revoked and rt.epoch is not None:
                 # Responders learn of the new revocations as of any other (ca.revocation).
-                rt.epoch.publish(max(revoked))
-            totals[0] += len(holders)
-            totals[1] += len(certs)
-            totals[2] += len(revoked)
-            bar.update(len(holders))
+                rt.epoch.publish(chunk.last_seq)
+            totals[0] += chunk.holders
+            totals[1] += chunk.certificates
+            totals[2] += chunk.revoked
+            bar.update(chunk.holders)
     finally:
         bar.close()
         if pool is not None:

@@ -26,7 +26,7 @@ from jpki_mock.ca.generations import Generations
 from jpki_mock.ca.holders import Holders, holder_id_of
 from jpki_mock.ca.inputs import kinds_of
 from jpki_mock.ca.issuers import Issuer
-from jpki_mock.ca.models import Certificate, Holder
+from jpki_mock.ca.models import Certificate, Holder, note_partitions
 from jpki_mock.ca.revocation import Revocation
 from jpki_mock.ca.serials import SERIAL_START, SERIALS
 from jpki_mock.ca.signer import Keyring
@@ -235,6 +235,7 @@ class Issuance:
         )
         s.add(row)
         s.flush()
+        note_partitions(s.connection(), [(issuer.id, holder.municipality)])
         return row
 
     @audit.operation("cert.issue", "holder {holder_id} {kinds}")
