@@ -82,18 +82,7 @@ class _Writer:
         self.conn: Any = self.engine.raw_connection()
         #: CREATE INDEX statements to run at :meth:`finish` (:meth:`defer_indexes`)
         self.deferred: list[str] = []
-        if self.pg:
-            cur = self.conn.cursor()
-            try:
-                # The foreign keys' triggers checked each COPY row (measured: two thirds of the
-                # load's time); every id written here was just allocated or read here.  Needs a
-                # superuser or the table owner's right to set it: without it, the checks stay.
-                cur.execute("SET session_replication_role = replica")
-                self.conn.commit()
-            except Exception:  # noqa: BLE001 - any refusal: load with the checks
-                self.conn.rollback()
-            cur.close()
-        else:
+        if not self.pg:
             cur = self.conn.cursor()
             # Bulk load: no fsync per commit (a crash mid-seed leaves a database to delete anyway)
             # and a large page cache for the index B-trees.

@@ -56,6 +56,10 @@ class SizeResult:
     rss_mb: list[float]
     rss_serials: int
     bytes_per_answer: float
+    #: each worker's RSS once started and warm, before the RSS run
+    base_mb: list[float]
+    #: answers the answering worker's cache evicted during the RSS run (budget reached)
+    evictions: float
 
 
 def workers_of(pid: int) -> list[int]:
@@ -178,17 +182,22 @@ def measure_size(records: int, args: argparse.Namespace, wrk: str, rng: random.R
                                    "some were repeats; lower --cold-seconds or raise --cold-serials")
             rounds.append(run)
         cold_result = median_run(rounds)
+        # RSS: fresh processes again; their size once warm is the base the cache grows from.
+        server.stop()
+        server = start()
+        bounded("hot", 1, 1, args.connections)
+        base_mb = [rss_mb(p) for p in workers_of(server.proc.pid)]
         asked = 0
         if rss_targets:  # a small population may have no serial left over
             asked = min(bounded("rss", args.rss_seconds, 1, args.connections).requests, len(rss_targets))
-        worker_pids = workers_of(server.proc.pid)
-        rss = [rss_mb(p) for p in worker_pids]
+        rss = [rss_mb(p) for p in workers_of(server.proc.pid)]
         _, _, text = fetch(base + "/metrics")
         page = text.decode()
         answers = max(1.0, metric(page, "jpki_ocsp_process_presigned"))
         per_answer = metric(page, "jpki_ocsp_process_cache_bytes") / answers
+        evictions = metric(page, "jpki_ocsp_process_cache_evictions_total")
         return SizeResult(int(seeded["certificates"]), seeded["certs_per_s"], cached, cold_result, rss, asked,
-                          per_answer)
+                          per_answer, base_mb, evictions)
     finally:
         if server is not None:
             server.stop()
@@ -203,12 +212,14 @@ def median_run(runs: list[WrkResult]) -> WrkResult:
 
 
 def table(results: dict[str, SizeResult]) -> str:
-    rows = [("size   records    seed/s   cached/s  cached_p99_ms  cold/s  cold_p99_ms  rss_serials  rss_mb/worker"
-            "  B/answer")]
+    rows = [("size   records    seed/s   cached/s  cached_p99_ms  cold/s  cold_p99_ms  rss_serials  base_mb"
+            "  rss_mb/worker  evictions  B/answer")]
     for label, r in results.items():
         rows.append(f"{label:6} {r.records:>9} {r.seed_rate:>9.0f} {r.cached.rps:>9.0f} {r.cached.p99:>14.2f} "
                     f"{r.cold.rps:>7.0f} {r.cold.p99:>12.2f} {r.rss_serials:>12} "
-                    f"{statistics.mean(r.rss_mb) if r.rss_mb else float('nan'):>14.1f} {r.bytes_per_answer:>9.0f}")
+                    f"{max(r.base_mb) if r.base_mb else float('nan'):>8.1f} "
+                    f"{max(r.rss_mb) if r.rss_mb else float('nan'):>14.1f} {r.evictions:>10.0f} "
+                    f"{r.bytes_per_answer:>9.0f}")
     return "\n".join(rows)
 
 
@@ -227,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="distinct serials for the cold run (more than it can reach)")
     parser.add_argument("--rss-serials", type=int, default=1_000_000)
     parser.add_argument("--rss-seconds", type=int, default=60)
-    parser.add_argument("--cache-mb", type=int, default=256)
+    # Small enough that the RSS run fills it several times over (about 2.3 KB an answer): the
+    # figure then shows what the budget holds, not a cache that never filled.
+    parser.add_argument("--cache-mb", type=int, default=32, help="ocsp.cache_mb of the responder")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
     wrk = wrk_binary()
@@ -237,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                    "large": measure_size(args.large, args, wrk, random.Random(2))}
     small, large = results["small"], results["large"]
     print(table(results))
+    print(f"cache budget {args.cache_mb} MB a worker; RSS bound = budget + base: "
+          f"{args.cache_mb + max(large.base_mb):.0f} MB (large)")
     print(f"minutes={(time.monotonic() - started) / 60:.1f}")
     print(f"small={args.small} large={args.large} cached_ratio={large.cached.rps / small.cached.rps:.2f} "
           f"cold_ratio={large.cold.rps / small.cold.rps:.2f} "
