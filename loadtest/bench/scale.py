@@ -39,8 +39,11 @@ from pathlib import Path
 from jpki_mock.loadtest import ocsp_requests as oreq
 from jpki_mock.loadtest.bench.ocsp import HOST, Server, bench_lock, fetch, http, jpki, write_lines
 from jpki_mock.loadtest.bench.wrk import WrkResult, run_wrk, wrk_binary
+from jpki_mock.ocsp.request import MAX_CACHED_CERT_IDS
 
 PORT = 18092
+#: what an entry of the responder's CertID parse cache costs (ocsp/request.py, measured there)
+CERT_ID_BYTES = 525
 #: wrk lines written per second of the RSS run: above any cold rate seen on this machine
 RSS_LINES_PER_S = 5_000
 #: certificate records per seeded holder (adults hold two: ca/seed.py MIX and the age spread)
@@ -142,8 +145,13 @@ def measure_size(records: int, args: argparse.Namespace, wrk: str, rng: random.R
         rest = targets[args.hot:]
         files = {"hot": write_lines(work / "hot.txt", lines_for(name_hash, key_hash, hot))}
         cold = rest[:args.cold_serials]
-        files["cold"] = write_lines(work / "cold.txt", lines_for(name_hash, key_hash, cold))
         rss_targets = rest[len(cold):]
+        # Signature certificates too: a small store has too few user-auth records for a cold run.
+        sign_name, sign_key, sign_cold = targets_of(env, args.cold_serials, rng, "sign")
+        cold_lines = lines_for(name_hash, key_hash, cold) + lines_for(sign_name, sign_key, sign_cold)
+        rng.shuffle(cold_lines)
+        files["cold"] = write_lines(work / "cold.txt", cold_lines)
+        cold = cold + sign_cold
         if rss_targets:
             files["rss"] = write_lines(work / "rss.txt", lines_for(name_hash, key_hash, rss_targets))
         base = f"http://{HOST}:{PORT}"
@@ -195,7 +203,7 @@ def measure_size(records: int, args: argparse.Namespace, wrk: str, rng: random.R
         page = text.decode()
         answers = max(1.0, metric(page, "jpki_ocsp_process_presigned"))
         per_answer = metric(page, "jpki_ocsp_process_cache_bytes") / answers
-        evictions = metric(page, "jpki_ocsp_process_cache_evictions_total")
+        evictions = metric(page, "jpki_ocsp_cache_evictions_total")
         return SizeResult(int(seeded["certificates"]), seeded["certs_per_s"], cached, cold_result, rss, asked,
                           per_answer, base_mb, evictions)
     finally:
@@ -235,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-seconds", type=int, default=3)
     parser.add_argument("--cold-rounds", type=int, default=3, help="cold runs, each over fresh responder processes")
     parser.add_argument("--cold-serials", type=int, default=6_000,
-                        help="distinct serials for the cold run (more than it can reach)")
+                        help="distinct serials of each kind for the cold run (more than it can reach)")
     parser.add_argument("--rss-serials", type=int, default=1_000_000)
     parser.add_argument("--rss-seconds", type=int, default=60)
     # Small enough that the RSS run fills it several times over (about 2.3 KB an answer): the
@@ -250,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
                    "large": measure_size(args.large, args, wrk, random.Random(2))}
     small, large = results["small"], results["large"]
     print(table(results))
-    print(f"cache budget {args.cache_mb} MB a worker; RSS bound = budget + base: "
-          f"{args.cache_mb + max(large.base_mb):.0f} MB (large)")
+    parse_mb = MAX_CACHED_CERT_IDS * CERT_ID_BYTES / 2**20
+    print(f"cache budget {args.cache_mb} MB a worker; RSS bound = budget + base + CertID parse cache "
+          f"({parse_mb:.1f} MB): {args.cache_mb + max(large.base_mb) + parse_mb:.0f} MB (large)")
     print(f"minutes={(time.monotonic() - started) / 60:.1f}")
     print(f"small={args.small} large={args.large} cached_ratio={large.cached.rps / small.cached.rps:.2f} "
           f"cold_ratio={large.cold.rps / small.cold.rps:.2f} "
