@@ -12,8 +12,10 @@ for each size, in a temporary data directory,
      the run can reach, so every request is a first lookup (status read, answer signed); three
      rounds (``--cold-rounds``), each over freshly started responder processes, median taken;
    * RSS: a paced run over up to ``--rss-serials`` distinct serials (bounded by ``--rss-seconds``), after
-     which the resident set of each responder worker (``/proc/<pid>/status`` VmRSS) and the
-     worker's cache bytes per answer (``/metrics``) are read;
+     which the resident set of each responder worker (``/proc/<pid>/status`` VmRSS), its
+     evictions and what its budget charged per answer (``/metrics``) are read;
+   * bytes per answer: tracemalloc in this process over ``--measure-answers`` answers from the
+     same store (``answer_bytes.py``);
 3. the responder is stopped by its PID and the directory removed.
 
 Prints one table and, last, ``small= large= cached_ratio= cold_ratio= cached_p99_ratio=
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jpki_mock.loadtest import ocsp_requests as oreq
+from jpki_mock.loadtest.bench import answer_bytes
 from jpki_mock.loadtest.bench.ocsp import HOST, Server, bench_lock, fetch, http, jpki, write_lines
 from jpki_mock.loadtest.bench.wrk import WrkResult, run_wrk, wrk_binary
 from jpki_mock.ocsp.request import MAX_CACHED_CERT_IDS
@@ -63,6 +66,8 @@ class SizeResult:
     base_mb: list[float]
     #: answers the answering worker's cache evicted during the RSS run (budget reached)
     evictions: float
+    #: what the budget charged per answer in the server (/metrics), an upper bound of bytes_per_answer
+    charged_per_answer: float
 
 
 def workers_of(pid: int) -> list[int]:
@@ -117,6 +122,20 @@ def targets_of(env: dict, count: int, rng: random.Random, kind: str = "auth"
 def lines_for(name_hash: bytes, key_hash: bytes, targets: list[oreq.Target]) -> list[str]:
     return [oreq.get_line(oreq.get_path("", oreq.request_der(name_hash, key_hash, t.serial)), key_hash, t)
             for t in targets]
+
+
+def bytes_per_answer(env: dict, paths: list[str]) -> answer_bytes.AnswerBytes:
+    """tracemalloc's measure of one answer (loadtest/bench/answer_bytes.py), in this process, over
+    the store the server answers from."""
+    from jpki_mock.config import load_config
+    from jpki_mock.ocsp.http import OcspApp
+    from jpki_mock.runtime import Runtime
+
+    rt = Runtime.open(load_config(env))
+    try:
+        return answer_bytes.measure(OcspApp(rt.config, rt.clock, rt.store, rt.status, rt.keyring, rt.epoch), paths)
+    finally:
+        rt.close()
 
 
 def metric(text: str, name: str) -> float:
@@ -204,8 +223,10 @@ def measure_size(records: int, args: argparse.Namespace, wrk: str, rng: random.R
         answers = max(1.0, metric(page, "jpki_ocsp_process_presigned"))
         per_answer = metric(page, "jpki_ocsp_process_cache_bytes") / answers
         evictions = metric(page, "jpki_ocsp_cache_evictions_total")
+        measured = bytes_per_answer(env, [oreq.get_path("", oreq.request_der(name_hash, key_hash, t.serial))
+                                          for t in rest[:args.measure_answers + 1]])
         return SizeResult(int(seeded["certificates"]), seeded["certs_per_s"], cached, cold_result, rss, asked,
-                          per_answer, base_mb, evictions)
+                          measured.per_answer, base_mb, evictions, per_answer)
     finally:
         if server is not None:
             server.stop()
@@ -221,13 +242,13 @@ def median_run(runs: list[WrkResult]) -> WrkResult:
 
 def table(results: dict[str, SizeResult]) -> str:
     rows = [("size   records    seed/s   cached/s  cached_p99_ms  cold/s  cold_p99_ms  rss_serials  base_mb"
-            "  rss_mb/worker  evictions  B/answer")]
+            "  rss_mb/worker  evictions  B/answer  charged")]
     for label, r in results.items():
         rows.append(f"{label:6} {r.records:>9} {r.seed_rate:>9.0f} {r.cached.rps:>9.0f} {r.cached.p99:>14.2f} "
                     f"{r.cold.rps:>7.0f} {r.cold.p99:>12.2f} {r.rss_serials:>12} "
                     f"{max(r.base_mb) if r.base_mb else float('nan'):>8.1f} "
                     f"{max(r.rss_mb) if r.rss_mb else float('nan'):>14.1f} {r.evictions:>10.0f} "
-                    f"{r.bytes_per_answer:>9.0f}")
+                    f"{r.bytes_per_answer:>9.0f} {r.charged_per_answer:>8.0f}")
     return "\n".join(rows)
 
 
@@ -249,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     # Small enough that the RSS run fills it several times over (about 2.3 KB an answer): the
     # figure then shows what the budget holds, not a cache that never filled.
     parser.add_argument("--cache-mb", type=int, default=32, help="ocsp.cache_mb of the responder")
+    parser.add_argument("--measure-answers", type=int, default=200,
+                        help="answers tracemalloc measures in this process (bytes_per_answer)")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
     wrk = wrk_binary()
