@@ -1,22 +1,26 @@
 """Scale benchmark: the OCSP responder over a small and a national-scale population.
 
 ``make bench-scale`` (``python -m jpki_mock.loadtest.bench.scale [--small 10000] [--large 10000000]``):
-for each size, in a temporary data directory,
 
-1. ``jpki-mock init`` and ``jpki-mock seed --lazy`` (certificate records, none signed: docs/loadtest.md
-   "National scale") until the store holds about that many certificate records;
-2. ``jpki-mock ocsp serve`` on 127.0.0.1 (``--workers``, default 2), then with wrk (``bench/wrk.py``,
-   every answer checked by ``wrk_scripts/ocsp.lua``):
+1. for each size, in a temporary data directory, ``jpki-mock init`` and ``jpki-mock seed --lazy``
+   (certificate records, none signed: docs/loadtest.md "National scale") until the store holds
+   about that many certificate records;
+2. ``--rounds`` rounds (default 3), each starting fresh ``jpki-mock ocsp serve`` processes for both
+   stores (127.0.0.1, ports 18092 and 18093, ``--workers`` each) and measuring with wrk
+   (``bench/wrk.py``, every answer checked by ``wrk_scripts/ocsp.lua``), the two stores one after
+   the other and in alternating order, so that a slow minute of this shared machine falls on
+   both sides of a ratio:
    * cached GET: a fixed set of ``--hot`` serials, warmed by an unmeasured run, then measured;
-   * cold GET: serials never asked before, one wrk thread walking a shuffled list longer than
-     the run can reach, so every request is a first lookup (status read, answer signed); three
-     rounds (``--cold-rounds``), each over freshly started responder processes, median taken;
-   * RSS: a paced run over up to ``--rss-serials`` distinct serials (bounded by ``--rss-seconds``), after
-     which the resident set of each responder worker (``/proc/<pid>/status`` VmRSS), its
-     evictions and what its budget charged per answer (``/metrics``) are read;
-   * bytes per answer: tracemalloc in this process over ``--measure-answers`` answers from the
-     same store (``answer_bytes.py``);
-3. the responder is stopped by its PID and the directory removed.
+   * cold GET: serials of both kinds never asked of these processes, one wrk thread walking a
+     shuffled list longer than the run can reach, so every request is a first lookup (status
+     read, answer signed);
+   each figure is the median of the rounds;
+3. for each store, fresh processes again: their RSS once warm (the base), then a run over up to
+   ``--rss-serials`` distinct serials (bounded by ``--rss-seconds``), after which the resident
+   set of each worker (``/proc/<pid>/status`` VmRSS), its evictions and what its budget charged
+   per answer (``/metrics``) are read; and bytes per answer measured by tracemalloc in this
+   process over ``--measure-answers`` answers from the same store (``answer_bytes.py``);
+4. the responders are stopped by their PIDs and the directories removed.
 
 Prints one table and, last, ``small= large= cached_ratio= cold_ratio= cached_p99_ratio=
 cold_p99_ratio= rss_mb_per_worker= bytes_per_answer= seed_records_per_s=`` (ratios large/small;
@@ -143,94 +147,126 @@ def metric(text: str, name: str) -> float:
     return float(m.group(1)) if m else float("nan")
 
 
-def measure_size(records: int, args: argparse.Namespace, wrk: str, rng: random.Random) -> SizeResult:
-    work = Path(tempfile.mkdtemp(prefix="jpki-bench-scale-"))
-    server = None
-    try:
-        env = dict(os.environ, JPKI_MOCK_DATA=str(work / "data"), JPKI_MOCK_KEY_PASSPHRASE="bench-passphrase",
-                   JPKI_MOCK_HOST=HOST, JPKI_MOCK_OCSP_WORKERS=str(args.workers),
-                   JPKI_MOCK_OCSP_ACCESS_CONTROL="false", JPKI_MOCK_OCSP_CACHE_MB=str(args.cache_mb))
-        jpki(env, "init")
-        holders = max(1, round(records / RECORDS_PER_HOLDER))
-        print(f"seeding {holders} holders (~{records} certificate records, lazy) ...", flush=True)
-        line = jpki(env, "seed", "--lazy", "--holders", str(holders), "--seed", "20261204",
-                    *([] if args.progress else ["--no-progress"])).strip().splitlines()[-1]
-        print(line, flush=True)
-        seeded = {k: float(v) for k, v in (kv.split("=") for kv in line.split())}
-        # The RSS run reaches at most a few thousand new serials a second: only those get lines.
-        reachable = min(args.rss_serials, args.rss_seconds * RSS_LINES_PER_S)
-        name_hash, key_hash, targets = targets_of(env, args.hot + args.cold_serials + reachable, rng)
-        hot = targets[:args.hot]
-        rest = targets[args.hot:]
-        files = {"hot": write_lines(work / "hot.txt", lines_for(name_hash, key_hash, hot))}
-        cold = rest[:args.cold_serials]
-        rss_targets = rest[len(cold):]
-        # Signature certificates too: a small store has too few user-auth records for a cold run.
-        sign_name, sign_key, sign_cold = targets_of(env, args.cold_serials, rng, "sign")
-        cold_lines = lines_for(name_hash, key_hash, cold) + lines_for(sign_name, sign_key, sign_cold)
-        rng.shuffle(cold_lines)
-        files["cold"] = write_lines(work / "cold.txt", cold_lines)
-        cold = cold + sign_cold
-        if rss_targets:
-            files["rss"] = write_lines(work / "rss.txt", lines_for(name_hash, key_hash, rss_targets))
-        base = f"http://{HOST}:{PORT}"
-        probe_path = oreq.get_path("", oreq.request_der(name_hash, key_hash, hot[0].serial))
+@dataclass
+class Population:
+    """One seeded store, its request files and its responder."""
 
-        def start() -> Server:
-            started = Server("responder", [sys.executable, "-m", "jpki_mock.cli", "ocsp", "serve", "--workers",
-                                           str(args.workers), "--port", str(PORT)], env, work)
-            started.wait_ready(lambda: http(base + probe_path))
-            return started
+    label: str
+    work: Path
+    env: dict
+    port: int
+    records: int
+    seed_rate: float
+    files: dict[str, Path]
+    cold: int
+    rss: int
+    probe_path: str
+    answer_paths: list[str]
+    server: Server | None = None
 
-        server = start()
+    @property
+    def base(self) -> str:
+        return f"http://{HOST}:{self.port}"
 
-        def bounded(name: str, seconds: int, threads: int, connections: int, rate: float = 0.0) -> WrkResult:
-            result, _ = run_wrk(base + "/", files[name], threads=threads, connections=connections,
-                                duration=seconds, rate=rate, wrk=wrk)
-            if result.errors:
-                raise RuntimeError(f"{name}: {result.errors} wrong answers of {result.requests}")
-            return result
 
-        bounded("hot", args.warm_seconds, 1, args.connections)  # every worker signs and keeps the hot set
-        cached = bounded("hot", args.seconds, 2, args.connections)
-        # Cold: each round over fresh responder processes (nothing cached, the same serials are
-        # first lookups again), after a second of hot lookups that warms the code, not these serials.
-        # A round lasts seconds (a small store has only thousands of records): the median of
-        # several is what one round's noise on a shared machine cannot move.
-        rounds = []
-        for n in range(args.cold_rounds):
-            if n:
-                server.stop()
-                server = start()
-                bounded("hot", 1, 1, args.connections)
-            run = bounded("cold", args.cold_seconds, 1, args.connections)
-            if run.requests > len(cold):
-                raise RuntimeError(f"cold run made {run.requests} requests over {len(cold)} serials: "
+def prepare(label: str, records: int, port: int, args: argparse.Namespace, rng: random.Random) -> Population:
+    """``jpki-mock init`` and ``seed --lazy`` in a new temporary directory, and the request files."""
+    work = Path(tempfile.mkdtemp(prefix=f"jpki-bench-scale-{label}-"))
+    env = dict(os.environ, JPKI_MOCK_DATA=str(work / "data"), JPKI_MOCK_KEY_PASSPHRASE="bench-passphrase",
+               JPKI_MOCK_HOST=HOST, JPKI_MOCK_OCSP_WORKERS=str(args.workers),
+               JPKI_MOCK_OCSP_ACCESS_CONTROL="false", JPKI_MOCK_OCSP_CACHE_MB=str(args.cache_mb))
+    jpki(env, "init")
+    holders = max(1, round(records / RECORDS_PER_HOLDER))
+    print(f"{label}: seeding {holders} holders (~{records} certificate records, lazy) ...", flush=True)
+    line = jpki(env, "seed", "--lazy", "--holders", str(holders), "--seed", "20261204",
+                *([] if args.progress else ["--no-progress"])).strip().splitlines()[-1]
+    print(line, flush=True)
+    seeded = {k: float(v) for k, v in (kv.split("=") for kv in line.split())}
+    # The RSS run reaches at most a few thousand new serials a second: only those get lines.
+    reachable = min(args.rss_serials, args.rss_seconds * RSS_LINES_PER_S)
+    name_hash, key_hash, targets = targets_of(env, args.hot + args.cold_serials + reachable, rng)
+    hot = targets[:args.hot]
+    rest = targets[args.hot:]
+    files = {"hot": write_lines(work / "hot.txt", lines_for(name_hash, key_hash, hot))}
+    cold = rest[:args.cold_serials]
+    rss_targets = rest[len(cold):]
+    # Signature certificates too: a small store has too few user-auth records for a cold run.
+    sign_name, sign_key, sign_cold = targets_of(env, args.cold_serials, rng, "sign")
+    cold_lines = lines_for(name_hash, key_hash, cold) + lines_for(sign_name, sign_key, sign_cold)
+    rng.shuffle(cold_lines)
+    files["cold"] = write_lines(work / "cold.txt", cold_lines)
+    if rss_targets:
+        files["rss"] = write_lines(work / "rss.txt", lines_for(name_hash, key_hash, rss_targets))
+    return Population(label, work, env, port, int(seeded["certificates"]), seeded["certs_per_s"], files,
+                      len(cold_lines), len(rss_targets),
+                      oreq.get_path("", oreq.request_der(name_hash, key_hash, hot[0].serial)),
+                      [oreq.get_path("", oreq.request_der(name_hash, key_hash, t.serial))
+                       for t in rest[:args.measure_answers + 1]])
+
+
+def restart(pop: Population, args: argparse.Namespace) -> None:
+    """Fresh responder processes for ``pop`` (nothing cached): ``jpki-mock ocsp serve`` on its port."""
+    if pop.server is not None:
+        pop.server.stop()
+    pop.server = Server(f"responder-{pop.label}", [sys.executable, "-m", "jpki_mock.cli", "ocsp", "serve",
+                                                   "--workers", str(args.workers), "--port", str(pop.port)],
+                        pop.env, pop.work)
+    pop.server.wait_ready(lambda: http(pop.base + pop.probe_path))
+
+
+def measure(pops: list[Population], args: argparse.Namespace, wrk: str) -> dict[str, SizeResult]:
+    """Cached and cold runs of every population, round by round and alternating which goes first,
+    so a slower minute of this shared machine lands on both sides of each ratio; then the RSS run
+    and the bytes per answer of each."""
+
+    def bounded(pop: Population, name: str, seconds: int, threads: int, rate: float = 0.0) -> WrkResult:
+        result, _ = run_wrk(pop.base + "/", pop.files[name], threads=threads, connections=args.connections,
+                            duration=seconds, rate=rate, wrk=wrk)
+        if result.errors:
+            raise RuntimeError(f"{pop.label} {name}: {result.errors} wrong answers of {result.requests}")
+        return result
+
+    cached: dict[str, list[WrkResult]] = {p.label: [] for p in pops}
+    cold: dict[str, list[WrkResult]] = {p.label: [] for p in pops}
+    for n in range(args.rounds):
+        order = pops if n % 2 == 0 else pops[::-1]
+        # Each round on fresh processes: the cold serials are first lookups again.
+        for pop in order:
+            restart(pop, args)
+            bounded(pop, "hot", args.warm_seconds, 1)  # every worker signs and keeps the hot set
+        for pop in order:
+            cached[pop.label].append(bounded(pop, "hot", args.seconds, 2))
+        for pop in order:
+            run = bounded(pop, "cold", args.cold_seconds, 1)
+            if run.requests > pop.cold:
+                raise RuntimeError(f"{pop.label}: cold run made {run.requests} requests over {pop.cold} serials: "
                                    "some were repeats; lower --cold-seconds or raise --cold-serials")
-            rounds.append(run)
-        cold_result = median_run(rounds)
+            cold[pop.label].append(run)
+        print(f"round {n + 1}/{args.rounds}: " + "  ".join(
+            f"{p.label} cached {cached[p.label][-1].rps:.0f}/s cold {cold[p.label][-1].rps:.0f}/s" for p in pops),
+            flush=True)
+    out = {}
+    for pop in pops:
         # RSS: fresh processes again; their size once warm is the base the cache grows from.
-        server.stop()
-        server = start()
-        bounded("hot", 1, 1, args.connections)
-        base_mb = [rss_mb(p) for p in workers_of(server.proc.pid)]
+        restart(pop, args)
+        assert pop.server is not None
+        bounded(pop, "hot", 1, 1)
+        base_mb = [rss_mb(p) for p in workers_of(pop.server.proc.pid)]
         asked = 0
-        if rss_targets:  # a small population may have no serial left over
-            asked = min(bounded("rss", args.rss_seconds, 1, args.connections).requests, len(rss_targets))
-        rss = [rss_mb(p) for p in workers_of(server.proc.pid)]
-        _, _, text = fetch(base + "/metrics")
+        if "rss" in pop.files:  # a small population may have no serial left over
+            asked = min(bounded(pop, "rss", args.rss_seconds, 1).requests, pop.rss)
+        rss = [rss_mb(p) for p in workers_of(pop.server.proc.pid)]
+        _, _, text = fetch(pop.base + "/metrics")
         page = text.decode()
-        answers = max(1.0, metric(page, "jpki_ocsp_process_presigned"))
-        per_answer = metric(page, "jpki_ocsp_process_cache_bytes") / answers
+        charged = metric(page, "jpki_ocsp_process_cache_bytes") / max(1.0, metric(page, "jpki_ocsp_process_presigned"))
         evictions = metric(page, "jpki_ocsp_cache_evictions_total")
-        measured = bytes_per_answer(env, [oreq.get_path("", oreq.request_der(name_hash, key_hash, t.serial))
-                                          for t in rest[:args.measure_answers + 1]])
-        return SizeResult(int(seeded["certificates"]), seeded["certs_per_s"], cached, cold_result, rss, asked,
-                          measured.per_answer, base_mb, evictions, per_answer)
-    finally:
-        if server is not None:
-            server.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        pop.server.stop()
+        pop.server = None
+        measured = bytes_per_answer(pop.env, pop.answer_paths)
+        out[pop.label] = SizeResult(pop.records, pop.seed_rate, median_run(cached[pop.label]),
+                                    median_run(cold[pop.label]), rss, asked, measured.per_answer, base_mb,
+                                    evictions, charged)
+    return out
 
 
 def median_run(runs: list[WrkResult]) -> WrkResult:
@@ -262,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10, help="each measured cached run")
     parser.add_argument("--warm-seconds", type=int, default=5)
     parser.add_argument("--cold-seconds", type=int, default=3)
-    parser.add_argument("--cold-rounds", type=int, default=3, help="cold runs, each over fresh responder processes")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of cached and cold runs, each over fresh responder processes; medians")
     parser.add_argument("--cold-serials", type=int, default=6_000,
                         help="distinct serials of each kind for the cold run (more than it can reach)")
     parser.add_argument("--rss-serials", type=int, default=1_000_000)
@@ -277,8 +314,16 @@ def main(argv: list[str] | None = None) -> int:
     wrk = wrk_binary()
     started = time.monotonic()
     with bench_lock():
-        results = {"small": measure_size(args.small, args, wrk, random.Random(1)),
-                   "large": measure_size(args.large, args, wrk, random.Random(2))}
+        pops: list[Population] = []
+        try:
+            pops.append(prepare("small", args.small, PORT, args, random.Random(1)))
+            pops.append(prepare("large", args.large, PORT + 1, args, random.Random(2)))
+            results = measure(pops, args, wrk)
+        finally:
+            for pop in pops:
+                if pop.server is not None:
+                    pop.server.stop()
+                shutil.rmtree(pop.work, ignore_errors=True)
     small, large = results["small"], results["large"]
     print(table(results))
     parse_mb = MAX_CACHED_CERT_IDS * CERT_ID_BYTES / 2**20
