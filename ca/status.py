@@ -19,7 +19,7 @@ from jpki_mock.ca.issuers import HASH_ALGORITHMS, Issuer, choose, parse_ref
 from jpki_mock.ca.models import CHANGED_ONLY, REVOKED_ONLY, CAGeneration, Certificate, Partition
 from jpki_mock.clock import UTC
 from jpki_mock.db import Counter, Store
-from jpki_mock.vocab import REASON_NAMES, REASONS, Kind, Reason
+from jpki_mock.vocab import REASON_NAMES, REASONS, CertState, Kind, Reason
 
 REVOCATION_SEQ = "revocation_seq"
 
@@ -175,7 +175,7 @@ class StatusReader:
             epoch = cast(fn, BigInteger)
         else:
             epoch = cast(func.extract("epoch", Certificate.revoked_at), BigInteger)
-        conds = [Certificate.ca_id == ca_id, REVOKED_ONLY]
+        conds = [Certificate.ca_id == ca_id, Certificate.status == CertState.REVOKED, REVOKED_ONLY]
         if municipality is not None:
             conds.append(Certificate.municipality == municipality)
         if expired_before is not None:
@@ -203,7 +203,7 @@ class StatusReader:
             last = rows[-1][0]
 
     def count_revoked(self, ca_id: int, municipality: str | None = None) -> int:
-        conds = [Certificate.ca_id == ca_id, REVOKED_ONLY]
+        conds = [Certificate.ca_id == ca_id, Certificate.status == CertState.REVOKED, REVOKED_ONLY]
         if municipality is not None:
             conds.append(Certificate.municipality == municipality)
         with self.store.engine.connect() as conn:

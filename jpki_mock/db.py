@@ -260,18 +260,36 @@ class Store:
         init_schema(self.engine)
 
     def check_schema(self) -> None:
-        """Refuse a database an older jpki-mock made (there are no migrations before 1.0).  An
-        unreachable database is not refused here: readiness and the outage handling report it."""
+        """Refuse a database an older jpki-mock made (there are no migrations before 1.0), and
+        build any declared index missing.  An unreachable database is not refused here: readiness
+        and the outage handling report it."""
         try:
             outdated = outdated_columns(self.engine)
         except OperationalError:
             return
-        if outdated:
-            where = make_url(self.url).render_as_string(hide_password=True)
-            raise ConfigError(
-                f"the database {where} was made by an older jpki-mock: {', '.join(outdated)}; "
-                "start over with `jpki-mock reset` (SQLite in the data directory) or give a new "
-                "database (JPKI_MOCK_DATABASE_URL)")
+        if not outdated:
+            self._restore_indexes()
+            return
+        where = make_url(self.url).render_as_string(hide_password=True)
+        raise ConfigError(
+            f"the database {where} was made by an older jpki-mock: {', '.join(outdated)}; "
+            "start over with `jpki-mock reset` (SQLite in the data directory) or give a new "
+            "database (JPKI_MOCK_DATABASE_URL)")
+
+    def _restore_indexes(self) -> None:
+        """Build the declared indexes an existing table lacks: a bulk load drops them and builds
+        them at its end (ca/bulkseed.py), so a load killed before then leaves them missing."""
+        found = inspect(self.engine)
+        present = set(found.get_table_names())
+        for table in Base.metadata.sorted_tables:
+            if table.name not in present:
+                continue
+            have = {i["name"] for i in found.get_indexes(table.name)}
+            for index in table.indexes:
+                if index.name not in have:
+                    log.warning("building index %s on %s: missing, probably left by an interrupted "
+                                "`jpki-mock seed --lazy`", index.name, table.name)
+                    index.create(self.engine, checkfirst=True)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -271,3 +271,58 @@ def test_the_partitions_in_use_are_those_the_records_name(db_rt):
             named = sorted(s.scalars(select(Certificate.municipality).where(Certificate.ca_id == issuer.id).distinct()))
         assert db_rt.status.municipalities_of(issuer.id) == named and len(named) > 50
     assert "01209" in db_rt.status.municipalities_of(db_rt.authority.issuer(Kind.AUTH).id)
+
+
+def test_a_seed_killed_mid_load_leaves_whole_chunks_and_its_indexes_come_back(tmp_path):
+    """SIGKILL to the seeding process group while it loads (indexes dropped, chunks committing):
+    what is in the store is whole chunks, each holder with its certificates; the next process to
+    open the store builds the missing indexes; a new seed carries on after the numbers reserved."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from sqlalchemy import inspect
+
+    from jpki_mock.ca import bulkseed
+    from jpki_mock.db import Base
+    from tests.support.pki import PASSPHRASE, open_runtime
+
+    env = {**os.environ, "JPKI_MOCK_DATA": str(tmp_path), "JPKI_MOCK_KEY_PASSPHRASE": PASSPHRASE}
+    open_runtime(tmp_path).close()
+    proc = subprocess.Popen([sys.executable, "-m", "jpki_mock.cli", "seed", "--lazy", "--holders", "2000000",
+                             "--no-progress", "--seed", "9"], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = sqlite3.connect(tmp_path / "jpki.db")
+    deadline = time.monotonic() + 120
+    try:
+        while db.execute("SELECT count(*) FROM holders").fetchone()[0] < 2 * bulkseed.CHUNK:
+            assert proc.poll() is None and time.monotonic() < deadline, "the seed ended before it was killed"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    dropped = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    db.close()
+    assert "ix_certificates_not_after" not in dropped  # killed while the indexes were down
+
+    rt = open_runtime(tmp_path, init=False)
+    found = inspect(rt.store.engine)
+    for table in Base.metadata.sorted_tables:
+        have = {i["name"] for i in found.get_indexes(table.name)}
+        assert {i.name for i in table.indexes} <= have, table.name
+    with rt.store.session() as s:
+        holders = s.scalar(select(func.count()).select_from(Holder))
+        certs = s.scalar(select(func.count()).select_from(Certificate))
+        orphans = s.scalar(select(func.count()).select_from(Holder).where(
+            ~select(Certificate.id).where(Certificate.holder_id == Holder.id).exists()))
+    assert holders > 0 and holders % bulkseed.CHUNK == 0 and certs > holders and orphans == 0
+    top = max(r.serial for r in _rows(rt, kind=Kind.AUTH))
+    rt.close()
+    more = seed_records(open_runtime(tmp_path, init=False), 50, rng_seed=10, key_pool=2, progress=False, workers=0)
+    assert more.holders == 50
+    rt = open_runtime(tmp_path, init=False)
+    auth = [r.serial for r in _rows(rt, kind=Kind.AUTH)]
+    assert len(auth) == len(set(auth)) and min(s for s in auth if s > top) > top
