@@ -49,8 +49,9 @@ bench-ocsp: $(STAMP)
 bench-ocsp-python: $(STAMP)
 	$(PY) -m jpki_mock.loadtest.bench.ocsp_python
 
+## Seeding rate, median of 3 (BENCH_SEED_ARGS: --holders N, --lazy for records only, --postgres into a throwaway cluster).
 bench-seed: $(STAMP)
-	$(PY) -m jpki_mock.loadtest.bench.seed
+	$(PY) -m jpki_mock.loadtest.bench.seed $(BENCH_SEED_ARGS)
 
 ## The responder over 10,000 and 10,000,000 lazily seeded certificate records (docs/loadtest.md "National scale").
 bench-scale: $(STAMP)

@@ -76,6 +76,26 @@ _REASONS = {(fate, kind): None if (r := _reason_for(fate, kind)) is None else in
 _STATES = {fate: str(_HOLDER_STATE.get(fate, HolderState.ACTIVE).value) for fate in _FATE_LIST}
 
 
+#: SQLite settings of the loading connection: (while loading, what every connection has).
+#: synchronous OFF: a killed process loses nothing committed (the OS holds the writes), only a
+#: machine crash mid-seed could; a large page cache for the B-trees; foreign keys unchecked, as
+#: every holder id and CA id written was just allocated or read here.  mmap_size and threads
+#: are set for the index builds only (:meth:`_Writer.finish`).
+_BULK_PRAGMAS = {
+    "synchronous": ("OFF", "NORMAL"),
+    "cache_size": ("-262144", "-2000"),
+    "temp_store": ("MEMORY", "DEFAULT"),
+    "foreign_keys": ("OFF", "ON"),
+    "mmap_size": ("0", "0"),
+    "threads": ("0", "0"),
+}
+
+
+def _pragmas(cur: Any, settings: dict[str, str]) -> None:
+    for name, value in settings.items():
+        cur.execute(f"PRAGMA {name}={value}")
+
+
 class _Writer:
     """One raw DBAPI connection: counters reserved and a chunk's rows written in one transaction."""
 
@@ -104,14 +124,7 @@ class _Writer:
             cur.close()
         else:
             cur = self.conn.cursor()
-            # Bulk load: no fsync per commit (a crash mid-seed leaves a database to delete anyway)
-            # and a large page cache for the index B-trees.
-            cur.execute("PRAGMA synchronous=OFF")
-            cur.execute("PRAGMA cache_size=-262144")
-            cur.execute("PRAGMA temp_store=MEMORY")
-            # Every holder id and CA id written here was just allocated or read here: checking
-            # each row's foreign keys would only cost time (this connection alone).
-            cur.execute("PRAGMA foreign_keys=OFF")
+            _pragmas(cur, {name: bulk for name, (bulk, _) in _BULK_PRAGMAS.items()})
             cur.close()
 
     def defer_indexes(self) -> None:
@@ -196,12 +209,10 @@ class _Writer:
         if self.deferred and not self.pg:
             # Each index build reads the whole table: through a memory map rather than read()
             # calls into the page cache (measured: the notAfter index over 10 M records, 32 s -> 26 s).
-            cur.execute(f"PRAGMA mmap_size={8 << 30}")
             # The sorter: runs of 64 MB merged by two threads (the other core is idle now);
             # measured on the notAfter index of 10 M records: 25.7 s with 256 MB in one thread,
             # 23.9 s so.
-            cur.execute("PRAGMA cache_size=-65536")
-            cur.execute("PRAGMA threads=2")
+            _pragmas(cur, {"mmap_size": str(8 << 30), "cache_size": "-65536", "threads": "2"})
         for ddl in self.deferred:
             started = time.perf_counter()
             cur.execute(ddl)
@@ -220,12 +231,7 @@ class _Writer:
         else:
             cur = self.conn.cursor()
             # Back to what every other connection has (jpki_mock.db, SQLite's defaults).
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA mmap_size=0")
-            cur.execute("PRAGMA cache_size=-2000")
-            cur.execute("PRAGMA threads=0")
-            cur.execute("PRAGMA temp_store=DEFAULT")
-            cur.execute("PRAGMA foreign_keys=ON")
+            _pragmas(cur, {name: normal for name, (_, normal) in _BULK_PRAGMAS.items()})
             cur.close()
         self.conn.close()
 
