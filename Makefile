@@ -13,7 +13,7 @@ export JPKI_MOCK_DATA
 # (`PORT=18080 make run` or `make run PORT=18080`, which make exports too); a default would
 # override what the data directory's config.toml recorded (docs/configuration.md, precedence).
 
-.PHONY: run test lint venv bench-crl bench-ocsp bench-ocsp-python bench-seed bench-propagation clean
+.PHONY: run test lint venv bench-crl bench-ocsp bench-ocsp-python bench-seed bench-scale bench-propagation clean
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,8 +49,13 @@ bench-ocsp: $(STAMP)
 bench-ocsp-python: $(STAMP)
 	$(PY) -m jpki_mock.loadtest.bench.ocsp_python
 
+## Seeding rate, median of 3 (BENCH_SEED_ARGS: --holders N, --lazy for records only, --postgres into a throwaway cluster).
 bench-seed: $(STAMP)
-	$(PY) -m jpki_mock.loadtest.bench.seed
+	$(PY) -m jpki_mock.loadtest.bench.seed $(BENCH_SEED_ARGS)
+
+## The responder over 10,000 and 10,000,000 lazily seeded certificate records (docs/loadtest.md "National scale").
+bench-scale: $(STAMP)
+	$(PY) -m jpki_mock.loadtest.bench.scale $(BENCH_SCALE_ARGS)
 
 ## Revocation propagation to two PostgreSQL-backed responders (own cluster; docs/ocsp.md "Propagation").
 bench-propagation: $(STAMP)

@@ -54,7 +54,7 @@ def cert_json(c: Certificate, pem: bool = True) -> dict[str, Any]:
         "revoked_at": iso(c.revoked_at), "expired": c.not_after <= now,
     }
     if pem:
-        out["pem"] = der_to_pem(c.der)
+        out["pem"] = der_to_pem(rt.authority.der_of(c))
     return out
 
 
@@ -187,8 +187,9 @@ def expiring() -> Response:
 @bp.get("/certificates/<issuer>/<serial>")
 def show_cert(issuer: str, serial: str) -> Response:
     fmt = _format()
-    cert = runtime().authority.get_certificate(issuer, serial)
-    return _certificate_response(cert.der, fmt, lambda: cert_json(cert))
+    authority = runtime().authority
+    cert = authority.get_certificate(issuer, serial)
+    return _certificate_response(authority.der_of(cert), fmt, lambda: cert_json(cert))
 
 
 @bp.post("/certificates/<issuer>/<serial>/revoke")

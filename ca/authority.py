@@ -60,6 +60,7 @@ class Authority:
         self.issue, self.issue_keys, self.validity_for = i.issue, i.issue_keys, i.validity_for
         self.get_certificate, self.list_certificates = c.get_certificate, c.list_certificates
         self.expiring, self.count_expiring = c.expiring, c.count_expiring
+        self.der_of = c.der_of
         self.revoke, self.release_hold = r.revoke, r.release_hold
         self.event, self.renew_keys = self.events.event, self.events.renew_keys
 

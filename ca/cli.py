@@ -201,14 +201,15 @@ def cert_issue(c: Ctx, holder_id: str, kinds: str, public_key: Path | None, csr:
         spec["csr"] = csr.read_bytes()
     if p12_passphrase:
         spec["pkcs12_passphrase"] = p12_passphrase
-    issued = c.ready().authority.issue(holder_id, kinds, **spec)
+    authority = c.ready().authority
+    issued = authority.issue(holder_id, kinds, **spec)
     out_dir.mkdir(parents=True, exist_ok=True)
     from jpki_mock.ca.issuance import der_to_pem
 
     for item in issued:
         crt = item.certificate
         pem_path = out_dir / f"{crt.kind}-{crt.serial}.pem"
-        pem_path.write_text(der_to_pem(crt.der))
+        pem_path.write_text(der_to_pem(authority.der_of(crt)))
         click.echo(f"issued {crt.kind} serial {crt.serial} by {item.issuer.label}, until {crt.not_after}: {pem_path}")
         if item.pkcs12 is not None:
             p12_path = out_dir / f"{crt.kind}-{crt.serial}.p12"
@@ -229,9 +230,9 @@ def cert_show(c: Ctx, issuer: str, serial: str, fmt: str | None) -> None:
     rt = c.ready()
     crt = rt.authority.get_certificate(issuer, serial)
     if fmt == "pem":
-        click.echo(der_to_pem(crt.der), nl=False)
+        click.echo(der_to_pem(rt.authority.der_of(crt)), nl=False)
     elif fmt == "der":
-        sys.stdout.buffer.write(crt.der)
+        sys.stdout.buffer.write(rt.authority.der_of(crt))
     else:
         echo_json({"issuer": rt.authority.issuer_by_id(crt.ca_id).label, "kind": crt.kind, "serial": crt.serial,
                    "holder": crt.holder_id, "municipality": crt.municipality, "status": crt.status,
@@ -289,20 +290,29 @@ def cert_release(c: Ctx, issuer: str, serial: str) -> None:
 # ------------------------------------------------------------------ seeding
 @click.command()
 @click.option("--holders", type=click.IntRange(1, 50_000_000), required=True)
-@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Signing processes (default: CPU count).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Signing processes (default: CPU count); with --lazy, row-generating processes.")
 @click.option("--seed", "rng_seed", type=int, default=None, help="Random seed for a reproducible mix.")
 @click.option("--keys", "key_pool", type=click.IntRange(1, 4096), default=16, show_default=True,
               help="Size of the reused subject-key pool (seeding only).")
 @click.option("--public-keys", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="PEM file of subject public keys to use instead of a generated pool (seeding only).")
 @click.option("--progress/--no-progress", default=True)
+@click.option("--lazy", is_flag=True,
+              help="National scale: certificate records only, each signed on first use (download, card).")
 @pass_ctx
 def seed(c: Ctx, holders: int, workers: int | None, rng_seed: int | None, key_pool: int, public_keys: Path | None,
-         progress: bool) -> None:
+         progress: bool, lazy: bool) -> None:
     """Issue N holders' real, signed certificates fast, with a realistic revocation mix."""
     from jpki_mock.ca.seed import seed_holders, split_pem
 
     supplied = split_pem(public_keys.read_bytes(), "--public-keys") if public_keys else None
-    result = seed_holders(c.ready(), holders, workers=workers, rng_seed=rng_seed, key_pool=key_pool,
-                          public_keys=supplied, progress=progress)
+    if lazy:
+        from jpki_mock.ca.bulkseed import seed_records
+
+        result = seed_records(c.ready(), holders, rng_seed=rng_seed, key_pool=key_pool, public_keys=supplied,
+                              progress=progress, workers=workers)
+    else:
+        result = seed_holders(c.ready(), holders, workers=workers, rng_seed=rng_seed, key_pool=key_pool,
+                              public_keys=supplied, progress=progress)
     click.echo(result.summary_line())

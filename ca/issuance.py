@@ -26,7 +26,7 @@ from jpki_mock.ca.generations import Generations
 from jpki_mock.ca.holders import Holders, holder_id_of
 from jpki_mock.ca.inputs import kinds_of
 from jpki_mock.ca.issuers import Issuer
-from jpki_mock.ca.models import Certificate, Holder
+from jpki_mock.ca.models import Certificate, Holder, note_partitions
 from jpki_mock.ca.revocation import Revocation
 from jpki_mock.ca.serials import SERIAL_START, SERIALS
 from jpki_mock.ca.signer import Keyring
@@ -231,10 +231,11 @@ class Issuance:
         row = Certificate(
             ca_id=issuer.id, kind=kind, serial=serial, holder_id=holder.id, municipality=holder.municipality,
             subject_cn=cn, not_before=not_before, not_after=not_after, status=CertState.GOOD, status_seq=0,
-            der=cert.public_bytes(serialization.Encoding.DER), issued_at=now,
+            stored_der=cert.public_bytes(serialization.Encoding.DER), issued_at=now,
         )
         s.add(row)
         s.flush()
+        note_partitions(s.connection(), [(issuer.id, holder.municipality)])
         return row
 
     @audit.operation("cert.issue", "holder {holder_id} {kinds}")

@@ -77,6 +77,8 @@ class Revocation:
         certs = self.active(work.session, holder, kinds, include_held=include_held)
         for cert in certs:
             self.revoke_row(work, cert, code)
+        if holder_update:
+            self.certificates.materialise_holder(work.session, holder.id)
         for key, value in (holder_update or {}).items():
             setattr(holder, key, value)
         if state:

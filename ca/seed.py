@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from multiprocessing.pool import AsyncResult
-from typing import Protocol, TypedDict
+from typing import Protocol, TypedDict, cast
 
 from asn1crypto import keys as asn1_keys
 from cryptography.hazmat.primitives import serialization
@@ -27,7 +27,7 @@ from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca import fastcert, keys, profile
 from jpki_mock.ca.authority import Authority
 from jpki_mock.ca.issuance import MIN_SIGN_AGE
-from jpki_mock.ca.models import Certificate, Holder
+from jpki_mock.ca.models import Certificate, Holder, note_partitions
 from jpki_mock.ca.serials import REVOCATION_SEQ_START, SERIAL_START, SERIALS
 from jpki_mock.ca.signer import Keyring, SealedSigner
 from jpki_mock.ca.status import REVOCATION_SEQ
@@ -261,6 +261,7 @@ class _Batches:
                 conn.execute(text("SELECT setval(pg_get_serial_sequence('holders', 'id'), "
                                   "(SELECT max(id) FROM holders))"))
             conn.execute(insert(_table(Certificate)), rows)
+            note_partitions(conn, ((cast(int, r["ca_id"]), cast(str, r["municipality"])) for r in rows))
         if last_seq is not None and self.rt.epoch is not None:
             self.rt.epoch.publish(last_seq)
         return revoked

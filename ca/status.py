@@ -16,7 +16,7 @@ from sqlalchemy import BigInteger, and_, cast, func, select
 
 from jpki_mock.ca.inputs import kind_of
 from jpki_mock.ca.issuers import HASH_ALGORITHMS, Issuer, choose, parse_ref
-from jpki_mock.ca.models import CAGeneration, Certificate
+from jpki_mock.ca.models import CHANGED_ONLY, REVOKED_ONLY, CAGeneration, Certificate, Partition
 from jpki_mock.clock import UTC
 from jpki_mock.db import Counter, Store
 from jpki_mock.vocab import REASON_NAMES, REASONS, CertState, Kind, Reason
@@ -139,7 +139,7 @@ class StatusReader:
         """Certificates whose status changed after revocation sequence ``seq``, oldest first."""
         with self.store.engine.connect() as conn:
             rows = conn.execute(
-                select(*_STATUS_COLUMNS).where(Certificate.status_seq > seq)
+                select(*_STATUS_COLUMNS).where(CHANGED_ONLY, Certificate.status_seq > seq)
                 .order_by(Certificate.status_seq).limit(limit)
             ).all()
         return [_status(r) for r in rows]
@@ -175,7 +175,7 @@ class StatusReader:
             epoch = cast(fn, BigInteger)
         else:
             epoch = cast(func.extract("epoch", Certificate.revoked_at), BigInteger)
-        conds = [Certificate.ca_id == ca_id, Certificate.status == CertState.REVOKED]
+        conds = [Certificate.ca_id == ca_id, Certificate.status == CertState.REVOKED, REVOKED_ONLY]
         if municipality is not None:
             conds.append(Certificate.municipality == municipality)
         if expired_before is not None:
@@ -203,7 +203,7 @@ class StatusReader:
             last = rows[-1][0]
 
     def count_revoked(self, ca_id: int, municipality: str | None = None) -> int:
-        conds = [Certificate.ca_id == ca_id, Certificate.status == CertState.REVOKED]
+        conds = [Certificate.ca_id == ca_id, Certificate.status == CertState.REVOKED, REVOKED_ONLY]
         if municipality is not None:
             conds.append(Certificate.municipality == municipality)
         with self.store.engine.connect() as conn:
@@ -213,8 +213,7 @@ class StatusReader:
         """Partitions that have at least one certificate of this generation."""
         with self.store.engine.connect() as conn:
             rows = conn.execute(
-                select(Certificate.municipality).where(Certificate.ca_id == ca_id)
-                .distinct().order_by(Certificate.municipality)
+                select(Partition.municipality).where(Partition.ca_id == ca_id).order_by(Partition.municipality)
             ).all()
         return [r[0] for r in rows]
 

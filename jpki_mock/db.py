@@ -10,7 +10,19 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, String, TypeDecorator, create_engine, event, make_url, text, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Engine,
+    String,
+    TypeDecorator,
+    create_engine,
+    event,
+    inspect,
+    make_url,
+    text,
+    update,
+)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import (
@@ -26,7 +38,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from sqlalchemy.types import TypeEngine
 
 from jpki_mock.clock import UTC
-from jpki_mock.errors import JpkiError, NotInitialised, StorageError
+from jpki_mock.errors import ConfigError, JpkiError, NotInitialised, StorageError
 from jpki_mock.private import ensure_private_file
 
 log = logging.getLogger("jpki_mock.db")
@@ -199,6 +211,25 @@ def init_schema(engine: Engine) -> None:
     Base.metadata.create_all(engine)
 
 
+def outdated_columns(engine: Engine) -> list[str]:
+    """What the existing tables lack of the declared schema: missing columns, and columns now
+    nullable that the database still declares NOT NULL.  ``create_all`` adds missing tables but
+    never alters one, so a database made by an older jpki-mock would fail later, on some query."""
+    found = inspect(engine)
+    present = set(found.get_table_names())
+    out = []
+    for table in Base.metadata.sorted_tables:
+        if table.name not in present:
+            continue
+        have = {c["name"]: c for c in found.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have:
+                out.append(f"{table.name}.{column.name} (missing)")
+            elif column.nullable and not have[column.name]["nullable"]:
+                out.append(f"{table.name}.{column.name} (NOT NULL, now nullable)")
+    return out
+
+
 class Store:
     """Engine + session factory for one database."""
 
@@ -227,6 +258,38 @@ class Store:
 
     def create_schema(self) -> None:
         init_schema(self.engine)
+
+    def check_schema(self) -> None:
+        """Refuse a database an older jpki-mock made (there are no migrations before 1.0), and
+        build any declared index missing.  An unreachable database is not refused here: readiness
+        and the outage handling report it."""
+        try:
+            outdated = outdated_columns(self.engine)
+        except OperationalError:
+            return
+        if not outdated:
+            self._restore_indexes()
+            return
+        where = make_url(self.url).render_as_string(hide_password=True)
+        raise ConfigError(
+            f"the database {where} was made by an older jpki-mock: {', '.join(outdated)}; "
+            "start over with `jpki-mock reset` (SQLite in the data directory) or give a new "
+            "database (JPKI_MOCK_DATABASE_URL)")
+
+    def _restore_indexes(self) -> None:
+        """Build the declared indexes an existing table lacks: a bulk load drops them and builds
+        them at its end (ca/bulkseed.py), so a load killed before then leaves them missing."""
+        found = inspect(self.engine)
+        present = set(found.get_table_names())
+        for table in Base.metadata.sorted_tables:
+            if table.name not in present:
+                continue
+            have = {i["name"] for i in found.get_indexes(table.name)}
+            for index in table.indexes:
+                if index.name not in have:
+                    log.warning("building index %s on %s: missing, probably left by an interrupted "
+                                "`jpki-mock seed --lazy`", index.name, table.name)
+                    index.create(self.engine, checkfirst=True)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

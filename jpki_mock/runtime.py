@@ -51,6 +51,7 @@ class Runtime:
             clock = TravellingClock(clock, offset_path(config.data_dir))
         private_dir(config.data_dir)
         store = Store(config.db_url)
+        store.check_schema()
         keyring = Keyring(store, config, clock)
         epoch = RevocationEpoch(Path(config.data_dir) / "revocation.epoch")
         # The software card holds its holders' keys: the CA issues to them only through it.

@@ -340,7 +340,7 @@ class CardService:
             return key.sign(data, padding.PKCS1v15(), hashes.SHA256()), cert_row
         if scheme == "pss":
             return key.sign(data, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256()), cert_row
-        cert = x509.load_der_x509_certificate(cert_row.der)
+        cert = x509.load_der_x509_certificate(self.authority.der_of(cert_row))
         issuer = self.authority.issuer_by_id(cert_row.ca_id)
         cms = (pkcs7.PKCS7SignatureBuilder().set_data(data)
                .add_signer(cert, key, hashes.SHA256())
@@ -370,7 +370,7 @@ class CardService:
         key, cert_row = self._open(holder_id, kind, pin)
         issuer = self.authority.issuer_by_id(cert_row.ca_id)
         return pkcs12.serialize_key_and_certificates(
-            f"{kind}-{cert_row.serial}".encode(), key, x509.load_der_x509_certificate(cert_row.der),
+            f"{kind}-{cert_row.serial}".encode(), key, x509.load_der_x509_certificate(self.authority.der_of(cert_row)),
             [issuer.certificate], serialization.BestAvailableEncryption(passphrase.encode()),
         )
 

@@ -112,7 +112,7 @@ def card_cert(holder_id: str, kind: str, password: str | None, der: bool, out: P
     if kind == "sign":
         password = _secret(password, "signature password")
     row = service.certificate(holder_id, kind, password)
-    cert = x509.load_der_x509_certificate(row.der)
+    cert = x509.load_der_x509_certificate(service.authority.der_of(row))
     _write(out, cert.public_bytes(Encoding.DER if der else Encoding.PEM), f"{kind} certificate {row.serial}")
 
 

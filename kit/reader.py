@@ -70,7 +70,7 @@ class StoredCard:
         row = self.service.state(self.holder_id).certificates[kind]
         if ca:
             return bytes(self.service.authority.issuer_by_id(row.ca_id).der)
-        return bytes(row.der)
+        return self.service.authority.der_of(row)
 
     def current_cert_id(self, kind: str) -> int:
         return int(self.service.state(self.holder_id).certificates[kind].id)

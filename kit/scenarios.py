@@ -211,7 +211,7 @@ class Builder:
             der: bytes | None = None, issuer: Issuer | None = None, serial: int | None = None, **extra: Any) -> dict:
         spec = SPECS[name]
         if cert is not None:
-            der = bytes(cert.der)
+            der = self.a.der_of(cert)
             issuer = self.a.issuer_by_id(cert.ca_id)
             serial = cert.serial
         assert issuer is not None and serial is not None

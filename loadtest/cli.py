@@ -33,7 +33,10 @@ def sizing_cmd() -> None:
               help="Seeded certificates to sample (plus never-issued and foreign-issuer requests).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--seed", "rng_seed", type=int, default=None, help="Random seed for a reproducible sample.")
-def corpus_cmd(certificates: int, out: Path, rng_seed: int | None) -> None:
+@click.option("--population", type=click.IntRange(0, 10_000_000), default=0, show_default=True,
+              help="National scale: records sampled from the whole population, each looked up once "
+                   "(docs/loadtest.md \"National scale\").")
+def corpus_cmd(certificates: int, out: Path, rng_seed: int | None, population: int) -> None:
     """Build the request corpus from this data directory's database (read-only)."""
 
     from jpki_mock.loadtest import corpus
@@ -42,12 +45,14 @@ def corpus_cmd(certificates: int, out: Path, rng_seed: int | None) -> None:
     try:
         if not rt.store.is_initialised():
             raise NotInitialised("no CA in this data directory: run `jpki-mock init` and `jpki-mock seed` first")
-        data = corpus.build(rt, certificates, seed=rng_seed)
+        data = corpus.build(rt, certificates, seed=rng_seed, population=population)
     finally:
         rt.close()
     corpus.write(data, out)
     for kind, counts in data["counts"].items():
         click.echo(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    for kind, records in data["population"].items():
+        click.echo(f"{kind} population sample: {len(records)} records")
     click.echo(f"wrote {out}")
 
 
@@ -86,6 +91,8 @@ def profile_options(f):
                      help="Also verify every OCSP response signature (costs CPU)."),
         click.option("--ocsp-path", default="/ocsp", show_default=True, help="OCSP path on the target."),
         click.option("--seed", "rng_seed", type=int, default=None, help="Random seed for the request sequence."),
+        click.option("--repeat-share", type=float, default=0.05, show_default=True,
+                     help="National scale: share of lookups repeating a recent one (a session re-check)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -101,6 +108,7 @@ def plan_extra(kw: dict) -> dict:
         "max_failure_ratio": kw.pop("max_failure_ratio"), "get_share": kw.pop("get_share"),
         "nonce_share": kw.pop("nonce_share"), "sha256_share": kw.pop("sha256_share"),
         "verify_signatures": kw.pop("verify_signatures"), "ocsp_path": kw.pop("ocsp_path"), "seed": kw.pop("rng_seed"),
+        "repeat_share": kw.pop("repeat_share"),
     }
 
 
@@ -143,6 +151,8 @@ def plan_cmd(profile: str, duration: str, scale: float, users: int, corpus: Path
               help="Local target: seed up to this many holders if the database has fewer.")
 @click.option("--certificates", type=click.IntRange(2, 10_000_000), default=1000, show_default=True,
               help="Local target: certificates sampled into the corpus.")
+@click.option("--population", type=click.IntRange(0, 10_000_000), default=0, show_default=True,
+              help="Local target: records sampled from the whole population for first lookups (national scale).")
 @click.option("--corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A corpus file (required with --target; default for a local run: build one).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -150,7 +160,8 @@ def plan_cmd(profile: str, duration: str, scale: float, users: int, corpus: Path
 @click.option("--token", default=None, help=f"Admin API token for the operator (or {TOKEN_ENV}; local: made for you).")
 @click.option("--rp-credential", default=None, help=f"Relying-party credential (or {RP_ENV}; local: made if needed).")
 def run_cmd(profile: str, duration: str, scale: float, users: int, target: str | None, workers: int,
-            server_workers: int | None, holders: int, certificates: int, corpus: Path | None, out: Path | None,
+            server_workers: int | None, holders: int, certificates: int, population: int, corpus: Path | None,
+            out: Path | None,
             token: str | None, rp_credential: str | None, **kw) -> None:
     """Run one load profile headless and write reports; the last line sums it up."""
     from jpki_mock.loadtest import report
@@ -170,6 +181,7 @@ def run_cmd(profile: str, duration: str, scale: float, users: int, target: str |
     out = out or default_out(profile)
     opts = RunOptions(profile=profile, duration=seconds, out=out, scale=scale, target=target, users=users,
                       workers=workers, server_workers=server_workers, holders=holders, certificates=certificates,
+                      population=population,
                       corpus=corpus, token=token or os.environ.get(TOKEN_ENV),
                       rp_credential=rp_credential or os.environ.get(RP_ENV), plan_extra=extra, echo=click.echo)
     # Validate the profile parameters before starting anything.

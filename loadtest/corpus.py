@@ -17,6 +17,14 @@ What goes in (per certificate kind):
   (a responder matching by name alone would answer it) and one with another DN: the
   response status must be ``unauthorized`` (RFC 5019 section 2.2.3).
 
+At national scale (``--population N``, docs/loadtest.md "National scale") the corpus also
+carries a compact sample of N records drawn uniformly from the whole seeded population, in
+random order, with the answer each must get.  :class:`Lookups` walks it so that most lookups
+name a certificate not asked about before (J-LIS: 71.6 M user-authentication lookups in FY2020
+over ~42 M cards, about 1.7 a certificate a year: docs/sources.md section 1), and repeats a
+recent one with a configurable share (a relying party re-checking a session).  Its items are
+encoded when first picked.
+
 Every item carries both a SHA-1 and a SHA-256 CertID form (RFC 6960 / RFC 9919), with and
 without a nonce extension (RFC 9654).  Expired certificates are left out: whether a responder
 still answers for them is a policy question, not a load-test one.
@@ -29,6 +37,7 @@ import json
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -227,12 +236,57 @@ def sample_statuses(reader, ca_id: int, quota: Quota, now: datetime, rng: random
     return picked
 
 
-def build(rt, certificates: int = 1000, *, seed: int | None = None, progress: bool = True) -> dict[str, Any]:
+def sample_population(reader, ca_id: int, count: int, now: datetime, rng: random.Random) -> list:
+    """Up to ``count`` distinct unexpired records of one CA generation drawn uniformly over its
+    whole serial range (so statuses come in the population's own mix), in random order."""
+    rng_range = _serial_range(reader.store, ca_id)
+    if rng_range is None or count <= 0:
+        return []
+    lo, hi = rng_range
+    cutoff = now + VALIDITY_MARGIN
+    picked: list = []
+    seen: set[int] = set()
+    draws = rng.sample(range(lo, hi + 1), min(hi - lo + 1, count + count // 5 + 100))
+    for at in range(0, len(draws), 5000):
+        for st in reader.lookup_many(ca_id, draws[at:at + 5000]).values():
+            na = st.not_after if st.not_after.tzinfo else st.not_after.replace(tzinfo=now.tzinfo)
+            if na > cutoff and st.serial not in seen:
+                seen.add(st.serial)
+                picked.append(st)
+        if len(picked) >= count:
+            break
+    rng.shuffle(picked)
+    return picked[:count]
+
+
+def _population(reader, issuers: list, count: int, now: datetime, rng: random.Random) -> dict[str, list[list[Any]]]:
+    """``count`` records over every live CA generation of both kinds, shared in proportion to
+    their serial ranges: [issuer label, serial, municipality, category, expect as a dict]."""
+    live = [i for i in issuers if i.revoked_at is None]
+    spans = {}
+    for i in live:
+        bounds = _serial_range(reader.store, i.id)
+        spans[i.id] = 0 if bounds is None else bounds[1] - bounds[0] + 1
+    total = sum(spans.values()) or 1
+    out: dict[str, list[list[Any]]] = {"auth": [], "sign": []}
+    for issuer in live:
+        share = round(count * spans[issuer.id] / total)
+        for st in sample_population(reader, issuer.id, share, now, rng):
+            category, expect = expect_for(st)
+            out[issuer.kind].append([issuer.label, st.serial, st.municipality, category, expect.as_dict()])
+    for kind in out:
+        rng.shuffle(out[kind])
+    return out
+
+
+def build(rt, certificates: int = 1000, *, seed: int | None = None, progress: bool = True,
+          population: int = 0) -> dict[str, Any]:
     """The corpus as a JSON-ready dict, from the runtime's database (read-only).
 
     ``certificates`` seeded certificates are sampled (split evenly over the two kinds; about
     80 % good, 15 % revoked, 5 % held, as available), plus synthetic never-issued and
-    foreign-issuer items (2 % each, at least 5 per kind)."""
+    foreign-issuer items (2 % each, at least 5 per kind); and ``population`` records sampled
+    uniformly from the whole seeded population for national-scale runs (:class:`Lookups`)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -317,6 +371,8 @@ def build(rt, certificates: int = 1000, *, seed: int | None = None, progress: bo
         "operator_keys": operator_keys,
         "counts": _counts(items),
         "items": [i.as_json() for i in items],
+        "population": _population(reader, issuers, population, now, rng) if population else {},
+        "marker": base64.b64encode(marker).decode(),
     }
 
 
@@ -378,6 +434,9 @@ class Corpus:
             i["name_hash"] = {a: bytes.fromhex(v) for a, v in i["name_hash"].items()}
             i["key_hash"] = {a: bytes.fromhex(v) for a, v in i["key_hash"].items()}
             self.issuers[i["label"]] = i
+        #: kind -> [issuer label, serial, municipality, category, expect] sampled from the whole population
+        self.population: dict[str, list[list[Any]]] = data.get("population") or {}
+        self._marker = base64.b64decode(data["marker"]) if "marker" in data else os.urandom(NONCE_LEN)
         self._weights: dict[str, tuple[list[str], list[float]]] = {}
         for kind in ("auth", "sign"):
             cats = [c for c in self.mix if self.by.get((kind, c))]
@@ -397,6 +456,15 @@ class Corpus:
         category = rng.choices(cats, weights)[0]
         return rng.choice(self.by[(kind, category)])
 
+    def population_item(self, kind: str, index: int) -> Item:
+        """The ``index``-th population record of ``kind`` as an :class:`Item` (encoded now)."""
+        label, serial, municipality, category, expect = self.population[kind][index]
+        issuer = self.issuers[label]
+        item = make_item(kind, category, label, serial, municipality, Expect(**expect), issuer["name_hash"],
+                         issuer["key_hash"], self._marker)
+        item.get_path = {a: get_suffix(d) for a, d in item.der.items()}
+        return item
+
     def revoked_items(self, label: str, municipality: str | None = None) -> list[Item]:
         return [it for it in self.items if it.issuer == label and it.category in ("revoked", "hold")
                 and (municipality is None or it.municipality == municipality)]
@@ -404,3 +472,49 @@ class Corpus:
     def good_items(self, label: str, municipality: str | None = None) -> list[Item]:
         return [it for it in self.items if it.issuer == label and it.category == "good"
                 and (municipality is None or it.municipality == municipality)]
+
+
+class Lookups:
+    """Which certificate a relying party asks about next, at national scale.
+
+    With a population sample in the corpus: a share ``repeat_share`` of lookups repeats one of
+    the last ``window`` asked by this process (a relying party re-checking a session); the rest
+    take the next record of the sample not asked yet, so each is a first lookup, as at J-LIS where
+    a certificate is asked about ~1.7 times a year (docs/loadtest.md "National scale").  The
+    synthetic categories (never issued, foreign issuer) keep their share of the mix
+    (``sizing.OCSP_MIX``) from the fixed corpus.  The walk begins at ``start`` (a fraction of the
+    sample), so users starting at random points rarely ask the same record; it wraps at the end
+    (counted: from then on "first" lookups repeat).  Without a population sample it is
+    :meth:`Corpus.pick`."""
+
+    SYNTHETIC = ("never_issued", "foreign_issuer")
+
+    def __init__(self, corpus: Corpus, repeat_share: float, *, window: int = 1000, start: float = 0.0):
+        self.corpus, self.repeat_share = corpus, repeat_share
+        self.cursor = {k: int(start * len(corpus.population.get(k, ()))) for k in ("auth", "sign")}
+        self.walked = dict.fromkeys(("auth", "sign"), 0)
+        self.recent: dict[str, deque[Item]] = {k: deque(maxlen=window) for k in ("auth", "sign")}
+        #: first lookups, repeats, and times the sample was walked through (then first lookups repeat)
+        self.counts = {"first": 0, "repeat": 0, "wrapped": 0}
+        self.synthetic_share = sum(corpus.mix.get(c, 0.0) for c in self.SYNTHETIC) / (sum(corpus.mix.values()) or 1)
+
+    def next(self, kind: str, rng: random.Random) -> Item:
+        population = self.corpus.population.get(kind)
+        if not population:
+            return self.corpus.pick(kind, rng)
+        synthetic = [c for c in self.SYNTHETIC if self.corpus.by.get((kind, c))]
+        if synthetic and rng.random() < self.synthetic_share:
+            return rng.choice(self.corpus.by[(kind, rng.choice(synthetic))])
+        recent = self.recent[kind]
+        if recent and rng.random() < self.repeat_share:
+            self.counts["repeat"] += 1
+            return rng.choice(recent)
+        at = self.cursor[kind] % len(population)
+        self.cursor[kind] = at + 1
+        self.walked[kind] += 1
+        if self.walked[kind] > len(population) and self.walked[kind] % len(population) == 1:
+            self.counts["wrapped"] += 1
+        item = self.corpus.population_item(kind, at)
+        recent.append(item)
+        self.counts["first"] += 1
+        return item

@@ -78,6 +78,9 @@ class PlanSpec:
     nonce_share: float = sizing.OCSP_NONCE_SHARE
     sha256_share: float = sizing.OCSP_SHA256_SHARE
     verify_signatures: bool = False
+    #: national scale (a corpus with a population sample): the share of lookups that repeat a
+    #: recent one (a relying party re-checking a session); the rest are first lookups.
+    repeat_share: float = 0.05
     #: admin API bearer token (operator) and relying-party credential (verifiers), if any.
     token: str | None = field(default=None, repr=False)
     rp_credential: str | None = field(default=None, repr=False)
@@ -136,7 +139,7 @@ def check_spec(spec: PlanSpec) -> None:
         raise InvalidInput(f"{spec.users!r} must be a whole number of at least 1", field="users")
     if not isinstance(spec.workers, int) or not 0 <= spec.workers <= 64:
         raise InvalidInput(f"{spec.workers!r} is out of range", field="workers", allowed="0-64")
-    for name in ("get_share", "nonce_share", "sha256_share", "max_failure_ratio", "min_achieved"):
+    for name in ("get_share", "nonce_share", "sha256_share", "max_failure_ratio", "min_achieved", "repeat_share"):
         _share(spec, name)
     bad = [c for c in spec.classes if c not in CLASSES]
     if bad or not spec.classes:

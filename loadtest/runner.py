@@ -77,6 +77,8 @@ class RunOptions:
     server_workers: int | None = None
     holders: int = 1000
     certificates: int = 1000
+    #: records sampled from the whole population for national-scale lookups (corpus.Lookups)
+    population: int = 0
     corpus: Path | None = None
     token: str | None = None
     rp_credential: str | None = None
@@ -132,7 +134,8 @@ class Run:
         else:
             rt = open_runtime(config)
             try:
-                data = corpus_mod.build(rt, opts.certificates, seed=20201, progress=False)
+                data = corpus_mod.build(rt, opts.certificates, seed=20201, progress=False,
+                                        population=opts.population)
             finally:
                 rt.close()
             corpus_path = corpus_mod.write(data, self.out / "corpus.json")

@@ -22,7 +22,7 @@ from cryptography import x509
 from locust import FastHttpUser, events, task
 
 from jpki_mock.loadtest import checks, samples, sizing
-from jpki_mock.loadtest.corpus import NONCE_LEN, Corpus, Expect, get_suffix
+from jpki_mock.loadtest.corpus import NONCE_LEN, Corpus, Expect, Lookups, get_suffix
 from jpki_mock.loadtest.profiles import Plan, PlanSpec
 
 PLAN_ENV = "JPKI_LOADTEST_PLAN"
@@ -138,6 +138,10 @@ class OcspVerifier(Paced, FastHttpUser):
 
     def on_start(self):
         self.setup_rng()
+        ctx = context()
+        # Each simulated relying party walks the population sample from its own random point: users
+        # (in every Locust process) ask distinct records until one walks into another's stretch.
+        self.lookups = Lookups(ctx.corpus, ctx.spec.repeat_share, start=self._rng.random())
 
     @task
     def lookup(self):
@@ -145,7 +149,7 @@ class OcspVerifier(Paced, FastHttpUser):
             return
         ctx = context()
         spec, rng = ctx.spec, self._rng
-        item = ctx.corpus.pick(self.kind, rng)
+        item = self.lookups.next(self.kind, rng)
         alg = "sha256" if rng.random() < spec.sha256_share else "sha1"
         nonce = os.urandom(NONCE_LEN) if (ctx.corpus.policies.get("nonce_policy") == "require"
                                           or rng.random() < spec.nonce_share) else None

@@ -123,7 +123,7 @@ def issue(rt, count: int) -> list[tuple[int, str]]:
     for i in range(count):
         holder = rt.authority.create_holder({**HOLDER, "name": f"山田\u3000{i}郎"})
         item = rt.authority.issue(holder.id, "sign", public_key=pem)[0]
-        cert = x509.load_der_x509_certificate(item.certificate.der)
+        cert = x509.load_der_x509_certificate(rt.authority.der_of(item.certificate))
         issuer = item.issuer.certificate
         der = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build().public_bytes(
             serialization.Encoding.DER)

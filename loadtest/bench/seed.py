@@ -1,6 +1,11 @@
 """Seeding benchmark: `jpki-mock seed --holders N` three times in fresh data directories.
 
-    python -m jpki_mock.loadtest.bench.seed [--holders 100000] [--runs 3]
+    python -m jpki_mock.loadtest.bench.seed [--holders 100000] [--runs 3] [--lazy] [--postgres]
+
+``--lazy`` seeds certificate records without signing them (``jpki-mock seed --lazy``, national
+scale: docs/loadtest.md "National scale").  ``--postgres`` seeds into a throwaway PostgreSQL
+cluster on 127.0.0.1 (a new database each run; the cluster is stopped and removed at the end)
+instead of the data directory's SQLite file.
 
 Beside each run it measures the machine's single-thread RSA-2048 signing rate (the floor of
 any certificate's cost), so a figure taken on a busy shared machine can be read as a ratio.
@@ -15,6 +20,7 @@ import os
 import statistics
 import tempfile
 
+from jpki_mock.loadtest.bench.pg import create_database, start_cluster, stop_cluster
 from jpki_mock.loadtest.procs import run_jpki
 
 
@@ -33,11 +39,14 @@ def rsa_sign_rate(seconds: float = 2.0) -> float:
     return count / (time.perf_counter() - start)
 
 
-def run_once(holders: int, workers: int | None) -> dict[str, float]:
+def run_once(holders: int, workers: int | None, lazy: bool = False, database_url: str | None = None
+             ) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="jpki-seed-") as data:
         env = {**os.environ, "JPKI_MOCK_DATA": data, "JPKI_MOCK_KEY_PASSPHRASE": "bench-passphrase"}
+        if database_url:
+            env["JPKI_MOCK_DATABASE_URL"] = database_url
         run_jpki(env, "init")
-        args = ["seed", "--holders", str(holders), "--seed", "1"]
+        args = ["seed", "--holders", str(holders), "--seed", "1", *(["--lazy"] if lazy else [])]
         if workers:
             args += ["--workers", str(workers)]
         out = run_jpki(env, *args).stdout
@@ -51,16 +60,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--holders", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--lazy", action="store_true", help="records only, each signed on first use")
+    parser.add_argument("--postgres", action="store_true", help="into a throwaway PostgreSQL cluster")
     args = parser.parse_args(argv)
     results, signs = [], []
-    for _ in range(args.runs):
-        signs.append(rsa_sign_rate())
-        results.append(run_once(args.holders, args.workers))
-        print(f"rsa_sign_per_s={signs[-1]:.0f}", flush=True)
+    cluster = start_cluster() if args.postgres else None
+    try:
+        for _ in range(args.runs):
+            signs.append(rsa_sign_rate())
+            url = create_database(cluster[0], "seed_") if cluster else None
+            results.append(run_once(args.holders, args.workers, args.lazy, url))
+            print(f"rsa_sign_per_s={signs[-1]:.0f}", flush=True)
+    finally:
+        if cluster:
+            stop_cluster(cluster[1], cluster[2])
     rate = statistics.median(r["certs_per_s"] for r in results)
     secs = statistics.median(r["seconds"] for r in results)
     sign = statistics.median(signs)
-    print(f"seed_holders={args.holders} runs={args.runs} certs_per_s_median={rate:.1f} seconds_median={secs:.2f} "
+    print(f"store={'postgresql' if args.postgres else 'sqlite'} "
+          f"seed_holders={args.holders} runs={args.runs} certs_per_s_median={rate:.1f} seconds_median={secs:.2f} "
           f"rsa_sign_per_s_median={sign:.0f} certs_per_sign={rate / sign:.2f}")
     return 0
 

@@ -137,3 +137,23 @@ def test_bad_input_is_refused_before_anything_starts(tmp_path, args, message):
     assert message in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert not (tmp_path / "untouched").exists() and not (tmp_path / "o").exists()
+
+
+def test_peak_over_a_lazily_seeded_population_asks_first_lookups(tmp_path):
+    data = tmp_path / "national" / "data"
+    env = {**os.environ, "JPKI_MOCK_DATA": str(data), "JPKI_MOCK_KEY_PASSPHRASE": "test-passphrase"}
+    for args in (["init"], ["seed", "--lazy", "--holders", "1500", "--seed", "5", "--no-progress"]):
+        subprocess.run([sys.executable, "-m", "jpki_mock.cli", *args], env=env, cwd=ROOT, check=True,
+                       capture_output=True)
+    out = tmp_path / "national" / "peak"
+    line, output = run_loadtest("--profile", "peak", "--duration", "6s", "--multiplier", "5", "--classes", "auth,sign",
+                                "--holders", "1500", "--certificates", "100", "--population", "2000",
+                                "--repeat-share", "0.1", "--server-workers", "1", "--out", str(out), "--seed", "11",
+                                env=env)
+    assert line["profile"] == "peak"
+    assert_clean(line, output, at_least=20)
+    # Status only: answering every lookup signed no certificate.
+    import sqlite3
+
+    with sqlite3.connect(data / "jpki.db") as db:
+        assert db.execute("SELECT count(der), count(*) FROM certificates").fetchone()[0] == 0

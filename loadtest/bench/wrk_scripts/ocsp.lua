@@ -72,7 +72,8 @@ function init(args)
         items[#items + 1] = { unhex(f[2]), unhex(f[3]) }
         key, serial, tag = f[4], f[5], f[6]
       end
-      expected[unhex(serial)] = tonumber(tag, 16)
+      -- Keyed by issuer key and serial: two CAs' serial ranges may overlap.
+      expected[unhex(key) .. unhex(serial)] = tonumber(tag, 16)
       if not seen_keys[key] then
         seen_keys[key] = true
         key_tlvs[#key_tlvs + 1] = unhex(key)
@@ -140,7 +141,7 @@ local function answered_status(body)
       if byte(body, e + 1) == 0x02 then
         local len = byte(body, e + 2)
         local serial = sub(body, e + 1, e + 2 + len)
-        return expected[serial], byte(body, e + 3 + len)
+        return expected[key .. serial], byte(body, e + 3 + len)
       end
       from = e + 1
     end
