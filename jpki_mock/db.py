@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Engine,
+    Index,
     String,
     TypeDecorator,
     create_engine,
@@ -35,6 +36,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.schema import CreateIndex
 from sqlalchemy.types import TypeEngine
 
 from jpki_mock.clock import UTC
@@ -211,23 +213,28 @@ def init_schema(engine: Engine) -> None:
     Base.metadata.create_all(engine)
 
 
-def outdated_columns(engine: Engine) -> list[str]:
-    """What the existing tables lack of the declared schema: missing columns, and columns now
-    nullable that the database still declares NOT NULL.  ``create_all`` adds missing tables but
-    never alters one, so a database made by an older jpki-mock would fail later, on some query."""
+def schema_drift(engine: Engine) -> tuple[list[str], list[Index]]:
+    """How the existing tables differ from the declared schema, read in one pass: (columns they
+    lack or declare NOT NULL where the model is now nullable, declared indexes missing).
+    ``create_all`` adds missing tables but never alters one, so a database made by an older
+    jpki-mock would fail later, on some query; a bulk load drops indexes and builds them at its
+    end (ca/bulkseed.py), so a load killed before then leaves them missing."""
     found = inspect(engine)
     present = set(found.get_table_names())
-    out = []
+    outdated: list[str] = []
+    missing: list[Index] = []
     for table in Base.metadata.sorted_tables:
         if table.name not in present:
             continue
         have = {c["name"]: c for c in found.get_columns(table.name)}
         for column in table.columns:
             if column.name not in have:
-                out.append(f"{table.name}.{column.name} (missing)")
+                outdated.append(f"{table.name}.{column.name} (missing)")
             elif column.nullable and not have[column.name]["nullable"]:
-                out.append(f"{table.name}.{column.name} (NOT NULL, now nullable)")
-    return out
+                outdated.append(f"{table.name}.{column.name} (NOT NULL, now nullable)")
+        indexed = {i["name"] for i in found.get_indexes(table.name)}
+        missing += [index for index in table.indexes if index.name not in indexed]
+    return outdated, missing
 
 
 class Store:
@@ -264,32 +271,21 @@ class Store:
         build any declared index missing.  An unreachable database is not refused here: readiness
         and the outage handling report it."""
         try:
-            outdated = outdated_columns(self.engine)
+            outdated, missing = schema_drift(self.engine)
         except OperationalError:
             return
-        if not outdated:
-            self._restore_indexes()
-            return
-        where = make_url(self.url).render_as_string(hide_password=True)
-        raise ConfigError(
-            f"the database {where} was made by an older jpki-mock: {', '.join(outdated)}; "
-            "start over with `jpki-mock reset` (SQLite in the data directory) or give a new "
-            "database (JPKI_MOCK_DATABASE_URL)")
-
-    def _restore_indexes(self) -> None:
-        """Build the declared indexes an existing table lacks: a bulk load drops them and builds
-        them at its end (ca/bulkseed.py), so a load killed before then leaves them missing."""
-        found = inspect(self.engine)
-        present = set(found.get_table_names())
-        for table in Base.metadata.sorted_tables:
-            if table.name not in present:
-                continue
-            have = {i["name"] for i in found.get_indexes(table.name)}
-            for index in table.indexes:
-                if index.name not in have:
-                    log.warning("building index %s on %s: missing, probably left by an interrupted "
-                                "`jpki-mock seed --lazy`", index.name, table.name)
-                    index.create(self.engine, checkfirst=True)
+        if outdated:
+            where = make_url(self.url).render_as_string(hide_password=True)
+            raise ConfigError(
+                f"the database {where} was made by an older jpki-mock: {', '.join(outdated)}; "
+                "start over with `jpki-mock reset` (SQLite in the data directory) or give a new "
+                "database (JPKI_MOCK_DATABASE_URL)")
+        for index in missing:
+            log.warning("building index %s: missing, probably left by an interrupted `jpki-mock seed --lazy`",
+                        index.name)
+            # IF NOT EXISTS: every server worker opens the store at once, and each may see it missing.
+            with self.engine.begin() as conn:
+                conn.execute(CreateIndex(index, if_not_exists=True))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
