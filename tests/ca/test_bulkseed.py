@@ -15,11 +15,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from sqlalchemy import func, select
 
-from jpki_mock.ca.bulkseed import seed_records
+from jpki_mock.ca.bulkseed import _Writer, seed_records
 from jpki_mock.ca.models import Certificate, Holder
 from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream
 from jpki_mock.vocab import CertState, Kind
 from tests.support import HOLDER
+from tests.support.pki import fresh_pg_database
 from tests.support.crl import entries
 from tests.support.ocsp import call, cert_id, multi_request, ocsp_app
 
@@ -72,10 +73,39 @@ def test_records_are_seeded_unsigned_with_the_mix_and_consistent_counters(db_rt)
     issued = db_rt.authority.issue(holder.id, "auth", pkcs12_passphrase="a passphrase")[0].certificate
     assert issued.serial > max(r.serial for r in rows if r.kind == Kind.AUTH)
     assert holder.id > max(r.holder_id for r in rows if r.holder_id is not None)
+    # PostgreSQL: the seeded rows carried ids reserved from the table's sequence; issuance's own
+    # nextval carries on after them.
+    assert _rows(db_rt, kind=Kind.AUTH, serial=issued.serial)[0].id > max(r.id for r in rows)
     good = next(r for r in rows if r.kind == Kind.AUTH and r.status == CertState.GOOD)
     db_rt.authority.revoke("auth", good.serial, "keyCompromise")
     after = _rows(db_rt, kind=Kind.AUTH, serial=good.serial)[0]
     assert after.status_seq > max(r.status_seq for r in revoked)
+
+
+def test_ids_reserved_on_postgresql_hold_off_other_sessions_until_committed(rt_factory, tmp_path):
+    """No other session's ``nextval`` can land inside a reserved range: it waits for the
+    reserving transaction, then gets the first id after the range."""
+    import psycopg
+
+    url = fresh_pg_database()
+    db_rt = rt_factory(tmp_path / "data", database_url=url)
+    writer = _Writer(db_rt)
+    cur = writer.conn.cursor()
+    first = writer.reserve_ids(cur, 1000)
+    other: list[int] = []
+
+    def take() -> None:
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            other.append(conn.execute("SELECT nextval(pg_get_serial_sequence('certificates', 'id'))").fetchone()[0])
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    thread.join(1.0)
+    assert thread.is_alive() and not other  # waiting on the reserving transaction
+    writer.conn.commit()
+    thread.join(10)
+    assert other == [first + 1000]
+    writer.conn.close()
 
 
 def test_a_record_is_signed_on_first_download_and_stored(db_rt):
