@@ -7,15 +7,17 @@ of the seeding pool in ``seed_keys``, and the holder's basic four for a signatur
 :meth:`ca.certificates.Certificates.der_of` signs it on first use and stores it.  Everything that
 needs only status (OCSP, CRLs, load tests) reads the records.
 
-Rows go in through the raw DBAPI connection, in chunks (memory stays flat): plain tuples with
-``executemany`` in one transaction per chunk on SQLite, ``COPY ... FROM STDIN`` on PostgreSQL.
-Serials, holder ids and the revocation sequence are reserved from the same counters issuance
-uses, in the chunk's own transaction, so later issuance and revocations carry on from them.
+Processes generate the rows a chunk at a time (memory stays flat) and one writer puts each chunk
+in, in one transaction, through the raw DBAPI connection: on SQLite a staged in-memory database
+copied with ``INSERT ... SELECT``, on PostgreSQL ``COPY ... FROM STDIN (FORMAT BINARY)``.  Serials,
+the revocation sequence and (PostgreSQL) certificate ids are reserved for the whole run from the
+same counters and sequence issuance uses, so later issuance and revocations carry on after them.
 The revocation mix is :data:`ca.seed.MIX`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing as mp
 import os
@@ -38,6 +40,7 @@ from jpki_mock.ca import basic4 as b4
 from jpki_mock.ca import keys
 from jpki_mock.ca.issuance import MIN_SIGN_AGE
 from jpki_mock.ca.models import Certificate, Holder
+from jpki_mock.ca.pgcopy import Piece, Rows, Texts, stream
 from jpki_mock.ca.seed import (
     _HOLDER_STATE,
     GIVEN,
@@ -57,10 +60,12 @@ log = logging.getLogger(__name__)
 
 #: holders per chunk: ~1.9 certificate records each; a chunk's rows are the only ones held in memory
 CHUNK = 20_000
-HOLDER_COLUMNS = ("id", "name", "date_of_birth", "gender", "address", "name_flags", "address_flags",
-                  "municipality", "card_expiry", "state", "created_at", "updated_at")
-CERT_COLUMNS = ("ca_id", "kind", "serial", "holder_id", "municipality", "subject_cn", "not_before", "not_after",
-                "status", "revoked_at", "reason", "status_seq", "issued_at", "seed_key")
+HOLDER_COLUMNS: tuple[str, ...] = (
+    "id", "name", "date_of_birth", "gender", "address", "name_flags", "address_flags", "municipality", "card_expiry",
+    "state", "created_at", "updated_at")
+CERT_COLUMNS: tuple[str, ...] = (
+    "ca_id", "kind", "serial", "holder_id", "municipality", "subject_cn", "not_before", "not_after", "status",
+    "revoked_at", "reason", "status_seq", "issued_at", "seed_key")
 #: on PostgreSQL the rows carry their ids, reserved from the table's sequence for the whole run
 #: (:meth:`_Writer.reserve_ids`): a ``nextval`` per row was a fifth of the server's time per record
 PG_CERT_COLUMNS = (*CERT_COLUMNS, "id")
@@ -192,7 +197,7 @@ class _Writer:
                 holders, certs = chunk.payload
                 for table, columns, data in (("holders", HOLDER_COLUMNS, holders),
                                              ("certificates", PG_CERT_COLUMNS, certs)):
-                    with cur.copy(f"COPY {table} ({','.join(columns)}) FROM STDIN") as copy:
+                    with cur.copy(f"COPY {table} ({','.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
                         copy.write(data)
                 cur.executemany("INSERT INTO cert_partitions (ca_id, municipality) VALUES (%s, %s) "
                                 "ON CONFLICT DO NOTHING", new)
@@ -281,14 +286,16 @@ def _leap(years: np.ndarray) -> np.ndarray:
 
 
 class _Generator:
-    """A chunk's holder and certificate rows, computed a column at a time with numpy.
+    """A chunk's holders and certificate records, computed a column at a time with numpy.
 
-    Every string a row holds comes from a table built once here (day strings, times of day, birth
-    dates, names, addresses, the 6-digit sequence part of a signature CN) and is picked by index
-    and joined elementwise in C: a loop over rows in Python cost about 8 microseconds a record,
-    four times the rest of seeding together.  Times are exactly what the ORM stores
-    (:class:`jpki_mock.db.UTCDateTime`: naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'), which
-    PostgreSQL's COPY parses into the timestamp columns."""
+    :meth:`draw` makes the chunk's random draws and what follows from them, as numbers; the rows
+    are then laid out for the store: :meth:`text` joins strings for SQLite, :meth:`binary` lays
+    out PostgreSQL's binary COPY rows (:mod:`jpki_mock.ca.pgcopy`).  Every string a row holds
+    comes from a table built once here (days, times of day, birth dates, names, addresses, the
+    6-digit sequence part of a signature CN) and is picked by index and joined elementwise in C:
+    a loop over rows in Python cost about 8 microseconds a record, four times the rest of
+    seeding together.  Times are exactly what the ORM stores (:class:`jpki_mock.db.UTCDateTime`:
+    naive UTC, 'YYYY-MM-DD HH:MM:SS.ffffff' as text on SQLite)."""
 
     def __init__(self, rt: SeedRuntime, seed: int, key_ids: list[int], first_holder: int, serials: dict[str, int],
                  seq_first: int, id_first: int | None):
@@ -298,73 +305,78 @@ class _Generator:
         self.first_holder, self.seq_first = first_holder, seq_first
         self.sign_first, self.auth_first = serials[_SIGN], serials[_AUTH]
         now = rt.clock.now()
-        self.now = int(now.timestamp())
+        self.now, self.micro = int(now.timestamp()), now.microsecond
         today = now.astimezone(JST).date()
         self.key_ids = np.array(key_ids, dtype=np.int64)
-        self.sign_id, self.auth_id = rt.authority.issuer(Kind.SIGN).id, rt.authority.issuer(Kind.AUTH).id
+        self.ca_ids = {Kind.SIGN: rt.authority.issuer(Kind.SIGN).id, Kind.AUTH: rt.authority.issuer(Kind.AUTH).id}
         munis = list(municipalities.MUNICIPALITIES.values())
-        self.codes = _objects(m.code for m in munis)
-        self.prefixes = _objects(m.address_prefix for m in munis)
+        self.codes = Texts(m.code for m in munis)
+        self.prefixes = Texts(m.address_prefix for m in munis)
         self.prefix_len = np.array([len(m.address_prefix) for m in munis])
         suffixes = [f"{a}丁目{b}番{c}号" for a in range(1, 10) for b in range(1, 31) for c in range(1, 21)]
-        self.suffixes, self.suffix_len = _objects(suffixes), np.array([len(x) for x in suffixes])
-        self.zeros = _objects("0" * k for k in range(int(self.prefix_len.max() + self.suffix_len.max()) + 1))
+        self.suffixes, self.suffix_len = Texts(suffixes), np.array([len(x) for x in suffixes])
+        self.zeros = Texts("0" * k for k in range(int(self.prefix_len.max() + self.suffix_len.max()) + 1))
         names = [f"{s}\u3000{g}" for s in SURNAMES for g in GIVEN]
-        self.names, self.name_flags = _objects(names), _objects("0" * len(n) for n in names)
+        self.names, self.name_flags = Texts(names), Texts("0" * len(n) for n in names)
+        self.genders = Texts(["1", "2"])
         # Day tables: every day a row can name (issuance up to 5 years and 200 days ago, notAfter up
-        # to 5 years ahead), indexed from `self.base`.
+        # to 5 years ahead), indexed from `self.base` (days since 1970-01-01).
         today_n = (today - _EPOCH_DAY).days
         self.base = today_n - 6 * 366
         days = [_EPOCH_DAY + timedelta(days=self.base + i) for i in range(12 * 366)]
         self.iso = _objects(d.isoformat() for d in days)
         self.iso_sp = _objects(f"{d} " for d in days)
-        self.compact = _objects(f"{d:%Y%m%d}" for d in days)
+        self.compact = Texts(f"{d:%Y%m%d}" for d in days)
         self.year = np.array([d.year for d in days])
         self.md = np.array([d.month * 100 + d.day for d in days])
-        self.ybase = days[0].year
-        self.ystr = _objects(str(self.ybase + i) for i in range(20))
-        self.mdstr = _objects(f"-{i // 100:02d}-{i % 100:02d} 14:59:59.000000" for i in range(1300))
         micro = f".{now.microsecond:06d}"
         self.tod = _objects(f"{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}{micro}" for t in range(_DAY))
-        self.hms = _objects(f"{t // 3600:02d}{t // 60 % 60:02d}{t % 60:02d}" for t in range(_DAY))
-        self.d3 = _objects(f"{i:03d}" for i in range(1000))
+        self.hms = Texts(f"{t // 3600:02d}{t // 60 % 60:02d}{t % 60:02d}" for t in range(_DAY))
+        self.d3 = Texts(f"{i:03d}" for i in range(1000))
         # Birth tables by age in days: the encoded date of birth, whether a signature certificate
         # may be issued (ca.issuance.MIN_SIGN_AGE), the birthday as month * 100 + day.
         births = [today - timedelta(days=a) for a in range(_MAX_AGE_DAYS)]
-        self.dob = _objects(b4.encode_dob(b) for b in births)
+        self.dob = Texts(b4.encode_dob(b) for b in births)
         self.adult = np.array([b4.age_on(b, today) >= MIN_SIGN_AGE for b in births])
         self.bmd = np.array([b.month * 100 + b.day for b in births])
         self.now_s = self.utc(np.array([self.now]))[0]
-        self.tomorrow = (today + timedelta(days=1)).isoformat()
-        self.states = _objects(_STATES[f] for f in _FATE_LIST)
+        self.tomorrow = today_n + 1
+        self.states = Texts(_STATES[f] for f in _FATE_LIST)
+        self.statuses = Texts([_GOOD, _REVOKED])
         self.fate_edges = np.array(_FATE_EDGES)
         self.expired = _FATE_LIST.index("expired")
         self.reasons = {k: _objects(_REASONS[f, k] for f in _FATE_LIST) for k in KINDS}
+        #: the reason codes as numbers, -1 where the fate revokes nothing (NULL in the row)
+        self.reason_codes = {k: np.array([-1 if (r := _REASONS[f, k]) is None else r for f in _FATE_LIST])
+                             for k in KINDS}
         self.revokes = {k: np.array([_REASONS[f, k] is not None for f in _FATE_LIST]) for k in KINDS}
 
     def utc(self, epoch: np.ndarray) -> np.ndarray:
-        """'YYYY-MM-DD HH:MM:SS.ffffff' of each UTC epoch second."""
+        """'YYYY-MM-DD HH:MM:SS.ffffff' of each UTC epoch second (with the clock's microseconds)."""
         out: np.ndarray = self.iso_sp[epoch // _DAY - self.base] + self.tod[epoch % _DAY]
         return out
 
-    def chunk(self, index: int, first_holder: int, size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """(holder columns, certificate columns) of holders ``first_holder`` .. ``+size``, in
-        :data:`HOLDER_COLUMNS` and :data:`CERT_COLUMNS` order (:data:`PG_CERT_COLUMNS` on
-        PostgreSQL); signature rows, then user-auth rows."""
+    def unix_us(self, epoch: np.ndarray) -> np.ndarray:
+        """Microseconds since 1970 of each UTC epoch second, with the clock's microseconds as :meth:`utc`."""
+        out: np.ndarray = epoch * 1_000_000 + self.micro
+        return out
+
+    def draw(self, index: int, first_holder: int, size: int) -> _Draw:
+        """Holders ``first_holder`` .. ``+size`` and their certificates: signature, then user-auth."""
         rng = np.random.default_rng([self.seed, index])
         hid = np.arange(first_holder, first_holder + size, dtype=np.int64)
         # Serials, revocation-sequence values and (PostgreSQL) ids were reserved for the whole run:
         # one per holder and kind (a minor's unused signature serial is a gap, as counters and
         # sequences allow).
         offset = hid - self.first_holder
-        m = rng.integers(0, len(self.codes), size)
-        nm = rng.integers(0, len(self.names), size)
+        m = rng.integers(0, len(self.codes.str), size)
+        nm = rng.integers(0, len(self.names.str), size)
         age = rng.integers(0, _MAX_AGE_DAYS, size)
-        sfx = rng.integers(0, len(self.suffixes), size)
+        sfx = rng.integers(0, len(self.suffixes.str), size)
         fate = np.searchsorted(self.fate_edges, rng.integers(0, 65536, size), side="right")
         off = rng.integers(0, 3 * 365 * _DAY, size)
         rv = rng.integers(0, 400 * _DAY, size)
-        gender = np.where(rng.integers(0, 2, size) == 0, "1", "2").astype(object)
+        gender = rng.integers(0, 2, size)
         expired = fate == self.expired
         now = self.now
         # Issuance: within the last 3 years; an expired certificate 5 years and up to 200 days ago,
@@ -379,48 +391,134 @@ class _Generator:
         this_year = np.where(feb29 & ~_leap(year), 228, bmd)
         end_year = year + np.where(this_year > md, 4, 5)
         end_md = np.where(feb29 & ~_leap(end_year), 228, bmd)
-        na = self.ystr[end_year - self.ybase] + self.mdstr[end_md]
-        gone = (now - (1 + rv % 180) * _DAY) // _DAY - self.base
-        na[expired] = self.iso[gone[expired]] + " 14:59:59.000000"
-        nb_s = self.utc(nb)
-        na_day = _prefix10(na)
-        expiry = np.where(na_day > self.tomorrow, na_day, self.tomorrow)
-        code = self.codes[m]
-        address = self.prefixes[m] + self.suffixes[sfx]
-        holders = [hid, self.names[nm], self.dob[age], gender, address, self.name_flags[nm],
-                   self.zeros[self.prefix_len[m] + self.suffix_len[sfx]], code, expiry, self.states[fate],
+        first_of_month = ((end_year - 1970) * 12 + end_md // 100 - 1).astype("datetime64[M]")
+        na_day = first_of_month.astype("datetime64[D]").astype(np.int64) + end_md % 100 - 1
+        na_day[expired] = ((now - (1 + rv % 180) * _DAY) // _DAY)[expired]
+        kinds = []
+        for kind, rows in ((Kind.SIGN, np.flatnonzero(self.adult[age])), (Kind.AUTH, np.arange(size))):
+            pos = 2 * offset[rows] + (0 if kind == Kind.SIGN else 1)
+            serial = (self.sign_first if kind == Kind.SIGN else self.auth_first) + offset[rows]
+            # 23 opaque characters [S] (profile.auth_cn): base32's alphabet is a subset of its own.
+            letters = _B32[rng.integers(0, 32, (size, 23), dtype=np.uint8)] if kind == Kind.AUTH else None
+            revoked = self.revokes[kind][fate[rows]]
+            kinds.append(_KindDraw(kind, rows, serial, pos, revoked, np.where(revoked, self.seq_first + pos, 0),
+                                   self.key_ids[rng.integers(0, len(self.key_ids), len(rows))], letters))
+        return _Draw(hid, m, nm, age, sfx, fate, gender, nb, na_day, np.minimum(now, nb + 3600 + rv), kinds)
+
+    def sign_cn(self, d: _Draw, k: _KindDraw) -> tuple[Piece, ...]:
+        """profile.sign_cn: issuance time (JST) + 6-digit sequence + office code [S], as pieces."""
+        t = d.nb[k.rows] + _JST_OFFSET
+        six = k.serial % 1_000_000
+        return (self.compact.at(t // _DAY - self.base), self.hms.at(t % _DAY), self.d3.at(six // 1000),
+                self.d3.at(six % 1000), self.codes.at(d.m[k.rows]))
+
+    def text(self, d: _Draw) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(holder columns, certificate columns) of strings and numbers, in :data:`HOLDER_COLUMNS`
+        and :data:`CERT_COLUMNS` order."""
+        nb_s = self.utc(d.nb)
+        na = self.iso_sp[d.na_day - self.base] + "14:59:59.000000"
+        size = len(d.hid)
+        holders = [d.hid, self.names.str[d.nm], self.dob.str[d.age], self.genders.str[d.gender],
+                   self.prefixes.str[d.m] + self.suffixes.str[d.sfx], self.name_flags.str[d.nm],
+                   self.zeros.str[self.prefix_len[d.m] + self.suffix_len[d.sfx]], self.codes.str[d.m],
+                   self.iso[np.maximum(d.na_day, self.tomorrow) - self.base], self.states.str[d.fate],
                    nb_s, np.full(size, self.now_s, dtype=object)]
-        revoked_at = self.utc(np.minimum(now, nb + 3600 + rv))
-        adult = self.adult[age]
+        revoked_at = self.utc(d.revoked_at)
         certs = []
-        for kind, rows in ((Kind.SIGN, np.flatnonzero(adult)), (Kind.AUTH, np.arange(size))):
-            k_off = offset[rows]
-            if kind == Kind.SIGN:
-                serial = self.sign_first + k_off
-                # profile.sign_cn: issuance time (JST) + 6-digit sequence + office code [S]
-                t = nb[rows] + _JST_OFFSET
-                six = serial % 1_000_000
-                cn = (self.compact[t // _DAY - self.base] + self.hms[t % _DAY] + self.d3[six // 1000]
-                      + self.d3[six % 1000] + code[rows])
-                pos = 2 * k_off
+        for k in d.kinds:
+            rows, n = k.rows, len(k.rows)
+            if k.letters is None:
+                cn = functools.reduce(np.add, (mat.view(f"S{mat.shape[1]}").ravel() for mat, _ in self.sign_cn(d, k)))
             else:
-                serial = self.auth_first + k_off
-                # 23 opaque characters [S] (profile.auth_cn): base32's alphabet is a subset of its own.
-                letters = _B32[rng.integers(0, 32, (size, 23), dtype=np.uint8)]
-                cn = letters.view("S23").ravel().astype("U23").astype(object)
-                pos = 2 * k_off + 1
-            seq = self.seq_first + pos
-            f = fate[rows]
-            revoked = self.revokes[kind][f]
-            n = len(rows)
-            ca_id = self.sign_id if kind == Kind.SIGN else self.auth_id
-            certs.append([np.full(n, ca_id), np.full(n, str(kind.value), dtype=object), serial, hid[rows],
-                          code[rows], cn, nb_s[rows], na[rows], np.where(revoked, _REVOKED, _GOOD).astype(object),
-                          np.where(revoked, revoked_at[rows], _NONE), self.reasons[kind][f],
-                          np.where(revoked, seq, 0), nb_s[rows],
-                          self.key_ids[rng.integers(0, len(self.key_ids), n)],
-                          *([self.id_first + pos] if self.pg else [])])
+                cn = k.letters.view("S23").ravel()
+            certs.append([np.full(n, self.ca_ids[k.kind]), np.full(n, str(k.kind.value), dtype=object), k.serial,
+                          d.hid[rows], self.codes.str[d.m[rows]], cn.astype(f"U{cn.itemsize}").astype(object),
+                          nb_s[rows], na[rows], self.statuses.str[k.revoked.astype(np.int64)],
+                          np.where(k.revoked, revoked_at[rows], _NONE), self.reasons[k.kind][d.fate[rows]],
+                          k.seq, nb_s[rows], k.key])
         return holders, [np.concatenate(c) for c in zip(*certs, strict=True)]
+
+    def binary(self, d: _Draw) -> tuple[bytes, bytes]:
+        """(holders, certificates) as PostgreSQL binary COPY streams, in :data:`HOLDER_COLUMNS` and
+        :data:`PG_CERT_COLUMNS` order; the column types are those of :mod:`jpki_mock.ca.models`."""
+        nb_us = self.unix_us(d.nb)
+        holders = Rows(len(d.hid), len(HOLDER_COLUMNS))
+        holders.ints(d.hid, ">i4")
+        holders.text(self.names.at(d.nm))
+        holders.text(self.dob.at(d.age))
+        holders.text(self.genders.at(d.gender))
+        holders.text(self.prefixes.at(d.m), self.suffixes.at(d.sfx))
+        holders.text(self.name_flags.at(d.nm))
+        holders.text(self.zeros.at(self.prefix_len[d.m] + self.suffix_len[d.sfx]))
+        holders.text(self.codes.at(d.m))
+        holders.dates(np.maximum(d.na_day, self.tomorrow))
+        holders.text(self.states.at(d.fate))
+        holders.timestamps(nb_us)
+        holders.timestamps(self.unix_us(np.array(self.now)))
+        na_us = (d.na_day * _DAY + 14 * 3600 + 59 * 60 + 59) * 1_000_000
+        revoked_us = self.unix_us(d.revoked_at)
+        certs = []
+        for k in d.kinds:
+            rows = k.rows
+            r = Rows(len(rows), len(PG_CERT_COLUMNS))
+            r.ints(self.ca_ids[k.kind], ">i4")
+            r.constant(str(k.kind.value).encode())
+            r.ints(k.serial, ">i8")
+            r.ints(d.hid[rows], ">i4")
+            r.text(self.codes.at(d.m[rows]))
+            if k.letters is None:
+                r.text(*self.sign_cn(d, k))
+            else:
+                r.text((k.letters, 23))
+            r.timestamps(nb_us[rows])
+            r.timestamps(na_us[rows])
+            r.text(self.statuses.at(k.revoked.astype(np.int64)))
+            r.timestamps(revoked_us[rows], null=~k.revoked)
+            r.ints(self.reason_codes[k.kind][d.fate[rows]], ">i2", null=~k.revoked)
+            r.ints(k.seq, ">i8")
+            r.timestamps(nb_us[rows])
+            r.ints(k.key, ">i2")
+            r.ints(self.id_first + k.pos, ">i8")
+            certs.append(r)
+        return stream(holders), stream(*certs)
+
+
+@dataclass
+class _KindDraw:
+    """One kind's certificates of a chunk: which holders (``rows``, indexes into the chunk), and
+    what was drawn or reserved for each."""
+
+    kind: Kind
+    rows: np.ndarray
+    serial: np.ndarray
+    #: place in the run's reserved ranges: 2 per holder, signature then user-auth
+    pos: np.ndarray
+    revoked: np.ndarray
+    #: revocation sequence value, 0 where not revoked
+    seq: np.ndarray
+    #: seed key id
+    key: np.ndarray
+    #: user-auth: the CN's bytes, one row each
+    letters: np.ndarray | None
+
+
+@dataclass
+class _Draw:
+    """A chunk's holders as numbers: table indexes (municipality, name, age in days, address
+    suffix, fate, gender), issuance and revocation times (epoch seconds, UTC), the notAfter day
+    (days since 1970-01-01), and its certificates of each kind."""
+
+    hid: np.ndarray
+    m: np.ndarray
+    nm: np.ndarray
+    age: np.ndarray
+    sfx: np.ndarray
+    fate: np.ndarray
+    gender: np.ndarray
+    nb: np.ndarray
+    na_day: np.ndarray
+    revoked_at: np.ndarray
+    kinds: list[_KindDraw]
 
 
 #: base32's alphabet (RFC 4648 section 6), as bytes to index with random numbers
@@ -437,15 +535,10 @@ def _objects(values: Iterable[Any]) -> np.ndarray:
     return out
 
 
-def _prefix10(values: np.ndarray) -> np.ndarray:
-    """Each string's first 10 characters (the date of 'YYYY-MM-DD HH:MM:SS...')."""
-    return _objects(v[:10] for v in values)
-
-
 @dataclass
 class _Chunk:
-    """One chunk, ready for the writer: the rows (a serialized SQLite database, or COPY text for
-    PostgreSQL) and what the writer reports."""
+    """One chunk, ready for the writer: the rows (a serialized SQLite database, or binary COPY
+    streams for PostgreSQL) and what the writer reports."""
 
     payload: bytes | tuple[bytes, bytes]
     holders: int
@@ -499,19 +592,6 @@ def _staged(holders: list[np.ndarray], certs: list[np.ndarray], constants: tuple
         con.close()
 
 
-def _copy_text(cols: list[np.ndarray]) -> bytes:
-    r"""The rows in COPY's text format: tab-separated, ``\N`` for NULL.  No value holds a tab, a
-    newline or a backslash (names, addresses and codes come from the tables above)."""
-    texts: list[list[str]] = []
-    for col in cols:
-        values = col.tolist()
-        if col.dtype == object:
-            texts.append([v if isinstance(v, str) else r"\N" if v is None else str(v) for v in values])
-        else:
-            texts.append(list(map(str, values)))
-    return ("\n".join(map("\t".join, zip(*texts, strict=True))) + "\n").encode()
-
-
 _GEN: list[_Generator] = []
 
 
@@ -519,12 +599,12 @@ def _generate(job: tuple[int, int, int]) -> _Chunk:
     """One chunk, in a generator process (``_GEN`` was set before the fork) or in the writer."""
     index, first_holder, size = job
     gen = _GEN[0]
-    holders, certs = gen.chunk(index, first_holder, size)
-    seqs = certs[CERT_COLUMNS.index("status_seq")]
+    d = gen.draw(index, first_holder, size)
+    payload = gen.binary(d) if gen.pg else _staged(*gen.text(d), (gen.now_s, gen.ca_ids[Kind.SIGN],
+                                                                   gen.ca_ids[Kind.AUTH]))
+    seqs = np.concatenate([k.seq for k in d.kinds])
     revoked = int(np.count_nonzero(seqs))
-    pairs = sorted(set(zip(certs[0].tolist(), certs[CERT_COLUMNS.index("municipality")].tolist(), strict=True)))
-    payload = (_copy_text(holders), _copy_text(certs)) if gen.pg else \
-        _staged(holders, certs, (gen.now_s, gen.sign_id, gen.auth_id))
+    pairs = sorted({(gen.ca_ids[k.kind], str(code)) for k in d.kinds for code in gen.codes.str[np.unique(d.m[k.rows])]})
     return _Chunk(payload, size, len(seqs), revoked, int(seqs.max()) if revoked else 0, pairs)
 
 

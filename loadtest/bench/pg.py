@@ -18,7 +18,8 @@ from pathlib import Path
 
 from jpki_mock.loadtest.procs import free_port
 
-__all__ = ["as_pg", "create_database", "free_port", "pg_bin", "start_cluster", "start_server", "stop_cluster"]
+__all__ = ["as_pg", "create_database", "drop_database", "free_port", "pg_bin", "start_cluster", "start_server",
+           "stop_cluster"]
 
 
 def pg_bin(name: str) -> str:
@@ -78,3 +79,12 @@ def create_database(url: str, prefix: str = "t_") -> str:
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(url: str) -> None:
+    """Drop the database at ``url`` (made by :func:`create_database`), on its cluster."""
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres".replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')

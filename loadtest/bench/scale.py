@@ -45,6 +45,7 @@ from pathlib import Path
 from jpki_mock.loadtest import ocsp_requests as oreq
 from jpki_mock.loadtest.bench import answer_bytes
 from jpki_mock.loadtest.bench.ocsp import HOST, Server, bench_lock, fetch, http, jpki, write_lines
+from jpki_mock.loadtest.bench.seed import settle
 from jpki_mock.loadtest.bench.wrk import WrkResult, run_wrk, wrk_binary
 from jpki_mock.ocsp.request import MAX_CACHED_CERT_IDS
 
@@ -167,28 +168,6 @@ class Population:
     @property
     def base(self) -> str:
         return f"http://{HOST}:{self.port}"
-
-
-def cpu_idle(seconds: float = 1.0) -> float:
-    """The share of the machine's CPU time that was idle over the next ``seconds`` (/proc/stat)."""
-    def sample() -> tuple[int, int]:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return sum(fields), fields[3] + fields[4]  # idle + iowait
-
-    total0, idle0 = sample()
-    time.sleep(seconds)
-    total1, idle1 = sample()
-    return (idle1 - idle0) / max(1, total1 - total0)
-
-
-def settle(idle: float = 0.9, limit: float = 30.0) -> None:
-    """Before seeding: flush what earlier work left to write and wait (up to ``limit`` s) for the
-    machine to be idle.  Seeding a second store right after a run had it 10 to 20 % slower than
-    seeding it after a pause (the kernel still freeing and writing back the last run's gigabytes)."""
-    os.sync()
-    deadline = time.monotonic() + limit
-    while cpu_idle() < idle and time.monotonic() < deadline:
-        pass
 
 
 def prepare(label: str, records: int, port: int, args: argparse.Namespace, rng: random.Random) -> Population:

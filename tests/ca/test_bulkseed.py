@@ -20,9 +20,9 @@ from jpki_mock.ca.models import Certificate, Holder
 from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream
 from jpki_mock.vocab import CertState, Kind
 from tests.support import HOLDER
-from tests.support.pki import fresh_pg_database
 from tests.support.crl import entries
 from tests.support.ocsp import call, cert_id, multi_request, ocsp_app
+from tests.support.pki import T0, fresh_pg_database
 
 N = 400
 
@@ -240,6 +240,33 @@ def test_the_population_is_the_same_whatever_the_generating_processes(rt_factory
     finally:
         bulkseed.CHUNK = chunk
     assert rows(one) == rows(two) and len(rows(one)) > 400
+
+
+def test_sqlite_and_postgresql_receive_the_same_population(rt_factory, tmp_path):
+    """SQLite's rows are joined strings, PostgreSQL's binary COPY rows (ca.pgcopy): read back
+    through the ORM, a given seed is the same population in both, to the microsecond (the clock
+    has some)."""
+    from jpki_mock.ca.bulkseed import CERT_COLUMNS, HOLDER_COLUMNS
+    from jpki_mock.clock import FixedClock
+
+    clock = FixedClock(T0.replace(microsecond=123_456))
+    stores = [rt_factory(tmp_path / "lite", clock),
+              rt_factory(tmp_path / "pg", clock, database_url=fresh_pg_database())]
+    seen = []
+    for rt in stores:
+        seed_records(rt, 1500, rng_seed=11, key_pool=2, progress=False, workers=0)
+        with rt.store.session() as s:
+            holders = [tuple(getattr(h, c) for c in HOLDER_COLUMNS)
+                       for h in s.scalars(select(Holder).order_by(Holder.id))]
+            certs = [tuple(getattr(c, k) for k in CERT_COLUMNS)
+                     for c in s.scalars(select(Certificate).order_by(Certificate.kind, Certificate.serial))]
+        seen.append((holders, certs))
+    (lite_h, lite_c), (pg_h, pg_c) = seen
+    assert len(lite_h) == 1500 and len(lite_c) > 1500
+    assert any(c[CERT_COLUMNS.index("revoked_at")] is not None for c in lite_c)
+    assert lite_h == pg_h
+    assert lite_c == pg_c
+    assert {c[CERT_COLUMNS.index("not_before")].microsecond for c in pg_c} == {123_456}
 
 
 def test_each_record_is_what_the_profile_makes_of_its_holder(db_rt):
