@@ -1,11 +1,12 @@
 """Seeding benchmark: `jpki-mock seed --holders N` three times in fresh data directories.
 
-    python -m jpki_mock.loadtest.bench.seed [--holders 100000] [--runs 3] [--lazy] [--postgres]
+    python -m jpki_mock.loadtest.bench.seed [--holders 100000] [--runs 3] [--lazy] [--postgres] [--settle-seconds 30]
 
 ``--lazy`` seeds certificate records without signing them (``jpki-mock seed --lazy``, national
 scale: docs/loadtest.md "National scale").  ``--postgres`` seeds into a throwaway PostgreSQL
-cluster on 127.0.0.1 (a new database each run; the cluster is stopped and removed at the end)
-instead of the data directory's SQLite file.
+cluster on 127.0.0.1 (a new database each run, dropped after it; the cluster is stopped and
+removed at the end) instead of the data directory's SQLite file.  Before each run the machine's
+dirty pages are flushed and the run waits (up to ``--settle-seconds``) for idle cores.
 
 Beside each run it measures the machine's single-thread RSA-2048 signing rate (the floor of
 any certificate's cost), so a figure taken on a busy shared machine can be read as a ratio.
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--lazy", action="store_true", help="records only, each signed on first use")
     parser.add_argument("--postgres", action="store_true", help="into a throwaway PostgreSQL cluster")
+    parser.add_argument("--settle-seconds", type=float, default=30.0,
+                        help="before each run, wait up to this long for an idle machine")
     args = parser.parse_args(argv)
     results, signs = [], []
     cluster = start_cluster() if args.postgres else None
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.runs):
             signs.append(rsa_sign_rate())
             url = create_database(cluster[0], "seed_") if cluster else None
-            settle()
+            settle(limit=args.settle_seconds)
             results.append(run_once(args.holders, args.workers, args.lazy, url))
             print(f"rsa_sign_per_s={signs[-1]:.0f}", flush=True)
             if url:
