@@ -18,8 +18,8 @@ from pathlib import Path
 
 from jpki_mock.loadtest.procs import free_port
 
-__all__ = ["as_pg", "create_database", "drop_database", "free_port", "pg_bin", "start_cluster", "start_server",
-           "stop_cluster"]
+__all__ = ["as_pg", "create_database", "drop_database", "free_port", "libpq_url", "pg_bin", "start_cluster",
+           "start_server", "stop_cluster"]
 
 
 def pg_bin(name: str) -> str:
@@ -71,12 +71,17 @@ def stop_cluster(data: Path, tmp: str) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def libpq_url(url: str) -> str:
+    """The SQLAlchemy URL ``url`` as psycopg (libpq) takes it: without the ``+psycopg`` driver."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
 def create_database(url: str, prefix: str = "t_") -> str:
     """A new empty database on the cluster at ``url``; returns its SQLAlchemy URL."""
     import psycopg
 
     name = prefix + uuid.uuid4().hex[:12]
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return url.rsplit("/", 1)[0] + "/" + name
 
@@ -86,5 +91,5 @@ def drop_database(url: str) -> None:
     import psycopg
 
     base, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{base}/postgres".replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(f"{base}/postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')

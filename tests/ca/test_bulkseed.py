@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from jpki_mock.ca.bulkseed import _Writer, seed_records
 from jpki_mock.ca.models import Certificate, Holder
 from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream
+from jpki_mock.loadtest.bench.pg import libpq_url
 from jpki_mock.vocab import CertState, Kind
 from tests.support import HOLDER
 from tests.support.crl import entries
@@ -95,7 +96,7 @@ def test_ids_reserved_on_postgresql_hold_off_other_sessions_until_committed(rt_f
     other: list[int] = []
 
     def take() -> None:
-        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        with psycopg.connect(libpq_url(url)) as conn:
             other.append(conn.execute("SELECT nextval(pg_get_serial_sequence('certificates', 'id'))").fetchone()[0])
 
     thread = threading.Thread(target=take)

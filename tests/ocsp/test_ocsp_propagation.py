@@ -18,6 +18,7 @@ from jpki_mock.clock import SystemClock
 from jpki_mock.epoch import ACCESS_CHANNEL, REVOCATION_CHANNEL, SequenceListener, listener_for
 from jpki_mock.epoch import REVOCATION_SEQ as KERNEL_REVOCATION_SEQ
 from jpki_mock.errors import Unauthorized
+from jpki_mock.loadtest.bench.pg import libpq_url
 from tests.support import Server, fresh_pg_database, open_runtime
 from tests.support.ocsp import get_path, issue, request_der
 
@@ -137,7 +138,7 @@ def test_listener_is_pushed_revocations_and_survives_a_lost_connection(tmp_path)
             time.sleep(0.001)
         assert cell[0] == seq and listener.notifications >= 1
         # the database drops the listener's connection: it reconnects and polls on the way back
-        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        with psycopg.connect(libpq_url(url), autocommit=True) as conn:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                          "WHERE application_name = 'jpki-sequence-listener'")
         deadline = time.monotonic() + 5
