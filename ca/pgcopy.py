@@ -79,8 +79,15 @@ class Rows:
         """An integer column: ``dtype`` '>i2' (smallint), '>i4' (integer) or '>i8' (bigint);
         NULL where ``null`` is true."""
         size = np.dtype(dtype).itemsize
+        column = np.broadcast_to(values, (self.n,))
+        # numpy's cast wraps a value too large for the type without a word: a wrong row, not an error
+        shown = column if null is None else column[~null]
+        info = np.iinfo(np.dtype(dtype))
+        if shown.size and (shown.min() < info.min or shown.max() > info.max):
+            raise ValueError(f"column {self.added + 1}: values {shown.min()} to {shown.max()} do not fit a "
+                             f"{8 * size}-bit integer ({info.min} to {info.max})")
         self._length(size if null is None else np.where(null, -1, size))
-        self.parts.append(_network(np.broadcast_to(values, (self.n,)), dtype))
+        self.parts.append(_network(column, dtype))
         self.masks.append(None if null is None else np.broadcast_to(~null[:, None], (self.n, size)))
 
     def timestamps(self, unix_us: np.ndarray | int, null: np.ndarray | None = None) -> None:

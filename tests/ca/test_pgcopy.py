@@ -9,16 +9,17 @@ import psycopg
 import pytest
 
 from jpki_mock.ca.pgcopy import Rows, Texts, stream
+from jpki_mock.loadtest.bench.pg import libpq_url
 from tests.support.pki import fresh_pg_database
 
 TABLE = ("CREATE TABLE t (a smallint, b integer, c bigint, d timestamp, e date, f varchar(40), "
          "g varchar(10), h varchar(4))")
 
 
-def _load(*rows: Rows) -> list[tuple]:
-    url = fresh_pg_database().replace("postgresql+psycopg://", "postgresql://")
+def _load(*rows: Rows, table: str = TABLE) -> list[tuple]:
+    url = libpq_url(fresh_pg_database())
     with psycopg.connect(url) as conn:
-        conn.execute(TABLE)
+        conn.execute(table)
         with conn.cursor() as cur, cur.copy("COPY t FROM STDIN (FORMAT BINARY)") as copy:
             copy.write(stream(*rows))
         return conn.execute("SELECT * FROM t").fetchall()
@@ -76,3 +77,12 @@ def test_rows_missing_a_column_are_refused_before_anything_is_sent():
     r.ints(1, ">i4")
     with pytest.raises(ValueError, match="1 columns added to rows of 2"):
         r.data()
+
+
+def test_an_integer_too_large_for_its_column_type_is_refused_not_wrapped():
+    """numpy would cast 40,000 to the smallint -25,536; the row would go in wrong."""
+    r = Rows(3, 1)
+    with pytest.raises(ValueError, match=r"column 1: values 5 to 40000 do not fit a 16-bit integer"):
+        r.ints(np.array([5, 40_000, 7]), ">i2")
+    r.ints(np.array([5, 40_000, 7]), ">i2", null=np.array([False, True, False]))  # NULL: the value is not sent
+    assert _load(r, table="CREATE TABLE t (a smallint)") == [(5,), (None,), (7,)]
