@@ -112,6 +112,8 @@ class _Writer:
         self.engine = rt.store.engine
         self.pg = self.engine.dialect.name == "postgresql"
         self.conn: Any = self.engine.raw_connection()
+        #: the driver's placeholder (psycopg's, sqlite3's)
+        self.mark = "%s" if self.pg else "?"
         #: CREATE INDEX statements to run at :meth:`finish` (:meth:`defer_indexes`)
         self.deferred: list[str] = []
         #: PostgreSQL: whether foreign-key triggers are off for this connection
@@ -204,8 +206,6 @@ class _Writer:
                                              ("certificates", PG_CERT_COLUMNS, certs)):
                     with cur.copy(f"COPY {table} ({','.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
                         copy.write(data)
-                cur.executemany("INSERT INTO cert_partitions (ca_id, municipality) VALUES (%s, %s) "
-                                "ON CONFLICT DO NOTHING", new)
             else:
                 assert isinstance(chunk.payload, bytes)
                 # A fresh schema each chunk: statements prepared against the previous chunk's
@@ -216,8 +216,9 @@ class _Writer:
                 for table, name, columns in (("holders", "h", HOLDER_COLUMNS), ("certificates", "c", CERT_COLUMNS)):
                     values = ",".join(_SELECT[name][c] for c in columns)
                     cur.execute(f"INSERT INTO main.{table} ({','.join(columns)}) SELECT {values} FROM stage.{name}")
-                cur.executemany("INSERT INTO cert_partitions (ca_id, municipality) VALUES (?, ?) "
-                                "ON CONFLICT DO NOTHING", new)
+            # ca.models.note_partitions's statement, on this raw connection
+            cur.executemany(f"INSERT INTO cert_partitions (ca_id, municipality) VALUES ({self.mark}, {self.mark}) "
+                            "ON CONFLICT DO NOTHING", new)
             self.conn.commit()
             self.noted.update(new)
         except BaseException:
@@ -251,7 +252,7 @@ class _Writer:
                 _pragmas(cur, {"mmap_size": str(8 << 30), "cache_size": "-65536", "threads": "2"})
             for ddl in self.deferred:
                 self._create(cur, ddl)
-            self.conn.commit()
+            self.conn.commit()  # the pragmas below do not change inside a transaction
             # Back to what every other connection has (jpki_mock.db, SQLite's defaults).
             _pragmas(cur, {name: normal for name, (_, normal) in _BULK_PRAGMAS.items()})
         cur.close()
@@ -311,9 +312,9 @@ def _key_pool(rt: SeedRuntime, writer: _Writer, size: int, public_keys: list[byt
     cur = writer.conn.cursor()
     cur.execute("SELECT max(id) FROM seed_keys")
     first = int(cur.fetchone()[0] or 0) + 1
-    mark = "%s" if writer.pg else "?"
     ids = list(range(first, first + len(spkis)))
-    cur.executemany(f"INSERT INTO seed_keys (id, spki_der) VALUES ({mark}, {mark})", list(zip(ids, spkis, strict=True)))
+    cur.executemany(f"INSERT INTO seed_keys (id, spki_der) VALUES ({writer.mark}, {writer.mark})",
+                    list(zip(ids, spkis, strict=True)))
     cur.close()
     writer.conn.commit()
     return ids
