@@ -15,11 +15,14 @@
      shuffled list longer than the run can reach, so every request is a first lookup (status
      read, answer signed);
    each figure is the median of the rounds;
-3. for each store, fresh processes again: their RSS once warm (the base), then a run over up to
-   ``--rss-serials`` distinct serials (bounded by ``--rss-seconds``), after which the resident
-   set of each worker (``/proc/<pid>/status`` VmRSS), its evictions and what its budget charged
-   per answer (``/metrics``) are read; and bytes per answer measured by tracemalloc in this
-   process over ``--measure-answers`` answers from the same store (``answer_bytes.py``);
+3. for each store, fresh processes again: their RSS once warm (the base), then a run over
+   ``--rss-serials`` distinct serials (1,000,000; stopped early at ``--rss-seconds``), in wrk
+   runs of at most :data:`RSS_SLICE_SECONDS`, after which the resident set of each worker
+   (``/proc/<pid>/status`` VmRSS), its evictions and what its budget charged per answer
+   (``/metrics``) are read; and bytes per answer measured by tracemalloc in this process over
+   ``--measure-answers`` answers from the same store (``answer_bytes.py``).  The bound it is
+   held to is the budget plus the fixed part: the warm base and two caches of fixed size that
+   fill after it, the CertID parse cache and SQLite's page cache (:func:`page_cache_mb`);
 4. the responders are stopped by their PIDs and the directories removed.
 
 Prints one table and, last, ``small= large= cached_ratio= cold_ratio= cached_p99_ratio=
@@ -52,8 +55,14 @@ from jpki_mock.ocsp.request import MAX_CACHED_CERT_IDS
 PORT = 18092
 #: what an entry of the responder's CertID parse cache costs (ocsp/request.py, measured there)
 CERT_ID_BYTES = 525
+#: the CertID parse cache once full, in MB (bounded at MAX_CACHED_CERT_IDS entries)
+PARSE_CACHE_MB = MAX_CACHED_CERT_IDS * CERT_ID_BYTES / 2**20
 #: wrk lines written per second of the RSS run: above any cold rate seen on this machine
 RSS_LINES_PER_S = 5_000
+#: the longest wrk run of the RSS run: each walks the serials not asked yet from the first, and
+#: is given :data:`RSS_LINES_PER_S` times as many, more than it can reach, so that every
+#: request is a first lookup (wrk would go round its file again)
+RSS_SLICE_SECONDS = 20
 #: certificate records per seeded holder (adults hold two: ca/seed.py MIX and the age spread)
 RECORDS_PER_HOLDER = 1.83
 
@@ -73,6 +82,13 @@ class SizeResult:
     evictions: float
     #: what the budget charged per answer in the server (/metrics), an upper bound of bytes_per_answer
     charged_per_answer: float
+    #: SQLite's page cache a worker holds once full (:func:`page_cache_mb`)
+    page_cache_mb: float
+
+    def rss_bound(self, cache_mb: int) -> float:
+        """What a worker's RSS is held to: the budget, and the fixed part: the warm base and the
+        caches of fixed size that fill after it (CertID parses, SQLite's pages)."""
+        return cache_mb + max(self.base_mb) + PARSE_CACHE_MB + self.page_cache_mb
 
 
 def workers_of(pid: int) -> list[int]:
@@ -92,6 +108,30 @@ def workers_of(pid: int) -> list[int]:
 def rss_mb(pid: int) -> float:
     m = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
     return int(m.group(1)) / 1024 if m else float("nan")
+
+
+def page_cache_mb(env: dict) -> float:
+    """SQLite's page cache in one responder worker once full: a store connection's ``PRAGMA
+    cache_size`` (jpki_mock.db leaves SQLite's default, 2,000 KiB, page headers included) times
+    the connections a worker holds, one a request thread (``ocsp.serve_threads``).  It fills with
+    B-tree pages as first lookups walk the store, after the warm base was measured: measured over
+    230,000 first lookups on the 10 M-record store, workers with a 64 KiB cache stayed 3 to 5 MB
+    smaller.  0 on PostgreSQL, whose cache is the server's."""
+    from jpki_mock.config import load_config
+    from jpki_mock.runtime import Runtime
+
+    rt = Runtime.open(load_config(env))
+    try:
+        if rt.store.engine.dialect.name != "sqlite":
+            return 0.0
+        with rt.store.engine.connect() as conn:
+            size = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+            page = int(conn.exec_driver_sql("PRAGMA page_size").scalar_one())
+        # Negative: KiB; positive: pages (https://www.sqlite.org/pragma.html#pragma_cache_size).
+        per_connection = -size * 1024 if size < 0 else size * page
+        return per_connection * rt.config.ocsp.serve_threads / 2**20
+    finally:
+        rt.close()
 
 
 def targets_of(env: dict, count: int, rng: random.Random, kind: str = "auth"
@@ -160,7 +200,8 @@ class Population:
     seed_rate: float
     files: dict[str, Path]
     cold: int
-    rss: int
+    #: the RSS run's wrk lines, a distinct serial each
+    rss: list[str]
     probe_path: str
     answer_paths: list[str]
     server: Server | None = None
@@ -197,10 +238,8 @@ def prepare(label: str, records: int, port: int, args: argparse.Namespace, rng: 
     cold_lines = lines_for(name_hash, key_hash, cold) + lines_for(sign_name, sign_key, sign_cold)
     rng.shuffle(cold_lines)
     files["cold"] = write_lines(work / "cold.txt", cold_lines)
-    if rss_targets:
-        files["rss"] = write_lines(work / "rss.txt", lines_for(name_hash, key_hash, rss_targets))
     return Population(label, work, env, port, int(seeded["certificates"]), seeded["certs_per_s"], files,
-                      len(cold_lines), len(rss_targets),
+                      len(cold_lines), lines_for(name_hash, key_hash, rss_targets),
                       oreq.get_path("", oreq.request_der(name_hash, key_hash, hot[0].serial)),
                       [oreq.get_path("", oreq.request_der(name_hash, key_hash, t.serial))
                        for t in rest[:args.measure_answers + 1]])
@@ -221,12 +260,26 @@ def measure(pops: list[Population], args: argparse.Namespace, wrk: str) -> dict[
     so a slower minute of this shared machine lands on both sides of each ratio; then the RSS run
     and the bytes per answer of each."""
 
-    def bounded(pop: Population, name: str, seconds: int, threads: int, rate: float = 0.0) -> WrkResult:
+    def bounded(pop: Population, name: str, seconds: int, threads: int, rate: float = 0.0,
+                start: int | None = None) -> WrkResult:
         result, _ = run_wrk(pop.base + "/", pop.files[name], threads=threads, connections=args.connections,
-                            duration=seconds, rate=rate, wrk=wrk)
+                            duration=seconds, rate=rate, wrk=wrk, start=start)
         if result.errors:
             raise RuntimeError(f"{pop.label} {name}: {result.errors} wrong answers of {result.requests}")
         return result
+
+    def rss_run(pop: Population) -> int:
+        """The RSS run: wrk runs one after the other, each from the first serial not asked yet,
+        until every one is asked or ``--rss-seconds`` have passed; how many were asked."""
+        asked, deadline = 0, time.monotonic() + args.rss_seconds
+        while asked < len(pop.rss) and (left := int(deadline - time.monotonic())) >= 1:
+            seconds = min(RSS_SLICE_SECONDS, left)
+            part = pop.rss[asked:asked + seconds * RSS_LINES_PER_S]
+            pop.files["rss"] = write_lines(pop.work / "rss.txt", part)
+            asked += min(bounded(pop, "rss", seconds, 1, start=0).requests, len(part))
+            if args.progress:
+                print(f"{pop.label}: RSS run, {asked} distinct serials", flush=True)
+        return asked
 
     cached: dict[str, list[WrkResult]] = {p.label: [] for p in pops}
     cold: dict[str, list[WrkResult]] = {p.label: [] for p in pops}
@@ -254,9 +307,7 @@ def measure(pops: list[Population], args: argparse.Namespace, wrk: str) -> dict[
         assert pop.server is not None
         bounded(pop, "hot", 1, 1)
         base_mb = [rss_mb(p) for p in workers_of(pop.server.proc.pid)]
-        asked = 0
-        if "rss" in pop.files:  # a small population may have no serial left over
-            asked = min(bounded(pop, "rss", args.rss_seconds, 1).requests, pop.rss)
+        asked = rss_run(pop)  # none in a small population: every serial went to the other runs
         rss = [rss_mb(p) for p in workers_of(pop.server.proc.pid)]
         _, _, text = fetch(pop.base + "/metrics")
         page = text.decode()
@@ -267,7 +318,7 @@ def measure(pops: list[Population], args: argparse.Namespace, wrk: str) -> dict[
         measured = bytes_per_answer(pop.env, pop.answer_paths)
         out[pop.label] = SizeResult(pop.records, pop.seed_rate, median_run(cached[pop.label]),
                                     median_run(cold[pop.label]), rss, asked, measured.per_answer, base_mb,
-                                    evictions, charged)
+                                    evictions, charged, page_cache_mb(pop.env))
     return out
 
 
@@ -305,7 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-serials", type=int, default=6_000,
                         help="distinct serials of each kind for the cold run (more than it can reach)")
     parser.add_argument("--rss-serials", type=int, default=1_000_000)
-    parser.add_argument("--rss-seconds", type=int, default=60)
+    # A million first lookups take about 8 minutes here (about 2,100 a second): the cap leaves
+    # room for a slower machine and keeps the whole run under 15 minutes.
+    parser.add_argument("--rss-seconds", type=int, default=540,
+                        help="the RSS run stops after this long even if not every serial was asked")
     # Small enough that the RSS run fills it several times over (about 2.3 KB an answer): the
     # figure then shows what the budget holds, not a cache that never filled.
     parser.add_argument("--cache-mb", type=int, default=32, help="ocsp.cache_mb of the responder")
@@ -328,9 +382,9 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(pop.work, ignore_errors=True)
     small, large = results["small"], results["large"]
     print(table(results))
-    parse_mb = MAX_CACHED_CERT_IDS * CERT_ID_BYTES / 2**20
     print(f"cache budget {args.cache_mb} MB a worker; RSS bound = budget + base + CertID parse cache "
-          f"({parse_mb:.1f} MB): {args.cache_mb + max(large.base_mb) + parse_mb:.0f} MB (large)")
+          f"({PARSE_CACHE_MB:.1f} MB) + SQLite page cache ({large.page_cache_mb:.1f} MB): "
+          f"{large.rss_bound(args.cache_mb):.1f} MB (large)")
     print(f"minutes={(time.monotonic() - started) / 60:.1f}")
     print(f"small={args.small} large={args.large} cached_ratio={large.cached.rps / small.cached.rps:.2f} "
           f"cold_ratio={large.cold.rps / small.cold.rps:.2f} "

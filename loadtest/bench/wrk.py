@@ -107,12 +107,18 @@ def wrk_binary(install: bool = True) -> str:
 
 def run_wrk(url: str, data_file: Path, *, threads: int, connections: int, duration: int,
             rate: float = 0.0, headers: dict | None = None, timeout_s: int = 2,
-            wrk: str = "wrk") -> tuple[WrkResult, str]:
-    """One bounded wrk run of ``ocsp.lua`` against ``url``; ``rate`` > 0 paces the requests."""
+            wrk: str = "wrk", start: int | None = None) -> tuple[WrkResult, str]:
+    """One bounded wrk run of ``ocsp.lua`` against ``url``; ``rate`` > 0 paces the requests;
+    ``start`` (one thread): walk the file from that line, so the first ``requests`` lines are
+    the ones asked."""
+    if start is not None and threads != 1:
+        raise ValueError(f"start={start}: only one wrk thread walks the file from a given line, not {threads}")
     cmd = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", f"--timeout={timeout_s}s", "--latency"]
     for name, value in (headers or {}).items():
         cmd += ["-H", f"{name}: {value}"]
     cmd += ["-s", str(OCSP_LUA), url, "--", str(data_file), f"{rate:.1f}", str(threads)]
+    if start is not None:
+        cmd.append(str(start))
     env = dict(os.environ, JPKI_BENCH_PACED="1" if rate > 0 else "0")
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 30, check=False)
     if done.returncode != 0:

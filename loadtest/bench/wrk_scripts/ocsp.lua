@@ -1,6 +1,6 @@
 -- wrk script for the OCSP benchmark (loadtest/bench_ocsp.py writes the data file it reads).
 --
---   wrk -t T ... -s ocsp.lua URL -- <data file> <rate per second, 0 = unpaced> <T>
+--   wrk -t T ... -s ocsp.lua URL -- <data file> <rate per second, 0 = unpaced> <T> [<first line>]
 --   (JPKI_BENCH_PACED=1 in the environment turns the pacing on)
 --
 -- Data file, one request per line (hex, space separated):
@@ -84,8 +84,16 @@ function init(args)
   -- wrk.format() uses wrk.headers (wrk -H) only when given no headers: merge them in.
   post_headers = { ["Content-Type"] = "application/ocsp-request" }
   for name, value in pairs(wrk.headers) do post_headers[name] = value end
-  -- Spread the threads over the list, and give each its own random nonces.
-  idx = (id or 1) * 7919 % n
+  -- Spread the threads over the list, and give each its own random nonces.  args[4], when
+  -- given: one thread walks the list from that line (0-based), so the first `requests` lines
+  -- are the ones asked (the scale benchmark's RSS run counts distinct serials so).  One step
+  -- back: wrk calls request() once before the run to check the script (script_verify_request
+  -- in wrk.c) and sends nothing of it, so that call takes the line before the first.
+  if args[4] then
+    idx = (tonumber(args[4]) - 1) % n
+  else
+    idx = (id or 1) * 7919 % n
+  end
   math.randomseed(math.floor(now_ms() * 1000) % 2147483647 + (id or 1) * 104729)
   -- args[3]: the number of wrk threads, each of which sends its share of the target rate.
   if rate > 0 then
