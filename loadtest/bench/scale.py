@@ -59,10 +59,14 @@ CERT_ID_BYTES = 525
 PARSE_CACHE_MB = MAX_CACHED_CERT_IDS * CERT_ID_BYTES / 2**20
 #: wrk lines written per second of the RSS run: above any cold rate seen on this machine
 RSS_LINES_PER_S = 5_000
-#: the longest wrk run of the RSS run: each walks the serials not asked yet from the first, and
-#: is given :data:`RSS_LINES_PER_S` times as many, more than it can reach, so that every
-#: request is a first lookup (wrk would go round its file again)
-RSS_SLICE_SECONDS = 20
+#: the longest wrk run of the RSS run, and the serials it is given a second: each walks the
+#: serials not asked yet from the first and is given more than it can reach at a cold rate
+#: (about 2,100/s here), so that every request is a first lookup (wrk would go round its file
+#: again; on a faster machine the repeats are cache hits, not counted).  Longer runs and fewer
+#: lines: every wrk run spends a moment reading its file, and a million serials at 20 s and
+#: 5,000 lines a second fell short of the cap (979,111 in 540 s).
+RSS_SLICE_SECONDS = 40
+RSS_SLICE_LINES_PER_S = 3_000
 #: certificate records per seeded holder (adults hold two: ca/seed.py MIX and the age spread)
 RECORDS_PER_HOLDER = 1.83
 
@@ -274,7 +278,7 @@ def measure(pops: list[Population], args: argparse.Namespace, wrk: str) -> dict[
         asked, deadline = 0, time.monotonic() + args.rss_seconds
         while asked < len(pop.rss) and (left := int(deadline - time.monotonic())) >= 1:
             seconds = min(RSS_SLICE_SECONDS, left)
-            part = pop.rss[asked:asked + seconds * RSS_LINES_PER_S]
+            part = pop.rss[asked:asked + seconds * RSS_SLICE_LINES_PER_S]
             pop.files["rss"] = write_lines(pop.work / "rss.txt", part)
             asked += min(bounded(pop, "rss", seconds, 1, start=0).requests, len(part))
             if args.progress:
@@ -358,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-serials", type=int, default=1_000_000)
     # A million first lookups take about 8 minutes here (about 2,100 a second): the cap leaves
     # room for a slower machine and keeps the whole run under 15 minutes.
-    parser.add_argument("--rss-seconds", type=int, default=540,
+    parser.add_argument("--rss-seconds", type=int, default=570,
                         help="the RSS run stops after this long even if not every serial was asked")
     # Small enough that the RSS run fills it several times over (about 2.3 KB an answer): the
     # figure then shows what the budget holds, not a cache that never filled.
