@@ -118,9 +118,9 @@ def page_cache_mb(env: dict) -> float:
     """SQLite's page cache in one responder worker once full: a store connection's ``PRAGMA
     cache_size`` (jpki_mock.db leaves SQLite's default, 2,000 KiB, page headers included) times
     the connections a worker holds, one a request thread (``ocsp.serve_threads``).  It fills with
-    B-tree pages as first lookups walk the store, after the warm base was measured: measured over
-    230,000 first lookups on the 10 M-record store, workers with a 64 KiB cache stayed 3 to 5 MB
-    smaller.  0 on PostgreSQL, whose cache is the server's."""
+    B-tree pages as first lookups walk the store, after the warm base was measured: over 230,000
+    first lookups on the 10 M-record store, workers with a 64 KiB cache stayed 3 to 4 MB smaller
+    (docs/loadtest.md, "Memory").  0 on PostgreSQL, whose cache is the server's."""
     from jpki_mock.config import load_config
     from jpki_mock.runtime import Runtime
 
