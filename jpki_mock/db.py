@@ -137,6 +137,11 @@ class Outage:
                     lasted, failures)
 
 
+def libpq_url(url: str) -> str:
+    """The SQLAlchemy URL ``url`` as psycopg (libpq) takes it: without SQLAlchemy's ``+driver``."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)

@@ -45,7 +45,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from jpki_mock.db import Counter, Store
+from jpki_mock.db import Counter, Store, libpq_url
 
 log = logging.getLogger("jpki_mock.epoch")
 
@@ -212,8 +212,8 @@ class SequenceListener:
         url = make_url(store.url)
         if url.get_backend_name() != "postgresql":
             raise ValueError("LISTEN/NOTIFY needs PostgreSQL")
-        #: the psycopg connection string: the store's URL without SQLAlchemy's "+driver"
-        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        #: the psycopg connection string
+        self._conninfo = libpq_url(store.url)
         self._counters = dict(counters)  # channel -> counter name
         self._names = {name: channel for channel, name in self._counters.items()}
         self.poll_seconds = poll_seconds

@@ -16,10 +16,11 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from jpki_mock.db import libpq_url
 from jpki_mock.loadtest.procs import free_port
 
-__all__ = ["as_pg", "create_database", "drop_database", "free_port", "libpq_url", "pg_bin", "start_cluster",
-           "start_server", "stop_cluster"]
+__all__ = ["as_pg", "create_database", "drop_database", "free_port", "pg_bin", "start_cluster", "start_server",
+           "stop_cluster"]
 
 
 def pg_bin(name: str) -> str:
@@ -69,11 +70,6 @@ def stop_cluster(data: Path, tmp: str) -> None:
         with contextlib.suppress(OSError, ValueError):
             os.kill(int(pid_file.read_text().split()[0]), 15)
     shutil.rmtree(tmp, ignore_errors=True)
-
-
-def libpq_url(url: str) -> str:
-    """The SQLAlchemy URL ``url`` as psycopg (libpq) takes it: without the ``+psycopg`` driver."""
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def create_database(url: str, prefix: str = "t_") -> str:

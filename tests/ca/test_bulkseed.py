@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from jpki_mock.ca.bulkseed import _Writer, seed_records
 from jpki_mock.ca.models import Certificate, Holder
 from jpki_mock.crl.publisher import CrlDeps, Publisher, Stream
-from jpki_mock.loadtest.bench.pg import libpq_url
+from jpki_mock.db import libpq_url
 from jpki_mock.vocab import CertState, Kind
 from tests.support import HOLDER
 from tests.support.crl import entries

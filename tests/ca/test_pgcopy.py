@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from jpki_mock.ca.pgcopy import Rows, Texts, stream
-from jpki_mock.loadtest.bench.pg import libpq_url
+from jpki_mock.db import libpq_url
 from tests.support.pki import fresh_pg_database
 
 TABLE = ("CREATE TABLE t (a smallint, b integer, c bigint, d timestamp, e date, f varchar(40), "

@@ -15,10 +15,10 @@ from asn1crypto import ocsp as a_ocsp
 from jpki_mock.access import AccessControl
 from jpki_mock.ca.status import REVOCATION_SEQ
 from jpki_mock.clock import SystemClock
+from jpki_mock.db import libpq_url
 from jpki_mock.epoch import ACCESS_CHANNEL, REVOCATION_CHANNEL, SequenceListener, listener_for
 from jpki_mock.epoch import REVOCATION_SEQ as KERNEL_REVOCATION_SEQ
 from jpki_mock.errors import Unauthorized
-from jpki_mock.loadtest.bench.pg import libpq_url
 from tests.support import Server, fresh_pg_database, open_runtime
 from tests.support.ocsp import get_path, issue, request_der
 
