@@ -112,8 +112,9 @@ class _Writer:
         self.engine = rt.store.engine
         self.pg = self.engine.dialect.name == "postgresql"
         self.conn: Any = self.engine.raw_connection()
-        #: the driver's placeholder (psycopg's, sqlite3's)
-        self.mark = "%s" if self.pg else "?"
+        #: how a query names a bound value in the driver's paramstyle (PEP 249): psycopg's
+        #: "format", sqlite3's "qmark"
+        self.param = "%s" if self.pg else "?"
         #: CREATE INDEX statements to run at :meth:`finish` (:meth:`defer_indexes`)
         self.deferred: list[str] = []
         #: PostgreSQL: whether foreign-key triggers are off for this connection
@@ -217,7 +218,7 @@ class _Writer:
                     values = ",".join(_SELECT[name][c] for c in columns)
                     cur.execute(f"INSERT INTO main.{table} ({','.join(columns)}) SELECT {values} FROM stage.{name}")
             # ca.models.note_partitions's statement, on this raw connection
-            cur.executemany(f"INSERT INTO cert_partitions (ca_id, municipality) VALUES ({self.mark}, {self.mark}) "
+            cur.executemany(f"INSERT INTO cert_partitions (ca_id, municipality) VALUES ({self.param}, {self.param}) "
                             "ON CONFLICT DO NOTHING", new)
             self.conn.commit()
             self.noted.update(new)
@@ -313,7 +314,7 @@ def _key_pool(rt: SeedRuntime, writer: _Writer, size: int, public_keys: list[byt
     cur.execute("SELECT max(id) FROM seed_keys")
     first = int(cur.fetchone()[0] or 0) + 1
     ids = list(range(first, first + len(spkis)))
-    cur.executemany(f"INSERT INTO seed_keys (id, spki_der) VALUES ({writer.mark}, {writer.mark})",
+    cur.executemany(f"INSERT INTO seed_keys (id, spki_der) VALUES ({writer.param}, {writer.param})",
                     list(zip(ids, spkis, strict=True)))
     cur.close()
     writer.conn.commit()
